@@ -1,0 +1,52 @@
+# nfsv3driver: `make run` builds and starts the driver on development defaults,
+# `make test` builds and passes every test. Both install missing Debian packages.
+# Each directory contributes its own fragment (driver/driver.mk, ...); this file
+# holds only what they share.
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+BUILD ?= build
+CC ?= cc
+CFLAGS ?= -O2 -g
+WARNINGS = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+BASE_CFLAGS = -std=gnu11 -D_GNU_SOURCE -Iinclude $(WARNINGS) -fstack-protector-strong -D_FORTIFY_SOURCE=2
+PKG_CONFIG ?= pkg-config
+
+BIN_DIR = $(BUILD)/bin
+HELPER_DIR = $(BUILD)/$(NFSV3_HELPER_SUBDIR)
+NFSV3_HELPER_SUBDIR = libexec/nfsv3driver
+
+# Filled in by the fragments.
+ALL_TARGETS :=
+INSTALL_BINS :=
+INSTALL_HELPERS :=
+TEST_TARGETS :=
+
+.PHONY: all deps test-deps run test install clean
+all: deps $(BUILD)/.built
+
+include driver/driver.mk
+include mounter/mounter.mk
+-include bench/bench.mk
+include test/test.mk
+
+$(BUILD)/.built: $(ALL_TARGETS)
+	@touch $@
+
+# Packages are installed only when missing, so a prepared machine pays nothing.
+deps:
+	@packaging/deps.sh build
+
+test-deps: deps
+	@packaging/deps.sh test
+
+run: all
+	@test/dev-run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/$(NFSV3_HELPER_SUBDIR)
+	install -m 0755 $(INSTALL_BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(INSTALL_HELPERS) $(DESTDIR)$(PREFIX)/$(NFSV3_HELPER_SUBDIR)/
+
+clean:
+	rm -rf $(BUILD)
