@@ -1,0 +1,70 @@
+/*
+ * HTTP/1.1 server on libuv streams (unix sockets and TCP), parsing with
+ * http-parser. It owns connections, framing, limits and timeouts; it hands
+ * each complete request to one callback and sends answers back in request
+ * order (pipelining), whenever the application produces them.
+ */
+#ifndef NFSV3_HTTP_H
+#define NFSV3_HTTP_H
+
+#include <stddef.h>
+#include <stdbool.h>
+#include <uv.h>
+
+struct http_server;
+struct http_request;
+
+/* Limits and timeouts; zero fields take the defaults below. */
+struct http_limits {
+	size_t max_header_bytes;   /* request line + headers; over it: 431 and close (default 16 KiB) */
+	size_t max_body_bytes;     /* body after de-chunking; over it: 413 and close (default 1 MiB) */
+	unsigned idle_timeout_ms;  /* keep-alive connection with nothing in progress (default 60 s) */
+	unsigned read_timeout_ms;  /* a started request must be complete within this (default 10 s) */
+	unsigned max_connections;  /* accepted beyond this are closed at once (default 4096) */
+	unsigned max_pipelined;    /* unanswered requests per connection before reading pauses (default 64) */
+};
+
+/*
+ * Called once per complete request. The request stays valid until
+ * http_respond() is called on it, which must happen exactly once, now or
+ * later, even if the client has gone (the answer is then dropped).
+ */
+typedef void (*http_request_cb)(struct http_request *req, void *data);
+
+struct http_server *http_server_new(uv_loop_t *loop, const struct http_limits *limits,
+				    http_request_cb on_request, void *data);
+
+/*
+ * Listen on "unix:/path" (an existing socket file is replaced, mode 0660)
+ * or "tcp://host:port" (IPv4 literal, [IPv6] literal or "localhost").
+ * Returns 0 or a negative uv error; *why gets a static description.
+ */
+int http_server_listen(struct http_server *srv, const char *address, const char **why);
+
+/* Stop accepting; existing connections keep being served. */
+void http_server_stop_accepting(struct http_server *srv);
+
+/*
+ * Close every listener and connection. Requests not yet answered stay valid
+ * until answered. on_closed runs once everything is closed and freed.
+ */
+void http_server_close(struct http_server *srv, void (*on_closed)(void *data), void *data);
+
+/* Count of open connections (for tests and the admin status). */
+unsigned http_server_connections(const struct http_server *srv);
+
+/* Request accessors. Body is NUL-terminated (body_len excludes the NUL). */
+const char *http_request_method(const struct http_request *req);
+const char *http_request_path(const struct http_request *req); /* without query string */
+const char *http_request_body(const struct http_request *req, size_t *body_len);
+/* Header value by case-insensitive name, or NULL. Repeated headers are joined with ", ". */
+const char *http_request_header(const struct http_request *req, const char *name);
+
+/*
+ * Answer the request: status and a JSON body (copied). Sends
+ * Content-Type: application/json and Content-Length; honours keep-alive
+ * (HTTP/1.1 default, "Connection: close", HTTP/1.0).
+ */
+void http_respond(struct http_request *req, int status, const char *body, size_t body_len);
+
+#endif

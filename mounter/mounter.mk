@@ -1,0 +1,23 @@
+# The privileged side: one binary per helper, sharing privilege.c.
+MOUNTER_CFLAGS = $(BASE_CFLAGS) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags libcap-ng)
+MOUNTER_COMMON = $(BUILD)/mounter/privilege.o
+MOUNT_OBJS = $(patsubst mounter/%.c,$(BUILD)/mounter/%.o,$(wildcard mounter/mount*.c mounter/nfs*.c))
+IDMAPFS_OBJS = $(patsubst mounter/%.c,$(BUILD)/mounter/%.o,$(wildcard mounter/idmapfs*.c))
+
+$(BUILD)/mounter/idmapfs%.o: MOUNTER_CFLAGS += $(shell $(PKG_CONFIG) --cflags fuse3)
+
+$(BUILD)/mounter/%.o: mounter/%.c $(wildcard mounter/*.h) include/nfsv3driver.h
+	@mkdir -p $(@D)
+	$(CC) $(MOUNTER_CFLAGS) -c -o $@ $<
+
+$(HELPER_DIR)/nfsv3driver-mount: $(MOUNT_OBJS) $(MOUNTER_COMMON)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(shell $(PKG_CONFIG) --libs libcap-ng)
+
+$(HELPER_DIR)/nfsv3driver-idmapfs: $(IDMAPFS_OBJS) $(MOUNTER_COMMON)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -pthread -o $@ $^ $(shell $(PKG_CONFIG) --libs libcap-ng fuse3)
+
+MOUNTER_BINS = $(if $(MOUNT_OBJS),$(HELPER_DIR)/nfsv3driver-mount) $(if $(IDMAPFS_OBJS),$(HELPER_DIR)/nfsv3driver-idmapfs)
+ALL_TARGETS += $(MOUNTER_BINS)
+INSTALL_HELPERS += $(MOUNTER_BINS)
