@@ -1,0 +1,234 @@
+#!/bin/bash
+# Build (or find in the cache) the NFS test VM's base image: Debian's kernel
+# and a base initramfs holding the NFS modules, busybox and the kernel NFS
+# server's userspace (rpcbind, rpc.nfsd, rpc.mountd, exportfs, rpc.statd,
+# mount.nfs, rpcinfo) with their shared libraries. Everything comes from
+# Debian's archive through `apt-get download`, unpacked with dpkg-deb, never
+# installed on the host.
+#
+# usage: build.sh            prints the base directory on stdout:
+#                            DIR/vmlinuz DIR/base.cpio.gz DIR/kver DIR/manifest
+# env:   NFSV3_VM_CACHE      cache directory (default /var/cache/nfsv3driver-vm)
+#        NFSV3_VM_KERNEL     kernel package to use, e.g. linux-image-6.1.0-56-amd64
+#                            (default: what linux-image-amd64 depends on, resolved now)
+#        NFSV3_VM_REBUILD=1  rebuild the base image even if cached
+#
+# A warm cache (the .debs and the image for the same inputs) builds nothing and
+# needs no network.
+set -euo pipefail
+vm_prog=vm-build
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/common.sh"
+vm_need_host_tools
+export PATH=$PATH:/usr/sbin:/sbin
+
+debs=$vm_cache/debs
+mkdir -p "$debs"
+
+# The NFS server and client userspace and every library it links, plus
+# busybox for everything else. A library not in this list makes the build
+# fail loudly (see resolve_libs), never silently taken from the host.
+packages="busybox-static libc6 libgcc-s1 nfs-kernel-server nfs-common rpcbind netbase
+	libtirpc3 libtirpc-common libwrap0 libnfsidmap1 libevent-core-2.1-7 libsqlite3-0
+	libgssapi-krb5-2 libkrb5-3 libk5crypto3 libkrb5support0 libcom-err2 libkeyutils1
+	libsystemd0 libcap2 libgcrypt20 libgpg-error0 liblzma5 libzstd1 liblz4-1 libnsl2
+	libmount1 libblkid1 libuuid1 libselinux1 libpcre2-8-0 libdevmapper1.02.1 libudev1
+	libssl3 libreadline8 libtinfo6 libevent-2.1-7 fuse3 libfuse3-3 libcap-ng0"
+
+# The guest's userspace from those packages: name -> guest directory.
+binaries="rpcbind rpcinfo rpc.nfsd rpc.mountd exportfs rpc.statd sm-notify mount.nfs
+	fusermount3"
+
+# Modules to load, in dependency order (resolved with modprobe --show-depends).
+modules="sunrpc grace lockd nfs_acl auth_rpcgss nfs nfsv3 nfsd fuse"
+
+apt_opts=(-q -o APT::Sandbox::User=root)
+
+have_deb() { compgen -G "$debs/${1%%=*}_*.deb" >/dev/null; }
+
+apt_updated=
+apt_update() {
+	[ -n "$apt_updated" ] && return 0
+	vm_log "apt-get update"
+	apt-get "${apt_opts[@]}" update -qq >&2 || vm_die "apt-get update failed: is Debian's archive reachable?"
+	apt_updated=1
+}
+
+# Download the packages not yet cached. A stale package list (a kernel that
+# left the archive) is refreshed once and retried.
+fetch() {
+	local want=() p
+	for p in "$@"; do have_deb "$p" || want+=("$p"); done
+	[ ${#want[@]} -eq 0 ] && return 0
+	vm_log "downloading ${want[*]}"
+	if ! (cd "$debs" && apt-get "${apt_opts[@]}" download "${want[@]}" >&2); then
+		apt_update
+		(cd "$debs" && apt-get "${apt_opts[@]}" download "${want[@]}" >&2) ||
+			vm_die "apt-get download ${want[*]} failed"
+	fi
+}
+
+# The kernel: pinned, or what linux-image-amd64 depends on today.
+kpkg=${NFSV3_VM_KERNEL:-}
+if [ -z "$kpkg" ]; then
+	resolve_kernel() {
+		apt-cache depends linux-image-amd64 2>/dev/null |
+			sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n1
+	}
+	kpkg=$(resolve_kernel)
+	if [ -z "$kpkg" ]; then
+		apt_update
+		kpkg=$(resolve_kernel)
+	fi
+	[ -n "$kpkg" ] || vm_die "cannot resolve the package linux-image-amd64 depends on (set NFSV3_VM_KERNEL)"
+fi
+case $kpkg in
+linux-image-*) ;;
+*) vm_die "NFSV3_VM_KERNEL=$kpkg is not a linux-image-* package" ;;
+esac
+
+# shellcheck disable=SC2086
+fetch "$kpkg" $packages
+
+# The inputs of the image: this script and the exact .deb files.
+deb_files=()
+for p in "$kpkg" $packages; do
+	f=$(compgen -G "$debs/${p%%=*}_*.deb" | sort -V | tail -n1)
+	[ -n "$f" ] || vm_die "no .deb for $p in $debs"
+	deb_files+=("$f")
+done
+key=$( { cat "$here/build.sh"; printf '%s\n' "${deb_files[@]##*/}"; } | sha256sum | cut -c1-16)
+out=$vm_cache/base-$key
+if [ -z "${NFSV3_VM_REBUILD:-}" ] && [ -s "$out/base.cpio.gz" ] && [ -s "$out/vmlinuz" ]; then
+	echo "$out"
+	exit 0
+fi
+
+start=$SECONDS
+vm_log "building base image $out (kernel $kpkg)"
+work=$(mktemp -d "$vm_cache/build.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+stage=$work/stage root=$work/root
+mkdir -p "$stage" "$root"
+
+# The kernel package unpacks once per kernel (a few hundred MB of modules).
+kdeb=${deb_files[0]}
+kstage=$vm_cache/kernel-$(basename "$kdeb" .deb)
+if ! [ -e "$kstage/.done" ]; then
+	rm -rf "$kstage"
+	mkdir -p "$kstage"
+	dpkg-deb -x "$kdeb" "$kstage"
+	touch "$kstage/.done"
+fi
+kver=$(ls "$kstage/lib/modules" | head -n1)
+[ -n "$kver" ] && [ -e "$kstage/boot/vmlinuz-$kver" ] || vm_die "$kdeb holds no kernel"
+[ -e "$kstage/lib/modules/$kver/modules.dep" ] || depmod -b "$kstage" "$kver"
+
+for f in "${deb_files[@]:1}"; do dpkg-deb -x "$f" "$stage"; done
+
+# Guest layout: merged /usr, libraries flat in the multiarch directory.
+mkdir -p "$root"/{usr/bin,usr/sbin,usr/lib/x86_64-linux-gnu,lib64,etc,modules,dev,proc,sys,tmp,run,srv,var/lib/nfs/sm,var/lib/nfs/sm.bak,var/lib/nfs/v4recovery,root,mnt}
+ln -s usr/bin "$root/bin"
+ln -s usr/sbin "$root/sbin"
+ln -s usr/lib "$root/lib"
+chmod 1777 "$root/tmp"
+
+bb=$stage/bin/busybox
+[ -x "$bb" ] || bb=$stage/usr/bin/busybox
+[ -x "$bb" ] || vm_die "busybox-static has no busybox binary"
+cp "$bb" "$root/usr/bin/busybox"
+
+# Copy a userspace binary found anywhere in the stage into usr/sbin.
+for b in $binaries; do
+	f=$(find "$stage"/bin "$stage"/sbin "$stage"/usr/bin "$stage"/usr/sbin -name "$b" \( -type f -o -type l \) 2>/dev/null | head -n1)
+	[ -n "$f" ] || vm_die "$b not found in the downloaded packages"
+	cp -L "$f" "$root/usr/sbin/$b"
+done
+
+# The downloaded dynamic loader lists each binary's libraries; any library it
+# does not find among the downloaded files is an error, not a host fallback.
+ldso=$stage/lib64/ld-linux-x86-64.so.2
+[ -e "$ldso" ] || ldso=$stage/usr/lib64/ld-linux-x86-64.so.2
+[ -e "$ldso" ] || vm_die "libc6 has no ld-linux-x86-64.so.2"
+libpath=$stage/lib/x86_64-linux-gnu:$stage/usr/lib/x86_64-linux-gnu
+for b in $binaries; do
+	list=$("$ldso" --inhibit-cache --library-path "$libpath" --list "$root/usr/sbin/$b") ||
+		vm_die "ld.so cannot load $b: $list"
+	while read -r name arrow path _; do
+		case $name in linux-vdso.so.*|/lib64/ld-linux-x86-64.so.2|*/ld-linux-x86-64.so.2) continue ;; esac
+		[ "$arrow" = "=>" ] || continue
+		case $path in
+		"$stage"/*) cp -L "$path" "$root/usr/lib/x86_64-linux-gnu/$name" ;;
+		*) vm_die "$b needs $name, which is not in the downloaded packages (found: $path); add its package to build.sh" ;;
+		esac
+	done <<<"$list"
+done
+cp -L "$ldso" "$root/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
+# glibc dlopens libgcc_s for thread cancellation and unwinding.
+g=$(compgen -G "$stage/*lib/x86_64-linux-gnu/libgcc_s.so.1" | head -n1)
+[ -n "$g" ] || vm_die "libgcc-s1 has no libgcc_s.so.1"
+cp -L "$g" "$root/usr/lib/x86_64-linux-gnu/libgcc_s.so.1"
+ln -s ../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 "$root/lib64/ld-linux-x86-64.so.2"
+mv "$root/lib64" "$root/usr/lib64" && ln -s usr/lib64 "$root/lib64"
+
+# busybox applets, wherever nothing real is installed.
+"$root/usr/bin/busybox" --list-full | while read -r a; do
+	n=${a##*/}
+	case $a in *sbin/*) d=usr/sbin ;; *) d=usr/bin ;; esac
+	[ -e "$root/usr/sbin/$n" ] || [ -e "$root/usr/bin/$n" ] || [ -L "$root/usr/bin/$n" ] ||
+		ln -s /usr/bin/busybox "$root/$d/$n"
+done
+
+# Modules, flat, with their load order.
+: >"$root/modules/order"
+for m in $modules; do
+	modprobe -d "$kstage" -S "$kver" --show-depends "$m" ||
+		vm_die "modprobe cannot resolve module $m for $kver"
+done | while read -r kind path _; do
+	[ "$kind" = insmod ] || continue
+	n=$(basename "$path")
+	grep -qx "$n" "$root/modules/order" && continue
+	cp "$path" "$root/modules/$n"
+	echo "$n" >>"$root/modules/order"
+done
+[ -s "$root/modules/order" ] || vm_die "no modules resolved"
+
+# /etc: users for rpcbind and statd, name service files, libtirpc's netconfig.
+for f in services protocols rpc netconfig; do
+	[ -e "$stage/etc/$f" ] && cp "$stage/etc/$f" "$root/etc/$f"
+done
+[ -e "$root/etc/netconfig" ] || vm_die "libtirpc-common gave no /etc/netconfig"
+cat >"$root/etc/passwd" <<'EOF'
+root:x:0:0:root:/root:/bin/sh
+_rpc:x:100:65534::/run/rpcbind:/bin/false
+statd:x:101:65534::/var/lib/nfs:/bin/false
+app:x:2000:2000:app:/tmp:/bin/sh
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+EOF
+cat >"$root/etc/group" <<'EOF'
+root:x:0:
+app:x:2000:
+nogroup:x:65534:
+EOF
+printf '127.0.0.1\tlocalhost nfsvm\n::1\tlocalhost ip6-localhost\n' >"$root/etc/hosts"
+printf 'passwd: files\ngroup: files\nhosts: files\nrpc: files\nservices: files\nprotocols: files\n' >"$root/etc/nsswitch.conf"
+echo nfsvm >"$root/etc/hostname"
+: >"$root/etc/exports"
+: >"$root/etc/fstab"
+ln -s /proc/self/mounts "$root/etc/mtab"
+: >"$root/var/lib/nfs/etab" ; : >"$root/var/lib/nfs/rmtab"
+
+mkdir -p "$out.tmp"
+cp "$kstage/boot/vmlinuz-$kver" "$out.tmp/vmlinuz"
+echo "$kver" >"$out.tmp/kver"
+echo "$kpkg" >"$out.tmp/kpkg"
+(cd "$root" && find . | sed 's|^\./||' | sort >"$out.tmp/manifest")
+(cd "$root" && find . | sort | cpio -o -H newc -R +0:+0 --quiet 2>/dev/null) |
+	gzip -1 >"$out.tmp/base.cpio.gz"
+rm -rf "$out"
+mv "$out.tmp" "$out"
+# Keep only this image and the newest kernel unpack; old ones are dead weight.
+for d in "$vm_cache"/base-*; do [ "$d" = "$out" ] || rm -rf "$d"; done
+for d in "$vm_cache"/kernel-*; do [ "$d" = "$kstage" ] || rm -rf "$d"; done
+vm_log "base image built in $((SECONDS - start)) s: $(du -h "$out/base.cpio.gz" | cut -f1) initramfs, kernel $kver"
+echo "$out"

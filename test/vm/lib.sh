@@ -1,0 +1,65 @@
+# Helpers for the VM's case scripts (busybox sh). A case starts with
+#   . /vm/lib.sh
+# and runs in its own scratch directory ($VM_SCRATCH) with the project's build
+# at $NFSV3_BUILD (/build: bin/nfsv3driver, libexec/nfsv3driver/*), also on
+# PATH. Exit 0 is a pass; anything else a fail whose reason is the last line
+# printed (fail "why" prints it and exits 1).
+#
+# The guest's NFS server: exports 127.0.0.1:/srv/export (fresh tmpfs, fsid=1,
+# rw,no_root_squash) and 127.0.0.1:/srv/denied (only for 127.0.0.2: mounting it
+# from here is refused). rpcbind, rpc.mountd and rpc.statd run; no network
+# device exists besides lo.
+
+MOUNT_HELPER=$NFSV3_BUILD/libexec/nfsv3driver/nfsv3driver-mount
+DRIVER=$NFSV3_BUILD/bin/nfsv3driver
+NFS_EXPORT=/srv/export
+NFS_DENIED=/srv/denied
+
+fail() { echo "$*"; exit 1; }
+note() { echo "# $*"; }
+
+# Seconds since boot, with centiseconds; and milliseconds.
+now() { cut -d' ' -f1 /proc/uptime; }
+now_ms() { awk '{printf "%d", $1 * 1000}' /proc/uptime; }
+
+# bg NAME CMD...: run CMD in the background, output in $VM_SCRATCH/NAME.log;
+# its pid is in $BG_PID and it is killed when the case ends.
+bg() {
+	_n=$1; shift
+	"$@" >"$VM_SCRATCH/$_n.log" 2>&1 &
+	BG_PID=$!
+	echo "$BG_PID" >>"$VM_SCRATCH/.pids"
+}
+
+# wait_for SECONDS CMD...: poll CMD every 0.1 s until it succeeds (0) or the
+# time is up (1).
+wait_for() {
+	_end=$(($(now_ms) + $1 * 1000)); shift
+	while ! "$@" >/dev/null 2>&1; do
+		[ "$(now_ms)" -lt "$_end" ] || return 1
+		sleep 0.1
+	done
+}
+
+# expect_fail DESCRIPTION CMD...: CMD must fail; its stderr is in $ERR, exit in $RC.
+expect_fail() {
+	_d=$1; shift
+	ERR=$("$@" 2>&1 >/dev/null) && fail "$_d: succeeded, expected a failure"
+	RC=$?
+	return 0
+}
+
+# run DESCRIPTION CMD...: CMD must succeed; stderr shown on failure.
+run() {
+	_d=$1; shift
+	ERR=$("$@" 2>&1) || fail "$_d: exit $?: $ERR"
+}
+
+# is_mounted PATH: PATH is a mount point in /proc/mounts.
+is_mounted() { awk -v p="$1" '$2 == p {f=1} END {exit !f}' /proc/mounts; }
+mount_opts() { awk -v p="$1" '$2 == p {o=$4} END {print o}' /proc/mounts; }
+
+# The NFS server: stop it (nfsd threads to 0; rpcbind and mountd stay) and
+# start it again. The runner restarts it after a case that left it stopped.
+nfs_server_stop() { rpc.nfsd 0; }
+nfs_server_start() { exportfs -ra && rpc.nfsd -N 4 -V 3 -G 10 -L 10 4; }
