@@ -87,12 +87,30 @@ struct smoke {
 enum step_result { STEP_OK, STEP_FAILED, STEP_SKIPPED };
 
 static void set_why(struct smoke *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * Reasons are printed on one line (the last line names the failed step), so
+ * line breaks and other control characters in a driver's or the kernel's
+ * message become spaces, and trailing blanks go.
+ */
+static void flatten(char *text)
+{
+	size_t len = 0;
+	for (char *c = text; *c; c++) {
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = ' ';
+		if (*c != ' ')
+			len = (size_t)(c - text) + 1;
+	}
+	text[len] = '\0';
+}
+
 static void set_why(struct smoke *s, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(s->why, sizeof(s->why), fmt, ap);
 	va_end(ap);
+	flatten(s->why);
 }
 
 static double now_ms(void)
@@ -738,6 +756,7 @@ static enum step_result run_as_app(struct smoke *s, app_action action)
 			break;
 	}
 	s->why[len] = '\0';
+	flatten(s->why);
 	close(fds[0]);
 
 	int status = 0;

@@ -1,0 +1,450 @@
+#!/bin/bash
+# The "docker" stage of `make test`: the real Docker engine (Debian's docker.io)
+# as a client of our driver, over the legacy plugin socket.
+#
+# It starts a private dockerd (its own data-root, exec-root, socket, pidfile and
+# config under a temp dir; no iptables, no bridge), imports a busybox image made
+# from busybox-static, starts our daemon under a unique plugin name with local
+# sources allowed, and runs each case, printing "docker-case NAME: pass|fail why".
+# The last line is "docker: N passed, N failed". Exit 0 when all pass, 1 when any
+# fails, 77 only when this machine cannot run dockerd at all (with the reason).
+#
+# Everything it starts (containers, dockerd and its containerd, our daemon) is
+# stopped by pid on exit, its mounts are detached and its temp dir removed.
+# NFSV3_DOCKER_KEEP=1 keeps the temp dir (logs) for a post-mortem.
+set -u
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+build=${NFSV3_BUILD:-$top/build}
+driver_bin=$build/bin/nfsv3driver
+docker_bin=/usr/bin/docker
+dockerd_bin=/usr/sbin/dockerd
+image=local/busybox
+plugin=nfsv3test$$
+plugin_dir=/run/docker/plugins
+plugin_sock=$plugin_dir/$plugin.sock
+stage_start=$SECONDS
+
+passed=0 failed=0
+tmp= dockerd_pid= containerd_pid= driver_pid= driver_starts=0
+
+say() { echo "docker: $*"; }
+
+skip() {
+	say "SKIPPED: $*"
+	exit 77
+}
+
+# ---- Cleanup: only what this script started, by pid -------------------------
+
+# Wait until a pid is gone, at most $2 seconds; 1 if it is still there.
+wait_gone() {
+	local pid=$1 tenths=$(($2 * 10))
+	while kill -0 "$pid" 2>/dev/null; do
+		[ "$tenths" -le 0 ] && return 1
+		tenths=$((tenths - 1))
+		sleep 0.1
+	done
+	return 0
+}
+
+# Stop a process we started: SIGTERM, then SIGKILL after $2 seconds; reap it.
+stop_pid() {
+	local pid=$1 grace=$2
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+	if ! wait_gone "$pid" "$grace"; then
+		echo "docker: pid $pid ignored SIGTERM for $grace s, killing it" >&2
+		kill -KILL "$pid" 2>/dev/null
+		wait_gone "$pid" 5
+	fi
+	wait "$pid" 2>/dev/null
+	return 0
+}
+
+# Mount points at or beneath a directory, deepest first.
+mounts_under() {
+	awk -v p="$1" '$5 == p || index($5, p "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r
+}
+
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM HUP
+	if [ -n "$dockerd_pid" ] && kill -0 "$dockerd_pid" 2>/dev/null; then
+		# A shell as PID 1 ignores SIGTERM: remove containers first, or dockerd
+		# takes 10 s per container to stop.
+		local ids
+		ids=$(dk ps -aq 2>/dev/null)
+		[ -n "$ids" ] && dk rm -f $ids >/dev/null 2>&1
+	fi
+	stop_pid "$driver_pid" 10
+	driver_pid=
+	stop_pid "$dockerd_pid" 20
+	# dockerd stops its containerd (which has its own session); make sure.
+	if [ -n "$containerd_pid" ] && [ -n "$tmp" ] &&
+		tr '\0' ' ' 2>/dev/null <"/proc/$containerd_pid/cmdline" | grep -qF "$tmp/"; then
+		kill -TERM "$containerd_pid" 2>/dev/null
+		wait_gone "$containerd_pid" 5 || kill -KILL "$containerd_pid" 2>/dev/null
+	fi
+	rm -f "$plugin_sock"
+	if [ -n "$tmp" ] && [ -d "$tmp" ]; then
+		local m
+		for m in $(mounts_under "$tmp"); do
+			umount -l "$m" 2>/dev/null
+		done
+		if [ "${NFSV3_DOCKER_KEEP:-0}" = 1 ]; then
+			echo "docker: kept $tmp" >&2
+		else
+			# Never across a mount that somehow survived: that would delete through it.
+			rm -rf --one-file-system "$tmp"
+		fi
+	fi
+	exit "$rc"
+}
+
+# ---- Machine prerequisites ------------------------------------------------
+
+[ "$(id -u)" = 0 ] || skip "needs root to run dockerd and mount volumes"
+[ -d /sys/fs/cgroup ] && [ -n "$(ls /sys/fs/cgroup 2>/dev/null)" ] ||
+	skip "no cgroup filesystem mounted: dockerd cannot run containers here"
+
+missing=
+for p in docker.io containerd runc iptables tini busybox-static; do
+	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
+		missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	say "installing$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	{ apt-get update -qq && apt-get install -y -qq --no-install-recommends $missing; } >/dev/null 2>&1 ||
+		skip "cannot install$missing with apt-get (no package source?)"
+fi
+[ -x "$dockerd_bin" ] && [ -x "$docker_bin" ] || skip "$dockerd_bin or $docker_bin missing after install"
+
+if [ ! -x "$driver_bin" ]; then
+	say "FAILED: $driver_bin is not built (make build/bin/nfsv3driver)"
+	say "0 passed, 1 failed"
+	exit 1
+fi
+
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+tmp=$(mktemp -d /tmp/nfsv3-docker.XXXXXX) || skip "cannot make a temp dir under /tmp"
+chmod 0755 "$tmp"
+mkdir -p "$tmp/data" "$tmp/exec" "$tmp/mounts" "$tmp/drivers" "$tmp/backing"
+chmod 0755 "$tmp/mounts"
+chmod 0777 "$tmp/backing"
+# Our own config, so that no /etc/docker/daemon.json applies, and the trust key
+# that dockerd 20.10 otherwise writes to /etc/docker/key.json stays in here.
+printf '{"deprecated-key-path": "%s"}\n' "$tmp/key.json" >"$tmp/daemon.json"
+
+# ---- dockerd ----------------------------------------------------------------
+
+dk() { timeout 90 "$docker_bin" -H "unix://$tmp/docker.sock" "$@"; }
+
+# overlay2 needs a filesystem that can be an overlay's upper layer (not overlay,
+# not some network filesystems); try one mount where the data-root lives.
+storage=vfs
+mkdir -p "$tmp/ovl/lower" "$tmp/ovl/upper" "$tmp/ovl/work" "$tmp/ovl/merged"
+if mount -t overlay overlay \
+	-o "lowerdir=$tmp/ovl/lower,upperdir=$tmp/ovl/upper,workdir=$tmp/ovl/work" \
+	"$tmp/ovl/merged" 2>/dev/null; then
+	storage=overlay2
+	umount "$tmp/ovl/merged"
+fi
+rm -rf "$tmp/ovl"
+
+# In its own session so that nothing it does reaches our terminal or process
+# group. Not being a group leader, setsid execs dockerd in place: $! is dockerd.
+setsid "$dockerd_bin" \
+	--config-file "$tmp/daemon.json" \
+	--data-root "$tmp/data" --exec-root "$tmp/exec" \
+	--pidfile "$tmp/docker.pid" -H "unix://$tmp/docker.sock" \
+	--iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
+	--bridge=none --userland-proxy=false --storage-driver="$storage" \
+	</dev/null >"$tmp/dockerd.log" 2>&1 &
+dockerd_pid=$!
+
+for _ in $(seq 300); do
+	dk version >/dev/null 2>&1 && break
+	if ! kill -0 "$dockerd_pid" 2>/dev/null; then
+		wait "$dockerd_pid"
+		say "FAILED: dockerd exited at start ($storage storage); its log ends:"
+		tail -n 15 "$tmp/dockerd.log" | sed 's/^/  /'
+		dockerd_pid=
+		say "0 passed, 1 failed"
+		exit 1
+	fi
+	sleep 0.1
+done
+if ! dk version >/dev/null 2>&1; then
+	say "FAILED: dockerd did not answer within 30 s; its log ends:"
+	tail -n 15 "$tmp/dockerd.log" | sed 's/^/  /'
+	say "0 passed, 1 failed"
+	exit 1
+fi
+if [ -s "$tmp/docker.pid" ] && [ "$(cat "$tmp/docker.pid")" != "$dockerd_pid" ]; then
+	say "FAILED: dockerd's pidfile says $(cat "$tmp/docker.pid"), expected $dockerd_pid"
+	exit 1
+fi
+containerd_pid=$(cat "$tmp/exec/containerd/containerd.pid" 2>/dev/null)
+
+# ---- The image: busybox-static, cached as a rootfs tarball ------------------
+
+busybox=$(command -v busybox)
+tarball=$build/cache/busybox-rootfs.tar
+if [ ! -s "$tarball" ] || [ "$busybox" -nt "$tarball" ]; then
+	rootfs=$tmp/rootfs
+	mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/tmp" "$rootfs/proc" "$rootfs/sys" "$rootfs/dev"
+	cp "$busybox" "$rootfs/bin/busybox"
+	# Inside the rootfs, so that the links point at /bin/busybox.
+	chroot "$rootfs" /bin/busybox --install -s /bin
+	echo 'root:x:0:0:root:/root:/bin/sh' >"$rootfs/etc/passwd"
+	echo 'root:x:0:' >"$rootfs/etc/group"
+	chmod 1777 "$rootfs/tmp"
+	mkdir -p "$(dirname "$tarball")"
+	tar --numeric-owner -C "$rootfs" -cf "$tarball.$$" . && mv "$tarball.$$" "$tarball"
+	rm -rf "$rootfs"
+fi
+if ! out=$(dk import -c 'CMD ["/bin/sh"]' "$tarball" "$image" 2>&1); then
+	say "FAILED: docker import of $tarball: $out"
+	say "0 passed, 1 failed"
+	exit 1
+fi
+
+# ---- Our daemon ---------------------------------------------------------------
+
+mkdir -p "$plugin_dir"
+
+# Start the driver and wait for it to serve; its log is driver.N.log.
+start_driver() {
+	driver_starts=$((driver_starts + 1))
+	driver_log=$tmp/driver.$driver_starts.log
+	"$driver_bin" --listen "unix:$plugin_sock" --name "$plugin" \
+		--drivers-path "$tmp/drivers" --mount-root "$tmp/mounts" \
+		--allow-local-sources --log-level debug </dev/null >"$driver_log" 2>&1 &
+	driver_pid=$!
+	for _ in $(seq 100); do
+		grep -q 'driver-server.started' "$driver_log" && return 0
+		if ! kill -0 "$driver_pid" 2>/dev/null; then
+			wait "$driver_pid"
+			why="driver exited with status $? before serving: $(tail -n 3 "$driver_log" | tr '\n' ' ')"
+			driver_pid=
+			return 1
+		fi
+		sleep 0.1
+	done
+	why="driver did not log driver-server.started within 10 s"
+	return 1
+}
+
+stop_driver() {
+	local pid=$driver_pid
+	driver_pid=
+	kill -TERM "$pid" 2>/dev/null
+	if ! wait_gone "$pid" 10; then
+		why="driver ignored SIGTERM for 10 s"
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		return 1
+	fi
+	wait "$pid"
+	local rc=$?
+	if [ "$rc" != 0 ]; then
+		why="driver exited with status $rc on SIGTERM"
+		return 1
+	fi
+	return 0
+}
+
+if ! start_driver; then
+	say "FAILED: $why"
+	say "0 passed, 1 failed"
+	exit 1
+fi
+
+# ---- Cases ------------------------------------------------------------------
+
+why=
+result() {
+	if [ "$2" = pass ]; then
+		passed=$((passed + 1))
+		echo "docker-case $1: pass"
+	else
+		failed=$((failed + 1))
+		echo "docker-case $1: fail $why"
+	fi
+}
+
+# Run a case function: pass when it returns 0, otherwise fail with $why.
+run_case() {
+	local name=${1//_/-}
+	why=
+	# A driver that is down makes each Docker call retry for 15-30 s: say so
+	# at once instead.
+	if [ -z "$driver_pid" ] || ! kill -0 "$driver_pid" 2>/dev/null; then
+		[ -n "$driver_pid" ] && wait "$driver_pid" 2>/dev/null
+		driver_pid=
+		if ! start_driver; then
+			why="driver not running before this case: $why"
+			result "$name" fail
+			return
+		fi
+	fi
+	if "case_$1"; then result "$name" pass; else result "$name" fail; fi
+}
+
+# $1 (output of a command) flattened to one short line for a reason.
+oneline() { printf '%s' "$1" | tr '\n' ' ' | cut -c1-300; }
+
+is_mounted() { awk -v p="$1" '$5 == p { found = 1 } END { exit !found }' /proc/self/mountinfo; }
+
+backing=$tmp/backing
+mountpoint=
+
+case_create() {
+	local out
+	out=$(dk volume create -d "$plugin" -o "source=file://$backing" vol1 2>&1) ||
+		{ why="volume create: $(oneline "$out")"; return 1; }
+	[ "$out" = vol1 ] || { why="volume create printed '$(oneline "$out")', expected vol1"; return 1; }
+}
+
+# Docker never re-activates a plugin: the volume must survive a restart.
+case_restart() {
+	stop_driver || return 1
+	start_driver || return 1
+	local out
+	out=$(dk volume inspect -f '{{.Driver}}' vol1 2>&1) ||
+		{ why="volume inspect after restart: $(oneline "$out")"; return 1; }
+	[ "$out" = "$plugin" ] || { why="vol1's driver is '$out' after restart"; return 1; }
+}
+
+case_run_write() {
+	local out
+	out=$(dk run --rm --network none -v vol1:/data "$image" sh -c 'echo hello > /data/f' 2>&1) ||
+		{ why="docker run: $(oneline "$out")"; return 1; }
+	[ -f "$backing/f" ] || { why="no file f in the backing dir"; return 1; }
+	[ "$(cat "$backing/f")" = hello ] || { why="backing f holds '$(oneline "$(cat "$backing/f")")'"; return 1; }
+	[ "$(stat -c %u:%g "$backing/f")" = 0:0 ] ||
+		{ why="backing f owned by $(stat -c %u:%g "$backing/f"), expected 0:0"; return 1; }
+}
+
+case_run_user() {
+	local out owner
+	out=$(dk run --rm --network none --user 2000:2000 -v vol1:/data "$image" \
+		sh -c 'echo app > /data/g && cat /data/f' 2>&1) ||
+		{ why="docker run --user: $(oneline "$out")"; return 1; }
+	[ "$out" = hello ] || { why="container read '$(oneline "$out")' from /data/f, expected hello"; return 1; }
+	[ -f "$backing/g" ] || { why="no file g in the backing dir"; return 1; }
+	owner=$(stat -c %u:%g "$backing/g")
+	[ "$owner" = 2000:2000 ] || { why="backing g owned by $owner, expected 2000:2000"; return 1; }
+}
+
+# While a container holds vol1: inspect names our mountpoint, mounted, showing
+# the backing files; after the container stops, unmounted.
+case_inspect() {
+	local out
+	out=$(dk run -d --name holder1 --network none -v vol1:/data "$image" sleep 300 2>&1) ||
+		{ why="docker run -d: $(oneline "$out")"; return 1; }
+	mountpoint=$(dk volume inspect -f '{{.Mountpoint}}' vol1 2>&1) ||
+		{ why="volume inspect: $(oneline "$mountpoint")"; return 1; }
+	case $mountpoint in
+	"$tmp/mounts/"?*) ;;
+	*) why="Mountpoint '$mountpoint' is not beneath the mount root $tmp/mounts"; return 1 ;;
+	esac
+	is_mounted "$mountpoint" || { why="$mountpoint is not in /proc/self/mountinfo while in use"; return 1; }
+	[ "$(cat "$mountpoint/f" 2>&1)" = hello ] || { why="$mountpoint/f does not hold hello"; return 1; }
+	out=$(dk exec holder1 cat /data/g 2>&1)
+	[ "$out" = app ] || { why="container reads '$(oneline "$out")' from /data/g"; return 1; }
+	out=$(dk rm -f holder1 2>&1) || { why="docker rm -f: $(oneline "$out")"; return 1; }
+	! is_mounted "$mountpoint" || { why="$mountpoint still mounted after the container is gone"; return 1; }
+}
+
+# Docker gets option mistakes at Create, naming the option.
+case_bad_option() {
+	local out
+	if out=$(dk volume create -d "$plugin" -o "source=file://$backing" -o bogus=1 volbad 2>&1); then
+		why="volume create with -o bogus=1 succeeded"
+		return 1
+	fi
+	printf '%s' "$out" | grep -q bogus || { why="error does not name bogus: $(oneline "$out")"; return 1; }
+	out=$(dk volume ls -q 2>&1)
+	! printf '%s\n' "$out" | grep -qx volbad || { why="volbad listed after a failed create"; return 1; }
+}
+
+case_remove() {
+	local out
+	out=$(dk volume rm vol1 2>&1) || { why="volume rm: $(oneline "$out")"; return 1; }
+	out=$(dk volume ls -q 2>&1)
+	! printf '%s\n' "$out" | grep -qx vol1 || { why="vol1 still listed after rm"; return 1; }
+	[ -n "$mountpoint" ] && is_mounted "$mountpoint" && { why="$mountpoint still mounted"; return 1; }
+	[ -z "$(mounts_under "$tmp/mounts")" ] ||
+		{ why="left mounted: $(mounts_under "$tmp/mounts" | tr '\n' ' ')"; return 1; }
+	[ "$(cat "$backing/f")" = hello ] || { why="backing data changed by volume rm"; return 1; }
+}
+
+# kill -9 while a container holds a volume; the restarted driver adopts the
+# mount, the container stops cleanly, the volume goes, nothing leaks.
+case_kill9() {
+	local out mp
+	mkdir -p "$tmp/backing2" && chmod 0777 "$tmp/backing2"
+	out=$(dk volume create -d "$plugin" -o "source=file://$tmp/backing2" vol2 2>&1) ||
+		{ why="volume create vol2: $(oneline "$out")"; return 1; }
+	out=$(dk run -d --name holder2 --network none -v vol2:/data "$image" \
+		sh -c 'echo before > /data/b; exec sleep 300' 2>&1) ||
+		{ why="docker run -d: $(oneline "$out")"; return 1; }
+	mp=$(dk volume inspect -f '{{.Mountpoint}}' vol2 2>&1)
+	is_mounted "$mp" || { why="vol2's Mountpoint '$mp' not mounted while in use"; return 1; }
+	kill -KILL "$driver_pid"
+	wait "$driver_pid" 2>/dev/null
+	driver_pid=
+	start_driver || return 1
+	is_mounted "$mp" || { why="$mp not mounted after the driver restarted"; return 1; }
+	out=$(dk exec holder2 sh -c 'echo after > /data/a' 2>&1) ||
+		{ why="container cannot write after the restart: $(oneline "$out")"; return 1; }
+	[ "$(cat "$tmp/backing2/a" 2>&1)" = after ] || { why="write after restart not in backing dir"; return 1; }
+	out=$(dk stop -t 1 holder2 2>&1) || { why="docker stop: $(oneline "$out")"; return 1; }
+	out=$(dk rm holder2 2>&1) || { why="docker rm: $(oneline "$out")"; return 1; }
+	out=$(dk volume rm vol2 2>&1) || { why="volume rm vol2: $(oneline "$out")"; return 1; }
+	[ -z "$(mounts_under "$tmp/mounts")" ] ||
+		{ why="left mounted: $(mounts_under "$tmp/mounts" | tr '\n' ' ')"; return 1; }
+}
+
+# The operator's smoke command against this driver, as volman would call it.
+case_smoke() {
+	local out
+	mkdir -p "$tmp/backing3" && chmod 0777 "$tmp/backing3"
+	out=$(timeout 60 "$driver_bin" smoke --driver "unix:$plugin_sock" --source "file://$tmp/backing3" \
+		--timeout 20 2>&1) || { why="smoke exited $?: $(oneline "$(printf '%s' "$out" | tail -n 3)")"; return 1; }
+	printf '%s\n' "$out" | tail -n 1 | grep -q '^smoke ok' ||
+		{ why="last line is not 'smoke ok': $(oneline "$(printf '%s' "$out" | tail -n 1)")"; return 1; }
+	[ -z "$(ls -A "$tmp/backing3")" ] || { why="smoke left files: $(ls -A "$tmp/backing3" | tr '\n' ' ')"; return 1; }
+	[ -z "$(mounts_under "$tmp/mounts")" ] ||
+		{ why="left mounted: $(mounts_under "$tmp/mounts" | tr '\n' ' ')"; return 1; }
+}
+
+# A source that does not exist: non-zero, and the last line names Mount.
+case_smoke_fail() {
+	local out rc
+	out=$(timeout 60 "$driver_bin" smoke --driver "unix:$plugin_sock" --source "file://$tmp/missing" \
+		--timeout 20 2>&1)
+	rc=$?
+	[ "$rc" = 1 ] || { why="smoke exited $rc, expected 1: $(oneline "$(printf '%s' "$out" | tail -n 2)")"; return 1; }
+	printf '%s\n' "$out" | tail -n 1 | grep -q '^smoke FAILED at step mount' ||
+		{ why="last line does not name the mount step: $(oneline "$(printf '%s' "$out" | tail -n 1)")"; return 1; }
+	[ -z "$(mounts_under "$tmp/mounts")" ] ||
+		{ why="left mounted: $(mounts_under "$tmp/mounts" | tr '\n' ' ')"; return 1; }
+}
+
+for c in create restart run_write run_user inspect bad_option remove kill9 smoke smoke_fail; do
+	run_case "$c"
+done
+
+if [ "$failed" -gt 0 ]; then
+	echo "docker: driver log (driver.$driver_starts.log) ends:"
+	tail -n 20 "$tmp/driver.$driver_starts.log" 2>/dev/null | sed 's/^/  /'
+fi
+say "$passed passed, $failed failed ($storage storage, $((SECONDS - stage_start)) s)"
+[ "$failed" -eq 0 ]
