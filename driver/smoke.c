@@ -341,10 +341,12 @@ static json_t *driver_call(struct smoke *s, const char *route, const char *body)
 		return NULL;
 
 	const char *host = s->target.is_unix ? "localhost" : s->target.host;
+	bool ipv6 = strchr(host, ':') != NULL;
 	int request_len = asprintf(&request,
-				   "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: nfsv3driver-smoke/%s\r\n"
+				   "POST %s HTTP/1.1\r\nHost: %s%s%s\r\nUser-Agent: nfsv3driver-smoke/%s\r\n"
 				   "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-				   route, host, NFSV3_VERSION, strlen(body), body);
+				   route, ipv6 ? "[" : "", host, ipv6 ? "]" : "", NFSV3_VERSION,
+				   strlen(body), body);
 	if (request_len < 0) {
 		set_why(s, "out of memory");
 		goto out;
