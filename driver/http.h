@@ -53,6 +53,10 @@ void http_server_close(struct http_server *srv, void (*on_closed)(void *data), v
 /* Count of open connections (for tests and the admin status). */
 unsigned http_server_connections(const struct http_server *srv);
 
+/* Port of the most recent TCP listener, the one the kernel picked when the
+ * address said port 0 (for tests); -1 before any TCP listener. */
+int http_server_port(const struct http_server *srv);
+
 /* Request accessors. Body is NUL-terminated (body_len excludes the NUL). */
 const char *http_request_method(const struct http_request *req);
 const char *http_request_path(const struct http_request *req); /* without query string */

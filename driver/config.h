@@ -1,0 +1,27 @@
+/* The daemon's configuration, filled from the command line by main.c. */
+#ifndef NFSV3_CONFIG_H
+#define NFSV3_CONFIG_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define CONFIG_MAX_LISTEN 8
+
+struct config {
+	const char *listen[CONFIG_MAX_LISTEN]; /* "unix:PATH" / "tcp://HOST:PORT" */
+	unsigned n_listen;
+	const char *admin;          /* admin listener, or NULL */
+	const char *name;           /* driver name: spec file, log source */
+	const char *drivers_path;   /* where NAME.json goes, or NULL */
+	const char *mount_root;     /* absolute */
+	const char *helper_dir;     /* where nfsv3driver-mount and -idmapfs are */
+	unsigned helper_timeout_s;  /* deadline of every helper run */
+	unsigned max_parallel;      /* helpers running at once */
+	uid_t app_uid;              /* uid apps run as: mapped owner in idmapfs */
+	gid_t app_gid;
+	bool allow_local_sources;   /* accept file:///dir sources (development) */
+	const char *nfs_options;    /* operator's default kernel options, or NULL */
+	const char *allowed_nfs_options; /* comma list of option names a binding may set */
+};
+
+#endif

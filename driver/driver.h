@@ -1,0 +1,27 @@
+/* The daemon's shared context: one per process, owned by main.c. */
+#ifndef NFSV3_DRIVER_H
+#define NFSV3_DRIVER_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "config.h"
+#include "helper.h"
+#include "registry.h"
+#include "state.h"
+
+struct driver {
+	uv_loop_t *loop;
+	const struct config *cfg;
+	struct registry reg;
+	struct helper_pool *helpers;
+	struct state_writer *state;
+	char mount_helper[PATH_MAX];   /* absolute path of nfsv3driver-mount */
+	char idmapfs_helper[PATH_MAX]; /* absolute path of nfsv3driver-idmapfs */
+	char state_path[PATH_MAX];
+	unsigned ops_in_flight;        /* submitted and not yet answered */
+	void (*on_idle)(struct driver *drv); /* called when ops_in_flight drops to 0 */
+};
+
+#endif

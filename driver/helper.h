@@ -1,0 +1,40 @@
+/*
+ * Running the privileged helpers: uv_spawn with a fixed argv and a minimal
+ * environment, in a process group of their own, at most max_parallel at once
+ * (the rest wait in arrival order), each under a deadline. At the deadline
+ * the whole group is killed; the callback runs once the process is reaped,
+ * with timed_out set, so that the caller can clean up after it.
+ */
+#ifndef NFSV3_HELPER_H
+#define NFSV3_HELPER_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#define HELPER_MAX_ARGS 16
+#define HELPER_STDERR_MAX 1024
+
+struct helper_result {
+	int exit_status;   /* exit code, or -1 when killed by a signal or never started */
+	int term_signal;   /* signal that ended it, or 0 */
+	bool timed_out;    /* the deadline passed and it was killed */
+	char message[HELPER_STDERR_MAX]; /* its stderr (first line kept whole), or why it did not start */
+	double elapsed_ms;
+};
+
+struct helper_pool;
+typedef void (*helper_done_cb)(const struct helper_result *res, void *data);
+
+struct helper_pool *helper_pool_new(uv_loop_t *loop, unsigned max_parallel, unsigned timeout_s);
+/* Free once helper_pool_idle(); it closes no handles of its own then. */
+void helper_pool_free(struct helper_pool *pool);
+bool helper_pool_idle(const struct helper_pool *pool);
+unsigned helper_pool_running(const struct helper_pool *pool);
+
+/*
+ * Run argv (argv[0] an absolute path, NULL-terminated, at most
+ * HELPER_MAX_ARGS; copied). done runs exactly once, on the loop.
+ */
+void helper_run(struct helper_pool *pool, const char *const *argv, helper_done_cb done, void *data);
+
+#endif

@@ -1,0 +1,428 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nfsv3driver.h"
+#include "lifecycle.h"
+#include "log.h"
+
+static void run_next(struct volume *vol, struct driver *drv);
+
+const char *volume_mountpoint(const struct driver *drv, const struct volume *vol, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s/%s", drv->cfg->mount_root, vol->name);
+	return buf;
+}
+
+struct volume_op *op_new(struct driver *drv, enum op_kind kind, const char *name, op_done_cb done, void *data)
+{
+	struct volume_op *op = calloc(1, sizeof(*op));
+
+	if (!op)
+		return NULL;
+	op->vol = registry_get(&drv->reg, name);
+	if (!op->vol) {
+		free(op);
+		return NULL;
+	}
+	op->kind = kind;
+	op->drv = drv;
+	op->done = done;
+	op->data = data;
+	return op;
+}
+
+void op_submit(struct volume_op *op)
+{
+	struct volume *vol = op->vol;
+
+	op->drv->ops_in_flight++;
+	if (vol->queue_tail)
+		vol->queue_tail->next = op;
+	else
+		vol->queue_head = op;
+	vol->queue_tail = op;
+	if (!vol->busy)
+		run_next(vol, op->drv);
+}
+
+/* Answer, then let the volume's next operation run. */
+static void complete(struct volume_op *op)
+{
+	struct driver *drv = op->drv;
+	struct volume *vol = op->vol;
+
+	if (op->done)
+		op->done(op, op->err);
+	error_free(op->err);
+	json_decref(op->opts);
+	free(op->id);
+	free(op);
+	vol->busy = false;
+	if (vol->queue_head)
+		run_next(vol, drv);
+	else
+		registry_release(&drv->reg, vol);
+	if (--drv->ops_in_flight == 0 && drv->on_idle)
+		drv->on_idle(drv);
+}
+
+static void on_state_saved(struct error *err, void *data)
+{
+	struct volume_op *op = data;
+
+	if (err) {
+		log_error("state.save-failed", json_pack("{s:s}", "error", err->message));
+		if (!op->err)
+			op->err = error_new(ERROR_INTERNAL, "saving the driver state failed: %s", err->message);
+	}
+	complete(op);
+}
+
+/* Every operation ends here: persist what changed, then answer. */
+static void finish(struct volume_op *op, struct error *err)
+{
+	op->err = err;
+	if (op->changed)
+		state_commit(op->drv->state, on_state_saved, op);
+	else
+		complete(op);
+}
+
+static const char *op_verb(const struct volume_op *op)
+{
+	switch (op->kind) {
+	case OP_MOUNT: return "mounting";
+	case OP_UNMOUNT: return "unmounting";
+	case OP_REMOVE: return "removing";
+	case OP_PURGE: return "purging";
+	case OP_EVACUATE: return "evacuating";
+	default: return "handling";
+	}
+}
+
+/* A failed helper run as an error a person can act on. */
+static struct error *helper_error(const struct volume_op *op, const struct helper_result *res)
+{
+	if (res->timed_out)
+		return error_new(ERROR_TIMEOUT, "%s %u s %s volume %s", NFSV3_ERR_TIMEOUT, op->drv->cfg->helper_timeout_s,
+				 op_verb(op), op->vol->name);
+	if (res->term_signal)
+		return error_new(ERROR_MOUNT, "%s volume %s: helper killed by signal %d", op_verb(op), op->vol->name,
+				 res->term_signal);
+	return error_new(ERROR_MOUNT, "%s volume %s: %s", op_verb(op), op->vol->name,
+			 res->message[0] ? res->message : "helper failed without a message");
+}
+
+static void log_helper(const struct volume_op *op, const char *const *argv, const struct helper_result *res)
+{
+	json_t *data = json_pack("{s:s, s:s, s:i, s:f, s:b}", "volume", op->vol->name, "verb", argv[1], "exit",
+				 res->exit_status, "elapsed_ms", res->elapsed_ms, "timed_out", res->timed_out);
+	if (res->message[0])
+		json_object_set_new(data, "stderr", json_string(res->message));
+	log_write(res->exit_status == 0 ? LOG_DEBUG : LOG_ERROR, "helper.finished", data);
+}
+
+/* ---- unmount: used by Unmount, Remove, Purge, Evacuate and after a late mount ---- */
+
+struct unmount_ctx {
+	struct volume_op *op;
+	void (*then)(struct volume_op *op, const struct helper_result *res);
+	const char *argv[6];
+};
+
+static void on_unmount_done(const struct helper_result *res, void *data)
+{
+	struct unmount_ctx *ctx = data;
+
+	log_helper(ctx->op, ctx->argv, res);
+	ctx->then(ctx->op, res);
+	free(ctx);
+}
+
+static void run_unmount(struct volume_op *op, bool force, void (*then)(struct volume_op *, const struct helper_result *))
+{
+	struct unmount_ctx *ctx = calloc(1, sizeof(*ctx));
+	struct driver *drv = op->drv;
+
+	if (!ctx) {
+		struct helper_result res = { .exit_status = -1, .message = "out of memory" };
+		then(op, &res);
+		return;
+	}
+	ctx->op = op;
+	ctx->then = then;
+	ctx->argv[0] = drv->mount_helper;
+	ctx->argv[1] = NFSV3_VERB_UNMOUNT;
+	ctx->argv[2] = drv->cfg->mount_root;
+	ctx->argv[3] = op->vol->name;
+	ctx->argv[4] = force ? NFSV3_ARG_FORCE : NFSV3_ARG_LAZY;
+	ctx->argv[5] = NULL;
+	helper_run(drv->helpers, ctx->argv, on_unmount_done, ctx);
+}
+
+/* ---- Create ---- */
+
+static void do_create(struct volume_op *op)
+{
+	struct volume *vol = op->vol;
+	struct volume_spec spec;
+	struct error *err = options_parse(op->opts, op->drv->cfg, &spec);
+	json_t *clean;
+
+	if (err && op->docker) {
+		finish(op, err);
+		return;
+	}
+	if (vol->exists) {
+		clean = options_sanitize(op->opts);
+		bool same = json_equal(clean, vol->opts);
+		json_decref(clean);
+		if (same) {
+			if (!err)
+				volume_spec_clear(&spec);
+			error_free(err);
+			finish(op, NULL);
+			return;
+		}
+		if (volume_refs(vol) > 0 || vol->mounted) {
+			if (!err)
+				volume_spec_clear(&spec);
+			error_free(err);
+			finish(op, error_new(ERROR_CONFLICT, "%s: volume %s is mounted; its options cannot change until it is unmounted",
+					     NFSV3_ERR_IN_USE, vol->name));
+			return;
+		}
+	}
+	if (err)
+		log_info("create.options-kept-for-mount", json_pack("{s:s, s:s}", "volume", vol->name, "error", err->message));
+	volume_set_options(vol, op->opts, err ? NULL : &spec, err);
+	op->changed = true;
+	log_info("create.created", json_pack("{s:s, s:O}", "volume", vol->name, "opts", vol->opts));
+	finish(op, NULL);
+}
+
+/* ---- Mount ---- */
+
+static void after_late_cleanup(struct volume_op *op, const struct helper_result *res)
+{
+	/* The mount error is already in op->err; the cleanup only must not leak. */
+	if (res->exit_status != 0)
+		log_error("mount.cleanup-failed", json_pack("{s:s, s:s}", "volume", op->vol->name, "error", res->message));
+	finish(op, op->err);
+}
+
+struct mount_ctx {
+	struct volume_op *op;
+	const char *argv[7];
+};
+
+static void on_bind_done(const struct helper_result *res, void *data)
+{
+	struct mount_ctx *ctx = data;
+	struct volume_op *op = ctx->op;
+	struct volume *vol = op->vol;
+
+	log_helper(op, ctx->argv, res);
+	free(ctx);
+	if (res->exit_status != 0) {
+		op->err = helper_error(op, res);
+		if (res->timed_out) {
+			/* It may have mounted just before it was killed: undo that. */
+			run_unmount(op, true, after_late_cleanup);
+			return;
+		}
+		finish(op, op->err);
+		return;
+	}
+	vol->mounted = true;
+	vol->dead = false;
+	op->changed = true;
+	if (volume_add_ref(vol, op->id) < 0) {
+		finish(op, error_new(ERROR_INTERNAL, "out of memory"));
+		return;
+	}
+	log_info("mount.mounted", json_pack("{s:s, s:f}", "volume", vol->name, "elapsed_ms", res->elapsed_ms));
+	finish(op, NULL);
+}
+
+static void do_mount(struct volume_op *op)
+{
+	struct volume *vol = op->vol;
+	struct mount_ctx *ctx;
+
+	if (!vol->exists) {
+		finish(op, error_new(ERROR_NOT_FOUND, "%s: %s", NFSV3_ERR_NOT_FOUND, vol->name));
+		return;
+	}
+	if (vol->spec_error) {
+		finish(op, error_new(vol->spec_error->code, "%s", vol->spec_error->message));
+		return;
+	}
+	if (vol->mounted && !vol->dead) {
+		if (volume_add_ref(vol, op->id) < 0) {
+			finish(op, error_new(ERROR_INTERNAL, "out of memory"));
+			return;
+		}
+		op->changed = true;
+		finish(op, NULL);
+		return;
+	}
+	if (vol->spec.kind != SOURCE_LOCAL) {
+		finish(op, error_new(ERROR_MOUNT, "mounting volume %s: NFS sources are not supported by this build yet",
+				     vol->name));
+		return;
+	}
+	if (vol->spec.mapped) {
+		finish(op, error_new(ERROR_MOUNT, "mounting volume %s: uid/gid mapping is not supported by this build yet",
+				     vol->name));
+		return;
+	}
+	if (!(ctx = calloc(1, sizeof(*ctx)))) {
+		finish(op, error_new(ERROR_INTERNAL, "out of memory"));
+		return;
+	}
+	ctx->op = op;
+	ctx->argv[0] = op->drv->mount_helper;
+	ctx->argv[1] = NFSV3_VERB_BIND;
+	ctx->argv[2] = op->drv->cfg->mount_root;
+	ctx->argv[3] = vol->spec.path;
+	ctx->argv[4] = vol->name;
+	ctx->argv[5] = vol->spec.readonly ? NFSV3_ARG_RO : NFSV3_ARG_RW;
+	ctx->argv[6] = NULL;
+	helper_run(op->drv->helpers, ctx->argv, on_bind_done, ctx);
+}
+
+/* ---- Unmount, Remove, Purge, Evacuate ---- */
+
+static void after_unmount(struct volume_op *op, const struct helper_result *res)
+{
+	struct volume *vol = op->vol;
+
+	if (res->exit_status != 0) {
+		finish(op, helper_error(op, res));
+		return;
+	}
+	vol->mounted = false;
+	vol->dead = false;
+	op->changed = true;
+	log_info("unmount.unmounted", json_pack("{s:s, s:f}", "volume", vol->name, "elapsed_ms", res->elapsed_ms));
+	if (op->kind == OP_REMOVE) {
+		volume_forget_options(vol);
+		log_info("remove.removed", json_pack("{s:s}", "volume", vol->name));
+	}
+	finish(op, NULL);
+}
+
+static void do_unmount(struct volume_op *op)
+{
+	struct volume *vol = op->vol;
+
+	if (!vol->exists) {
+		finish(op, error_new(ERROR_NOT_FOUND, "%s: %s", NFSV3_ERR_NOT_FOUND, vol->name));
+		return;
+	}
+	if (volume_refs(vol) == 0 && !vol->mounted) {
+		finish(op, error_new(ERROR_CONFLICT, "%s: %s", NFSV3_ERR_NOT_MOUNTED, vol->name));
+		return;
+	}
+	if (volume_refs(vol) > 0) {
+		if (volume_drop_ref(vol, op->id) < 0) {
+			finish(op, error_new(ERROR_CONFLICT, "%s: %s is not mounted for %s %s", NFSV3_ERR_NOT_MOUNTED,
+					     vol->name, op->id ? "ID" : "a caller without an", op->id ? op->id : "ID"));
+			return;
+		}
+		op->changed = true;
+		if (volume_refs(vol) > 0) {
+			finish(op, NULL);
+			return;
+		}
+	}
+	/* Last reference gone, or an earlier unmount failed: detach now. */
+	run_unmount(op, false, after_unmount);
+}
+
+static void do_remove(struct volume_op *op)
+{
+	struct volume *vol = op->vol;
+
+	if (!vol->exists) {
+		finish(op, error_new(ERROR_NOT_FOUND, "%s: %s", NFSV3_ERR_NOT_FOUND, vol->name));
+		return;
+	}
+	if (volume_refs(vol) > 0) {
+		finish(op, error_new(ERROR_CONFLICT, "%s: volume %s has %u mount(s); unmount it first", NFSV3_ERR_IN_USE,
+				     vol->name, volume_refs(vol)));
+		return;
+	}
+	if (vol->mounted) {
+		run_unmount(op, false, after_unmount);
+		return;
+	}
+	volume_forget_options(vol);
+	op->changed = true;
+	log_info("remove.removed", json_pack("{s:s}", "volume", vol->name));
+	finish(op, NULL);
+}
+
+static void after_purge(struct volume_op *op, const struct helper_result *res)
+{
+	if (res->exit_status != 0) {
+		finish(op, helper_error(op, res));
+		return;
+	}
+	log_info("reconcile.purged", json_pack("{s:s}", "volume", op->vol->name));
+	finish(op, NULL);
+}
+
+static void do_purge(struct volume_op *op)
+{
+	/* The state may have learnt of the name since the purge was queued. */
+	if (op->vol->exists && op->vol->mounted) {
+		finish(op, NULL);
+		return;
+	}
+	run_unmount(op, true, after_purge);
+}
+
+static void after_evacuate(struct volume_op *op, const struct helper_result *res)
+{
+	if (res->exit_status == 0)
+		volume_clear_refs(op->vol);
+	after_unmount(op, res);
+}
+
+static void do_evacuate(struct volume_op *op)
+{
+	if (!op->vol->mounted) {
+		finish(op, NULL);
+		return;
+	}
+	run_unmount(op, true, after_evacuate);
+}
+
+static void do_read(struct volume_op *op)
+{
+	if (!op->vol->exists)
+		finish(op, error_new(ERROR_NOT_FOUND, "%s: %s", NFSV3_ERR_NOT_FOUND, op->vol->name));
+	else
+		finish(op, NULL);
+}
+
+static void (*const op_handlers[])(struct volume_op *) = {
+	[OP_CREATE] = do_create,   [OP_MOUNT] = do_mount, [OP_UNMOUNT] = do_unmount,
+	[OP_REMOVE] = do_remove,   [OP_GET] = do_read,    [OP_PATH] = do_read,
+	[OP_PURGE] = do_purge,     [OP_EVACUATE] = do_evacuate,
+};
+
+static void run_next(struct volume *vol, struct driver *drv)
+{
+	struct volume_op *op = vol->queue_head;
+
+	vol->queue_head = op->next;
+	if (!vol->queue_head)
+		vol->queue_tail = NULL;
+	op->next = NULL;
+	vol->busy = true;
+	op_handlers[op->kind](op);
+}

@@ -1,0 +1,52 @@
+/*
+ * Volume operations: each volume runs one operation at a time, in arrival
+ * order; different volumes run in parallel (their helpers bounded by the
+ * helper pool). An operation's answer is given only after the state that
+ * it changed is on disk.
+ */
+#ifndef NFSV3_LIFECYCLE_H
+#define NFSV3_LIFECYCLE_H
+
+#include <stdbool.h>
+#include <jansson.h>
+
+#include "driver.h"
+#include "error.h"
+
+enum op_kind {
+	OP_CREATE,   /* record options (replace while unmounted) */
+	OP_MOUNT,    /* take a reference, mounting on the first */
+	OP_UNMOUNT,  /* drop a reference, unmounting on the last */
+	OP_REMOVE,   /* forget an unmounted volume */
+	OP_GET,      /* read: answered in order with the others */
+	OP_PATH,
+	OP_PURGE,    /* detach a mount under the root that the state does not know */
+	OP_EVACUATE, /* unmount whatever the references say */
+};
+
+struct volume_op;
+typedef void (*op_done_cb)(struct volume_op *op, const struct error *err);
+
+struct volume_op {
+	enum op_kind kind;
+	struct driver *drv;
+	struct volume *vol;
+	char *id;        /* Mount/Unmount: Docker's ID, or NULL */
+	json_t *opts;    /* Create: the Opts as sent (owned) */
+	bool docker;     /* the client is Docker: option errors at Create */
+	op_done_cb done; /* runs once; op and op->vol are valid during it */
+	void *data;
+	/* private */
+	struct error *err;
+	bool changed;
+	struct volume_op *next;
+};
+
+/* A new operation on the named volume (the name is valid by now). */
+struct volume_op *op_new(struct driver *drv, enum op_kind kind, const char *name, op_done_cb done, void *data);
+void op_submit(struct volume_op *op);
+
+/* <mount-root>/<name>, in buf. */
+const char *volume_mountpoint(const struct driver *drv, const struct volume *vol, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,422 @@
+/*
+ * nfsv3driver: the daemon. Reads the command line, loads and reconciles the
+ * state, listens, writes the spec file for volman, and shuts down cleanly on
+ * SIGTERM: stop accepting, finish what is in flight (bounded), persist,
+ * remove the spec file, exit 0.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "nfsv3driver.h"
+#include "driver.h"
+#include "http.h"
+#include "lifecycle.h"
+#include "log.h"
+#include "reconcile.h"
+#include "routes.h"
+#include "smoke.h"
+
+#define EXIT_USAGE 2
+#define SHUTDOWN_GRACE_S 5
+
+static const char usage_text[] =
+	"usage: nfsv3driver [options]\n"
+	"       nfsv3driver smoke --driver ADDR --source SRC [--uid U --gid G]\n"
+	"\n"
+	"  --listen unix:PATH|tcp://HOST:PORT  serve the volume plugin API (repeatable)\n"
+	"  --admin tcp://HOST:PORT             serve GET /ping and GET /evacuate\n"
+	"  --name NAME                         driver name (default " NFSV3_DEFAULT_NAME ")\n"
+	"  --drivers-path DIR                  write DIR/NAME.json for volman\n"
+	"  --mount-root DIR                    mountpoints, .kernel/ and the state file (required)\n"
+	"  --helper-timeout SECONDS            deadline of every helper run (default 30)\n"
+	"  --max-parallel N                    helpers running at once (default 16)\n"
+	"  --app-uid UID, --app-gid GID        the ids apps run as (default 2000)\n"
+	"  --nfs-options LIST                  operator's default kernel NFS options\n"
+	"  --allowed-nfs-options LIST          option names a binding's nfs_options may use\n"
+	"  --allow-local-sources               accept file:///dir sources (development only)\n"
+	"  --helper-dir DIR                    where the helpers are (default: ../" NFSV3_HELPER_SUBDIR
+	" beside this binary)\n"
+	"  --log-level debug|info|error        (default info)\n"
+	"  --help, --version\n";
+
+#define DEFAULT_ALLOWED_NFS_OPTIONS                                                                          \
+	"actimeo,acregmin,acregmax,acdirmin,acdirmax,ac,noac,cto,nocto,lookupcache,rsize,wsize,timeo,retrans," \
+	"nconnect,port,mountport,proto,mountproto,lock,nolock,local_lock,rdirplus,nordirplus,hard,soft,softerr," \
+	"noatime,nodiratime,relatime,sharecache,nosharecache"
+
+enum long_only {
+	OPT_LISTEN = 256, OPT_ADMIN, OPT_NAME, OPT_DRIVERS_PATH, OPT_MOUNT_ROOT, OPT_HELPER_TIMEOUT,
+	OPT_MAX_PARALLEL, OPT_APP_UID, OPT_APP_GID, OPT_LOG_LEVEL, OPT_ALLOW_LOCAL, OPT_NFS_OPTIONS,
+	OPT_ALLOWED_NFS_OPTIONS, OPT_HELPER_DIR, OPT_HELP, OPT_VERSION,
+};
+
+static const struct option long_options[] = {
+	{ "listen", required_argument, NULL, OPT_LISTEN },
+	{ "admin", required_argument, NULL, OPT_ADMIN },
+	{ "name", required_argument, NULL, OPT_NAME },
+	{ "drivers-path", required_argument, NULL, OPT_DRIVERS_PATH },
+	{ "mount-root", required_argument, NULL, OPT_MOUNT_ROOT },
+	{ "helper-timeout", required_argument, NULL, OPT_HELPER_TIMEOUT },
+	{ "max-parallel", required_argument, NULL, OPT_MAX_PARALLEL },
+	{ "app-uid", required_argument, NULL, OPT_APP_UID },
+	{ "app-gid", required_argument, NULL, OPT_APP_GID },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "allow-local-sources", no_argument, NULL, OPT_ALLOW_LOCAL },
+	{ "nfs-options", required_argument, NULL, OPT_NFS_OPTIONS },
+	{ "allowed-nfs-options", required_argument, NULL, OPT_ALLOWED_NFS_OPTIONS },
+	{ "helper-dir", required_argument, NULL, OPT_HELPER_DIR },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+static struct {
+	struct config cfg;
+	struct driver drv;
+	uv_loop_t loop;
+	struct http_server *plugin, *admin;
+	uv_signal_t sigterm, sigint;
+	uv_timer_t shutdown_timer;
+	char mount_root[PATH_MAX];
+	char spec_path[PATH_MAX];
+	bool stopping;
+	int closing;
+} d;
+
+static enum log_level log_min_level = LOG_INFO;
+
+static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("nfsv3driver: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'nfsv3driver --help'.\n", stderr);
+	exit(EXIT_USAGE);
+}
+
+static unsigned long parse_number(const char *option, const char *text, unsigned long min, unsigned long max)
+{
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(text, &end, 10);
+	if (!*text || *text == '-' || *text == '+' || *end || errno || n < min || n > max)
+		usage_error("%s \"%s\": expected a whole number from %lu to %lu", option, text, min, max);
+	return n;
+}
+
+static void check_listen_address(const char *option, const char *address)
+{
+	if (strncmp(address, "unix:", 5) == 0 && address[5] == '/')
+		return;
+	if (strncmp(address, "tcp://", 6) == 0 && strrchr(address, ':') > address + 6)
+		return;
+	usage_error("%s \"%s\": expected unix:/absolute/path or tcp://HOST:PORT", option, address);
+}
+
+/* Helpers sit in ../libexec/nfsv3driver beside the daemon, as installed. */
+static void find_helpers(struct driver *drv, const char *helper_dir)
+{
+	char self[PATH_MAX], dir[PATH_MAX];
+	ssize_t n;
+
+	if (!helper_dir) {
+		n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		if (n < 0)
+			usage_error("cannot find my own binary (/proc/self/exe): %s; give --helper-dir", strerror(errno));
+		self[n] = '\0';
+		snprintf(dir, sizeof(dir), "%s/../%s", dirname(self), NFSV3_HELPER_SUBDIR);
+		helper_dir = dir;
+	}
+	if (!realpath(helper_dir, self))
+		usage_error("helper directory %s: %s", helper_dir, strerror(errno));
+	snprintf(drv->mount_helper, sizeof(drv->mount_helper), "%s/%s", self, NFSV3_HELPER_MOUNT);
+	snprintf(drv->idmapfs_helper, sizeof(drv->idmapfs_helper), "%s/%s", self, NFSV3_HELPER_IDMAPFS);
+	if (access(drv->mount_helper, X_OK) != 0)
+		usage_error("helper %s: %s", drv->mount_helper, strerror(errno));
+}
+
+static void parse_args(int argc, char **argv, struct config *cfg, const char **helper_dir)
+{
+	int level, opt;
+
+	*cfg = (struct config){
+		.name = NFSV3_DEFAULT_NAME,
+		.helper_timeout_s = 30,
+		.max_parallel = 16,
+		.app_uid = 2000,
+		.app_gid = 2000,
+		.allowed_nfs_options = DEFAULT_ALLOWED_NFS_OPTIONS,
+	};
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+		switch (opt) {
+		case OPT_LISTEN:
+			check_listen_address("--listen", optarg);
+			if (cfg->n_listen == CONFIG_MAX_LISTEN)
+				usage_error("--listen: at most %d listeners", CONFIG_MAX_LISTEN);
+			cfg->listen[cfg->n_listen++] = optarg;
+			break;
+		case OPT_ADMIN:
+			check_listen_address("--admin", optarg);
+			cfg->admin = optarg;
+			break;
+		case OPT_NAME:
+			if (options_check_name(optarg))
+				usage_error("--name \"%s\": expected letters, digits and _.-", optarg);
+			cfg->name = optarg;
+			break;
+		case OPT_DRIVERS_PATH: cfg->drivers_path = optarg; break;
+		case OPT_MOUNT_ROOT: cfg->mount_root = optarg; break;
+		case OPT_HELPER_TIMEOUT:
+			cfg->helper_timeout_s = (unsigned)parse_number("--helper-timeout", optarg, 1, 3600);
+			break;
+		case OPT_MAX_PARALLEL: cfg->max_parallel = (unsigned)parse_number("--max-parallel", optarg, 1, 1024); break;
+		case OPT_APP_UID: cfg->app_uid = (uid_t)parse_number("--app-uid", optarg, 1, 4294967294UL); break;
+		case OPT_APP_GID: cfg->app_gid = (gid_t)parse_number("--app-gid", optarg, 1, 4294967294UL); break;
+		case OPT_LOG_LEVEL:
+			if ((level = log_level_parse(optarg)) < 0)
+				usage_error("--log-level \"%s\": expected debug, info or error", optarg);
+			log_min_level = (enum log_level)level;
+			break;
+		case OPT_ALLOW_LOCAL: cfg->allow_local_sources = true; break;
+		case OPT_NFS_OPTIONS: cfg->nfs_options = optarg; break;
+		case OPT_ALLOWED_NFS_OPTIONS: cfg->allowed_nfs_options = optarg; break;
+		case OPT_HELPER_DIR: *helper_dir = optarg; break;
+		case OPT_HELP: fputs(usage_text, stdout); exit(0);
+		case OPT_VERSION: printf("nfsv3driver %s\n", NFSV3_VERSION); exit(0);
+		case ':': usage_error("option %s needs a value", argv[optind - 1]);
+		default: usage_error("unknown option %s", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		usage_error("unexpected argument \"%s\"", argv[optind]);
+	if (cfg->n_listen == 0)
+		usage_error("give at least one --listen unix:PATH or --listen tcp://HOST:PORT");
+	if (!cfg->mount_root || cfg->mount_root[0] != '/')
+		usage_error("--mount-root: an absolute directory is required");
+}
+
+/* volman reads <drivers-path>/<name>.json: written whole or not at all. */
+static int write_spec_file(const struct config *cfg)
+{
+	const char *tcp = NULL, *addr;
+	char url[512], tmp[PATH_MAX + 8];
+	json_t *spec;
+	int rc;
+
+	for (unsigned i = 0; i < cfg->n_listen && !tcp; i++)
+		if (strncmp(cfg->listen[i], "tcp://", 6) == 0)
+			tcp = cfg->listen[i];
+	if (tcp)
+		snprintf(url, sizeof(url), "http://%s", tcp + 6);
+	else
+		snprintf(url, sizeof(url), "unix://%s", cfg->listen[0] + 5);
+	addr = url;
+	spec = json_pack("{s:s, s:s, s:n, s:b}", NFSV3_F_NAME, cfg->name, NFSV3_F_SPEC_ADDR, addr, NFSV3_F_SPEC_TLS,
+			 NFSV3_F_SPEC_UNIQUE, 1);
+	snprintf(d.spec_path, sizeof(d.spec_path), "%s/%s.json", cfg->drivers_path, cfg->name);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", d.spec_path);
+	rc = json_dump_file(spec, tmp, JSON_COMPACT);
+	json_decref(spec);
+	if (rc == 0 && (chmod(tmp, 0644) != 0 || rename(tmp, d.spec_path) != 0))
+		rc = -1;
+	if (rc != 0) {
+		log_error("spec-file.write-failed", json_pack("{s:s, s:s}", "path", d.spec_path, "error", strerror(errno)));
+		unlink(tmp);
+		d.spec_path[0] = '\0';
+	}
+	return rc;
+}
+
+static void on_handle_closed(uv_handle_t *handle)
+{
+	(void)handle;
+}
+
+static void on_server_closed(void *data)
+{
+	(void)data;
+	if (--d.closing == 0) {
+		uv_close((uv_handle_t *)&d.sigterm, on_handle_closed);
+		uv_close((uv_handle_t *)&d.sigint, on_handle_closed);
+		uv_close((uv_handle_t *)&d.shutdown_timer, on_handle_closed);
+	}
+}
+
+/* Everything answered (or the grace ran out): persist and close. */
+static void finish_shutdown(void)
+{
+	json_t *doc;
+	struct error *err;
+
+	if (d.closing)
+		return;
+	uv_timer_stop(&d.shutdown_timer);
+	doc = state_serialize(&d.drv.reg);
+	if ((err = state_write(d.drv.state_path, doc))) {
+		log_error("state.save-failed", json_pack("{s:s}", "error", err->message));
+		error_free(err);
+	}
+	json_decref(doc);
+	if (d.spec_path[0])
+		unlink(d.spec_path);
+	log_info("driver-server.stopped", NULL);
+	d.closing = d.admin ? 2 : 1;
+	http_server_close(d.plugin, on_server_closed, NULL);
+	if (d.admin)
+		http_server_close(d.admin, on_server_closed, NULL);
+}
+
+static void on_idle(struct driver *drv)
+{
+	if (d.stopping && state_writer_idle(drv->state))
+		finish_shutdown();
+}
+
+static void on_shutdown_timeout(uv_timer_t *timer)
+{
+	log_error("driver-server.shutdown-timeout", json_pack("{s:i}", "operations_in_flight", (int)d.drv.ops_in_flight));
+	/* Operations still running keep their helpers; the state says what
+	 * they had done, and the next start reconciles the rest. */
+	uv_stop(timer->loop);
+}
+
+static void on_signal(uv_signal_t *handle, int signum)
+{
+	if (d.stopping)
+		return;
+	d.stopping = true;
+	log_info("driver-server.stopping", json_pack("{s:i, s:i}", "signal", signum, "operations_in_flight",
+						     (int)d.drv.ops_in_flight));
+	http_server_stop_accepting(d.plugin);
+	routes_refuse_new();
+	uv_timer_start(&d.shutdown_timer, on_shutdown_timeout,
+		       ((uint64_t)d.cfg.helper_timeout_s + SHUTDOWN_GRACE_S) * 1000, 0);
+	if (d.drv.ops_in_flight == 0)
+		finish_shutdown();
+}
+
+static void listen_all(void)
+{
+	const char *why;
+	int rc;
+
+	d.plugin = http_server_new(&d.loop, NULL, routes_handle, &d.drv);
+	for (unsigned i = 0; i < d.cfg.n_listen; i++) {
+		if ((rc = http_server_listen(d.plugin, d.cfg.listen[i], &why)) < 0) {
+			log_error("driver-server.listen-failed", json_pack("{s:s, s:s}", "address", d.cfg.listen[i], "error", why));
+			fprintf(stderr, "nfsv3driver: cannot listen on %s: %s\n", d.cfg.listen[i], why);
+			exit(1);
+		}
+	}
+	if (d.cfg.admin) {
+		d.admin = http_server_new(&d.loop, NULL, routes_handle_admin, &d.drv);
+		if ((rc = http_server_listen(d.admin, d.cfg.admin, &why)) < 0) {
+			fprintf(stderr, "nfsv3driver: cannot listen on %s: %s\n", d.cfg.admin, why);
+			exit(1);
+		}
+	}
+}
+
+static void prepare_mount_root(void)
+{
+	char kernel_dir[PATH_MAX];
+
+	if (mkdir(d.cfg.mount_root, 0755) != 0 && errno != EEXIST)
+		usage_error("--mount-root %s: %s", d.cfg.mount_root, strerror(errno));
+	/* Mountpoints are compared with the kernel's table: use the real path. */
+	if (!realpath(d.cfg.mount_root, d.mount_root))
+		usage_error("--mount-root %s: %s", d.cfg.mount_root, strerror(errno));
+	d.cfg.mount_root = d.mount_root;
+	snprintf(kernel_dir, sizeof(kernel_dir), "%s/%s", d.mount_root, NFSV3_KERNEL_DIR);
+	if (mkdir(kernel_dir, 0700) != 0 && errno != EEXIST)
+		log_error("mount-root.kernel-dir-failed", json_pack("{s:s, s:s}", "path", kernel_dir, "error", strerror(errno)));
+}
+
+static void on_reconciled_saved(struct error *err, void *data)
+{
+	if (err)
+		log_error("state.save-failed", json_pack("{s:s}", "error", err->message));
+}
+
+int main(int argc, char **argv)
+{
+	const char *helper_dir = NULL;
+	struct error *err = NULL;
+	int changes;
+
+	if (argc > 1 && strcmp(argv[1], "smoke") == 0)
+		return smoke_main(argc - 1, argv + 1);
+	parse_args(argc, argv, &d.cfg, &helper_dir);
+	log_setup(d.cfg.name, log_min_level);
+	signal(SIGPIPE, SIG_IGN);
+	prepare_mount_root();
+	find_helpers(&d.drv, helper_dir);
+
+	uv_loop_init(&d.loop);
+	d.drv.loop = &d.loop;
+	d.drv.cfg = &d.cfg;
+	d.drv.on_idle = on_idle;
+	snprintf(d.drv.state_path, sizeof(d.drv.state_path), "%s/%s", d.mount_root, NFSV3_STATE_FILE);
+	if (registry_init(&d.drv.reg) < 0)
+		return 1;
+	if ((err = state_load(d.drv.state_path, &d.drv.reg, &d.cfg))) {
+		log_error("state.load-failed", json_pack("{s:s}", "error", err->message));
+		error_free(err);
+	}
+	d.drv.helpers = helper_pool_new(&d.loop, d.cfg.max_parallel, d.cfg.helper_timeout_s);
+	d.drv.state = state_writer_new(&d.loop, d.drv.state_path, &d.drv.reg);
+	if (!d.drv.helpers || !d.drv.state)
+		return 1;
+	changes = reconcile(&d.drv, "/proc/self/mountinfo", &err);
+	if (changes < 0) {
+		log_error("reconcile.failed", json_pack("{s:s}", "error", err->message));
+		error_free(err);
+	} else if (changes > 0) {
+		state_commit(d.drv.state, on_reconciled_saved, NULL);
+	}
+
+	listen_all();
+	uv_signal_init(&d.loop, &d.sigterm);
+	uv_signal_init(&d.loop, &d.sigint);
+	uv_timer_init(&d.loop, &d.shutdown_timer);
+	uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+	uv_signal_start(&d.sigint, on_signal, SIGINT);
+	if (d.cfg.drivers_path)
+		write_spec_file(&d.cfg);
+
+	json_t *listening = json_array();
+	for (unsigned i = 0; i < d.cfg.n_listen; i++)
+		json_array_append_new(listening, json_string(d.cfg.listen[i]));
+	log_info("driver-server.started",
+		 json_pack("{s:o, s:s*, s:s, s:I, s:b}", "listen", listening, "admin", d.cfg.admin, "mount_root",
+			   d.mount_root, "volumes", (json_int_t)d.drv.reg.n_volumes, "allow_local_sources",
+			   d.cfg.allow_local_sources));
+	uv_run(&d.loop, UV_RUN_DEFAULT);
+	if (d.closing == 0 && uv_loop_alive(&d.loop)) {
+		/* Shutdown grace expired with work in flight: exit regardless. */
+		if (d.spec_path[0])
+			unlink(d.spec_path);
+		return 0;
+	}
+	uv_loop_close(&d.loop);
+	state_writer_free(d.drv.state);
+	helper_pool_free(d.drv.helpers);
+	registry_destroy(&d.drv.reg);
+	return 0;
+}

@@ -1,0 +1,121 @@
+#include <libmount.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nfsv3driver.h"
+#include "lifecycle.h"
+#include "log.h"
+#include "reconcile.h"
+
+struct seen {
+	char **names;
+	size_t n, cap;
+};
+
+static int seen_add(struct seen *s, const char *name)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 16;
+		char **names = realloc(s->names, cap * sizeof(*names));
+		if (!names)
+			return -1;
+		s->names = names;
+		s->cap = cap;
+	}
+	return (s->names[s->n++] = strdup(name)) ? 0 : -1;
+}
+
+static bool seen_has(const struct seen *s, const char *name)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->names[i], name) == 0)
+			return true;
+	return false;
+}
+
+static void seen_free(struct seen *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->names[i]);
+	free(s->names);
+}
+
+static void on_purged(struct volume_op *op, const struct error *err)
+{
+	if (err)
+		log_error("reconcile.purge-failed", json_pack("{s:s, s:s}", "volume", op->vol->name, "error", err->message));
+}
+
+/* Names of the volume mounts directly under the mount root. */
+static struct error *read_mounts(const char *mountinfo_path, const char *root, struct seen *seen)
+{
+	struct libmnt_table *table = mnt_new_table();
+	struct libmnt_iter *iter = mnt_new_iter(MNT_ITER_FORWARD);
+	struct libmnt_fs *fs;
+	size_t root_len = strlen(root);
+	struct error *err = NULL;
+
+	if (!table || !iter) {
+		err = error_new(ERROR_INTERNAL, "out of memory");
+		goto out;
+	}
+	if (mnt_table_parse_file(table, mountinfo_path) != 0) {
+		err = error_new(ERROR_INTERNAL, "cannot parse %s", mountinfo_path);
+		goto out;
+	}
+	while (mnt_table_next_fs(table, iter, &fs) == 0) {
+		const char *target = mnt_fs_get_target(fs), *name;
+		if (!target || strncmp(target, root, root_len) != 0 || target[root_len] != '/')
+			continue;
+		name = target + root_len + 1;
+		/* Kernel mounts under .kernel/ and anything nested inside a
+		 * volume are not volume mounts. */
+		if (strchr(name, '/') || options_check_name(name) != NULL)
+			continue;
+		if (!seen_has(seen, name) && seen_add(seen, name) < 0) {
+			err = error_new(ERROR_INTERNAL, "out of memory");
+			goto out;
+		}
+	}
+out:
+	mnt_free_iter(iter);
+	mnt_unref_table(table);
+	return err;
+}
+
+int reconcile(struct driver *drv, const char *mountinfo_path, struct error **errp)
+{
+	struct seen seen = { 0 };
+	struct error *err;
+	struct volume *vol;
+	int changes = 0;
+
+	if ((err = read_mounts(mountinfo_path, drv->cfg->mount_root, &seen))) {
+		*errp = err;
+		seen_free(&seen);
+		return -1;
+	}
+	for (vol = registry_first(&drv->reg); vol; vol = registry_next(&drv->reg, vol)) {
+		bool live = seen_has(&seen, vol->name);
+		if (vol->mounted && live) {
+			log_info("reconcile.adopted", json_pack("{s:s, s:i}", "volume", vol->name, "references",
+								(int)volume_refs(vol)));
+		} else if (vol->mounted || volume_refs(vol) > 0) {
+			log_info("reconcile.mount-gone", json_pack("{s:s}", "volume", vol->name));
+			vol->mounted = false;
+			volume_clear_refs(vol);
+			changes++;
+		}
+	}
+	for (size_t i = 0; i < seen.n; i++) {
+		vol = registry_find(&drv->reg, seen.names[i]);
+		if (vol && vol->mounted)
+			continue;
+		log_info("reconcile.purging", json_pack("{s:s}", "volume", seen.names[i]));
+		struct volume_op *op = op_new(drv, OP_PURGE, seen.names[i], on_purged, NULL);
+		if (op)
+			op_submit(op);
+	}
+	seen_free(&seen);
+	return changes;
+}

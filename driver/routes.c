@@ -1,0 +1,402 @@
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nfsv3driver.h"
+#include "lifecycle.h"
+#include "log.h"
+#include "routes.h"
+
+#define ID_MAX 128
+
+static bool refusing;
+
+void routes_refuse_new(void)
+{
+	refusing = true;
+}
+
+/* What a route needs from the request body. */
+enum needs { NEEDS_NOTHING, NEEDS_NAME };
+
+struct route {
+	const char *path;
+	enum needs needs;
+	void (*handle)(struct driver *drv, struct http_request *req, json_t *body, const char *name);
+	const char *log_name;
+};
+
+static void respond_json(struct http_request *req, int status, json_t *doc)
+{
+	char *text = json_dumps(doc, JSON_COMPACT);
+
+	json_decref(doc);
+	if (!text) {
+		static const char oom[] = "{\"Err\":\"out of memory\"}";
+		http_respond(req, 500, oom, sizeof(oom) - 1);
+		return;
+	}
+	http_respond(req, status, text, strlen(text));
+	free(text);
+}
+
+static bool client_is_docker(struct http_request *req)
+{
+	const char *accept = http_request_header(req, "Accept");
+	return accept && strstr(accept, NFSV3_DOCKER_MEDIA_TYPE);
+}
+
+/*
+ * volman shows a Mount or Unmount error to the app developer only when Err
+ * is itself JSON, {"SafeDescription": ...}; Docker shows Err as it is.
+ */
+static json_t *err_value(struct http_request *req, const char *route, const char *message)
+{
+	bool safe = (strcmp(route, NFSV3_ROUTE_MOUNT) == 0 || strcmp(route, NFSV3_ROUTE_UNMOUNT) == 0) &&
+		    !client_is_docker(req);
+	json_t *wrapped;
+	char *text;
+
+	if (!safe)
+		return json_string(message);
+	wrapped = json_pack("{s:s}", NFSV3_F_SAFE_DESCRIPTION, message);
+	text = json_dumps(wrapped, JSON_COMPACT);
+	json_decref(wrapped);
+	wrapped = json_string(text ? text : message);
+	free(text);
+	return wrapped;
+}
+
+static void respond_error(struct http_request *req, const char *message)
+{
+	json_t *doc = json_object();
+
+	json_object_set_new(doc, NFSV3_F_ERR, err_value(req, http_request_path(req), message));
+	/* Both clients read Mountpoint on Mount; give it, empty. */
+	if (strcmp(http_request_path(req), NFSV3_ROUTE_MOUNT) == 0)
+		json_object_set_new(doc, NFSV3_F_MOUNTPOINT, json_string(""));
+	log_info("server.request-failed", json_pack("{s:s, s:s}", "route", http_request_path(req), "error", message));
+	respond_json(req, 200, doc);
+}
+
+static json_t *volume_status(const struct volume *vol)
+{
+	json_t *status = json_object();
+	const json_t *source = vol->opts ? json_object_get(vol->opts, NFSV3_OPT_SOURCE) : NULL;
+
+	if (source)
+		json_object_set(status, "source", (json_t *)source);
+	json_object_set_new(status, "mounted", json_boolean(vol->mounted));
+	if (vol->spec_error)
+		json_object_set_new(status, "error", json_string(vol->spec_error->message));
+	return status;
+}
+
+static json_t *volume_json(struct driver *drv, const struct volume *vol, bool with_status)
+{
+	char mountpoint[PATH_MAX];
+	json_t *doc = json_pack("{s:s, s:s, s:I}", NFSV3_F_NAME, vol->name, NFSV3_F_MOUNTPOINT,
+				vol->mounted ? volume_mountpoint(drv, vol, mountpoint, sizeof(mountpoint)) : "",
+				NFSV3_F_MOUNT_COUNT, (json_int_t)volume_refs(vol));
+	if (with_status)
+		json_object_set_new(doc, NFSV3_F_STATUS, volume_status(vol));
+	return doc;
+}
+
+/* ---- operations ---- */
+
+static void on_op_done(struct volume_op *op, const struct error *err)
+{
+	struct http_request *req = op->data;
+	char mountpoint[PATH_MAX];
+	json_t *doc;
+
+	if (err) {
+		respond_error(req, err->message);
+		return;
+	}
+	doc = json_pack("{s:s}", NFSV3_F_ERR, "");
+	switch (op->kind) {
+	case OP_MOUNT:
+	case OP_PATH:
+		json_object_set_new(doc, NFSV3_F_MOUNTPOINT,
+				    json_string(op->vol->mounted ? volume_mountpoint(op->drv, op->vol, mountpoint,
+										     sizeof(mountpoint))
+								 : ""));
+		break;
+	case OP_GET:
+		json_object_set_new(doc, NFSV3_F_VOLUME, volume_json(op->drv, op->vol, true));
+		break;
+	default:
+		break;
+	}
+	respond_json(req, 200, doc);
+}
+
+static struct error *check_id(const json_t *id)
+{
+	const char *text;
+
+	if (!json_is_string(id))
+		return error_new(ERROR_INVALID, "ID: expected a string");
+	text = json_string_value(id);
+	if (json_string_length(id) == 0 || json_string_length(id) > ID_MAX)
+		return error_new(ERROR_INVALID, "ID: expected 1 to %d characters", ID_MAX);
+	for (const char *p = text; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("_.-", *p))
+			return error_new(ERROR_INVALID, "ID: may only contain letters, digits and _.-");
+	if (strlen(text) != json_string_length(id))
+		return error_new(ERROR_INVALID, "ID: may only contain letters, digits and _.-");
+	return NULL;
+}
+
+static void submit(struct driver *drv, struct http_request *req, enum op_kind kind, json_t *body, const char *name)
+{
+	const json_t *id = json_object_get(body, NFSV3_F_ID);
+	struct volume_op *op;
+	struct error *err;
+
+	if (id && !json_is_null(id) && (kind == OP_MOUNT || kind == OP_UNMOUNT) && (err = check_id(id))) {
+		respond_error(req, err->message);
+		error_free(err);
+		return;
+	}
+	op = op_new(drv, kind, name, on_op_done, req);
+	if (!op) {
+		respond_error(req, "out of memory");
+		return;
+	}
+	op->docker = client_is_docker(req);
+	if (id && json_is_string(id) && (kind == OP_MOUNT || kind == OP_UNMOUNT))
+		op->id = strdup(json_string_value(id));
+	if (kind == OP_CREATE) {
+		json_t *opts = json_object_get(body, NFSV3_F_OPTS);
+		op->opts = opts ? json_incref(opts) : NULL;
+	}
+	op_submit(op);
+}
+
+static void handle_create(struct driver *drv, struct http_request *req, json_t *body, const char *name)
+{
+	submit(drv, req, OP_CREATE, body, name);
+}
+
+static void handle_mount(struct driver *drv, struct http_request *req, json_t *body, const char *name)
+{
+	submit(drv, req, OP_MOUNT, body, name);
+}
+
+static void handle_unmount(struct driver *drv, struct http_request *req, json_t *body, const char *name)
+{
+	submit(drv, req, OP_UNMOUNT, body, name);
+}
+
+static void handle_remove(struct driver *drv, struct http_request *req, json_t *body, const char *name)
+{
+	submit(drv, req, OP_REMOVE, body, name);
+}
+
+static void handle_get(struct driver *drv, struct http_request *req, json_t *body, const char *name)
+{
+	submit(drv, req, OP_GET, body, name);
+}
+
+static void handle_path(struct driver *drv, struct http_request *req, json_t *body, const char *name)
+{
+	submit(drv, req, OP_PATH, body, name);
+}
+
+static void handle_list(struct driver *drv, struct http_request *req, json_t *body, const char *name)
+{
+	json_t *volumes = json_array();
+
+	for (struct volume *vol = registry_first(&drv->reg); vol; vol = registry_next(&drv->reg, vol))
+		if (vol->exists)
+			json_array_append_new(volumes, volume_json(drv, vol, false));
+	respond_json(req, 200, json_pack("{s:o, s:s}", NFSV3_F_VOLUMES, volumes, NFSV3_F_ERR, ""));
+}
+
+static void handle_activate(struct driver *drv, struct http_request *req, json_t *body, const char *name)
+{
+	respond_json(req, 200, json_pack("{s:[s]}", NFSV3_F_IMPLEMENTS, "VolumeDriver"));
+}
+
+static void handle_capabilities(struct driver *drv, struct http_request *req, json_t *body, const char *name)
+{
+	respond_json(req, 200, json_pack("{s:{s:s}}", NFSV3_F_CAPABILITIES, NFSV3_F_SCOPE, "local"));
+}
+
+/* Adding a route is one row. */
+static const struct route plugin_routes[] = {
+	{ NFSV3_ROUTE_ACTIVATE, NEEDS_NOTHING, handle_activate, "activate" },
+	{ NFSV3_ROUTE_CREATE, NEEDS_NAME, handle_create, "create" },
+	{ NFSV3_ROUTE_MOUNT, NEEDS_NAME, handle_mount, "mount" },
+	{ NFSV3_ROUTE_UNMOUNT, NEEDS_NAME, handle_unmount, "unmount" },
+	{ NFSV3_ROUTE_REMOVE, NEEDS_NAME, handle_remove, "remove" },
+	{ NFSV3_ROUTE_PATH, NEEDS_NAME, handle_path, "path" },
+	{ NFSV3_ROUTE_GET, NEEDS_NAME, handle_get, "get" },
+	{ NFSV3_ROUTE_LIST, NEEDS_NOTHING, handle_list, "list" },
+	{ NFSV3_ROUTE_CAPABILITIES, NEEDS_NOTHING, handle_capabilities, "capabilities" },
+};
+
+static const struct route *route_find(const struct route *table, size_t n, const char *path)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(table[i].path, path) == 0)
+			return &table[i];
+	return NULL;
+}
+
+static bool body_is_blank(const char *body, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (!isspace((unsigned char)body[i]))
+			return false;
+	return true;
+}
+
+void routes_handle(struct http_request *req, void *data)
+{
+	struct driver *drv = data;
+	const char *path = http_request_path(req), *method = http_request_method(req), *body_text, *name = NULL;
+	const struct route *route = route_find(plugin_routes, sizeof(plugin_routes) / sizeof(plugin_routes[0]), path);
+	json_error_t jerr;
+	json_t *body = NULL, *name_value;
+	char message[512];
+	size_t len;
+
+	if (!route) {
+		snprintf(message, sizeof(message), "%s %.200s: the volume plugin routes are /Plugin.Activate and /VolumeDriver.*",
+			 NFSV3_ERR_UNKNOWN_ROUTE, path);
+		respond_json(req, 404, json_pack("{s:s}", NFSV3_F_ERR, message));
+		return;
+	}
+	if (strcmp(method, "POST") != 0) {
+		snprintf(message, sizeof(message), "method %.16s not allowed on %s: use POST", method, path);
+		respond_json(req, 405, json_pack("{s:s}", NFSV3_F_ERR, message));
+		return;
+	}
+	if (refusing) {
+		respond_error(req, NFSV3_ERR_SHUTTING_DOWN);
+		return;
+	}
+	body_text = http_request_body(req, &len);
+	if (!body_is_blank(body_text, len)) {
+		body = json_loadb(body_text, len, JSON_REJECT_DUPLICATES, &jerr);
+		if (!body) {
+			snprintf(message, sizeof(message), "request body is not valid JSON (line %d column %d: %s)", jerr.line,
+				 jerr.column, jerr.text);
+			respond_error(req, message);
+			return;
+		}
+		if (!json_is_object(body)) {
+			json_decref(body);
+			respond_error(req, "request body: expected a JSON object");
+			return;
+		}
+	}
+	if (route->needs == NEEDS_NAME) {
+		struct error *err;
+		name_value = json_object_get(body, NFSV3_F_NAME);
+		if (!name_value) {
+			json_decref(body);
+			respond_error(req, "request body: Name is required");
+			return;
+		}
+		if (!json_is_string(name_value)) {
+			json_decref(body);
+			respond_error(req, "Name: expected a string");
+			return;
+		}
+		name = json_string_value(name_value);
+		if (strlen(name) != json_string_length(name_value))
+			err = error_new(ERROR_INVALID, "Name: may not contain NUL characters");
+		else
+			err = options_check_name(name);
+		if (err) {
+			respond_error(req, err->message);
+			error_free(err);
+			json_decref(body);
+			return;
+		}
+	}
+	if (body) {
+		json_t *logged = json_deep_copy(body);
+		log_debug(route->log_name, json_pack("{s:o}", "request", logged));
+	}
+	route->handle(drv, req, body, name);
+	json_decref(body);
+}
+
+/* ---- admin ---- */
+
+struct evacuation {
+	struct http_request *req;
+	unsigned pending;
+	json_t *errors;
+};
+
+static void on_evacuated(struct volume_op *op, const struct error *err)
+{
+	struct evacuation *ev = op->data;
+
+	if (err)
+		json_array_append_new(ev->errors, json_string(err->message));
+	if (--ev->pending > 0)
+		return;
+	log_info("evacuate.finished", json_pack("{s:O}", "errors", ev->errors));
+	if (json_array_size(ev->errors) == 0)
+		respond_json(ev->req, 200, json_pack("{s:s}", NFSV3_F_ERR, ""));
+	else
+		respond_json(ev->req, 500, json_pack("{s:s, s:O}", NFSV3_F_ERR, "some volumes could not be unmounted",
+						     "Errors", ev->errors));
+	json_decref(ev->errors);
+	free(ev);
+}
+
+static void handle_evacuate(struct driver *drv, struct http_request *req)
+{
+	struct evacuation *ev = calloc(1, sizeof(*ev));
+	struct volume *vol, *next;
+
+	if (!ev) {
+		respond_json(req, 500, json_pack("{s:s}", NFSV3_F_ERR, "out of memory"));
+		return;
+	}
+	ev->req = req;
+	ev->errors = json_array();
+	ev->pending = 1; /* held until every volume is queued */
+	log_info("evacuate.starting", NULL);
+	for (vol = registry_first(&drv->reg); vol; vol = next) {
+		next = registry_next(&drv->reg, vol);
+		if (!vol->mounted)
+			continue;
+		struct volume_op *op = op_new(drv, OP_EVACUATE, vol->name, on_evacuated, ev);
+		if (!op)
+			continue;
+		ev->pending++;
+		op_submit(op);
+	}
+	on_evacuated(&(struct volume_op){ .data = ev }, NULL);
+}
+
+void routes_handle_admin(struct http_request *req, void *data)
+{
+	struct driver *drv = data;
+	const char *path = http_request_path(req);
+
+	if (strcmp(http_request_method(req), "GET") != 0 && strcmp(http_request_method(req), "POST") != 0) {
+		respond_json(req, 405, json_pack("{s:s}", NFSV3_F_ERR, "use GET"));
+		return;
+	}
+	if (strcmp(path, NFSV3_ADMIN_PING) == 0) {
+		http_respond(req, 200, "{}", 2);
+		return;
+	}
+	if (strcmp(path, NFSV3_ADMIN_EVACUATE) == 0) {
+		handle_evacuate(drv, req);
+		return;
+	}
+	respond_json(req, 404, json_pack("{s:s}", NFSV3_F_ERR, "unknown route: the admin routes are /ping and /evacuate"));
+}

@@ -1,0 +1,331 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "nfsv3driver.h"
+#include "state.h"
+
+/* Field names of the state document (ours alone, not the wire's). */
+#define S_VERSION "version"
+#define S_VOLUMES "volumes"
+#define S_NAME "name"
+#define S_OPTS "opts"
+#define S_MOUNTED "mounted"
+#define S_IDS "ids"
+#define S_COUNT "count"
+#define S_KERNEL_KEY "kernel_key"
+#define S_IDMAPFS_PID "idmapfs_pid"
+
+json_t *state_serialize(struct registry *reg)
+{
+	json_t *volumes = json_array();
+
+	for (struct volume *vol = registry_first(reg); vol; vol = registry_next(reg, vol)) {
+		json_t *ids, *entry;
+		if (!vol->exists && !vol->mounted)
+			continue;
+		ids = json_array();
+		for (size_t i = 0; i < vol->n_ids; i++)
+			json_array_append_new(ids, json_string(vol->ids[i]));
+		entry = json_pack("{s:s, s:o, s:b, s:o, s:I}", S_NAME, vol->name, S_OPTS,
+				  vol->opts ? json_incref(vol->opts) : json_object(), S_MOUNTED, vol->mounted,
+				  S_IDS, ids, S_COUNT, (json_int_t)vol->count);
+		if (vol->kernel_key)
+			json_object_set_new(entry, S_KERNEL_KEY, json_string(vol->kernel_key));
+		if (vol->idmapfs_pid)
+			json_object_set_new(entry, S_IDMAPFS_PID, json_integer(vol->idmapfs_pid));
+		json_array_append_new(volumes, entry);
+	}
+	return json_pack("{s:i, s:o}", S_VERSION, STATE_FORMAT_VERSION, S_VOLUMES, volumes);
+}
+
+static struct error *entry_invalid(size_t index, const char *what)
+{
+	return error_new(ERROR_INVALID, "volumes[%zu]: %s", index, what);
+}
+
+static struct error *deserialize_entry(size_t index, const json_t *entry, struct registry *reg,
+				       const struct config *cfg)
+{
+	const json_t *name = json_object_get(entry, S_NAME), *opts = json_object_get(entry, S_OPTS),
+		     *mounted = json_object_get(entry, S_MOUNTED), *ids = json_object_get(entry, S_IDS),
+		     *count = json_object_get(entry, S_COUNT), *key = json_object_get(entry, S_KERNEL_KEY),
+		     *pid = json_object_get(entry, S_IDMAPFS_PID), *id;
+	struct volume_spec spec;
+	struct error *err;
+	struct volume *vol;
+	size_t i;
+
+	if (!json_is_object(entry))
+		return entry_invalid(index, "expected an object");
+	if (!json_is_string(name))
+		return entry_invalid(index, "name: expected a string");
+	if ((err = options_check_name(json_string_value(name))))
+		return error_wrap(err, "volumes[%zu]", index);
+	if (registry_find(reg, json_string_value(name)))
+		return entry_invalid(index, "name appears twice");
+	if (!json_is_object(opts))
+		return entry_invalid(index, "opts: expected an object");
+	if (!json_is_boolean(mounted))
+		return entry_invalid(index, "mounted: expected true or false");
+	if (!json_is_array(ids))
+		return entry_invalid(index, "ids: expected an array");
+	json_array_foreach(ids, i, id)
+		if (!json_is_string(id) || !json_string_length(id) || json_string_length(id) > 256)
+			return entry_invalid(index, "ids: expected strings of 1 to 256 characters");
+	if (!json_is_integer(count) || json_integer_value(count) < 0 || json_integer_value(count) > 1000000)
+		return entry_invalid(index, "count: expected an integer from 0 to 1000000");
+	if (key && (!json_is_string(key) || !json_string_length(key)))
+		return entry_invalid(index, "kernel_key: expected a string");
+	if (pid && (!json_is_integer(pid) || json_integer_value(pid) < 1 || json_integer_value(pid) > 4194304))
+		return entry_invalid(index, "idmapfs_pid: expected a process id");
+
+	if (!(vol = registry_get(reg, json_string_value(name))))
+		return error_new(ERROR_INTERNAL, "out of memory");
+	/* Options are parsed again: an option the driver no longer accepts
+	 * (say, --allow-local-sources dropped) becomes the volume's Mount error. */
+	err = options_parse(opts, cfg, &spec);
+	volume_set_options(vol, opts, err ? NULL : &spec, err);
+	vol->mounted = json_is_true(mounted);
+	json_array_foreach(ids, i, id)
+		if (volume_add_ref(vol, json_string_value(id)) < 0)
+			return error_new(ERROR_INTERNAL, "out of memory");
+	vol->count = (unsigned)json_integer_value(count);
+	if (key)
+		vol->kernel_key = strdup(json_string_value(key));
+	if (pid)
+		vol->idmapfs_pid = (pid_t)json_integer_value(pid);
+	return NULL;
+}
+
+struct error *state_deserialize(const json_t *doc, struct registry *reg, const struct config *cfg)
+{
+	const json_t *version, *volumes, *entry;
+	struct error *err;
+	size_t i;
+
+	if (!json_is_object(doc))
+		return error_new(ERROR_INVALID, "expected a JSON object");
+	version = json_object_get(doc, S_VERSION);
+	if (!json_is_integer(version) || json_integer_value(version) != STATE_FORMAT_VERSION)
+		return error_new(ERROR_INVALID, "version: expected %d", STATE_FORMAT_VERSION);
+	volumes = json_object_get(doc, S_VOLUMES);
+	if (!json_is_array(volumes))
+		return error_new(ERROR_INVALID, "volumes: expected an array");
+	json_array_foreach(volumes, i, entry) {
+		if ((err = deserialize_entry(i, entry, reg, cfg))) {
+			registry_destroy(reg);
+			registry_init(reg);
+			return err;
+		}
+	}
+	return NULL;
+}
+
+struct error *state_load(const char *path, struct registry *reg, const struct config *cfg)
+{
+	json_error_t jerr;
+	struct error *err = NULL;
+	json_t *doc;
+	char aside[4096];
+
+	if (access(path, F_OK) != 0 && errno == ENOENT)
+		return NULL;
+	doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (!doc)
+		err = error_new(ERROR_INVALID, "line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+	else
+		err = state_deserialize(doc, reg, cfg);
+	json_decref(doc);
+	if (!err)
+		return NULL;
+	snprintf(aside, sizeof(aside), "%s.corrupt-%lld", path, (long long)time(NULL));
+	if (rename(path, aside) == 0)
+		return error_wrap(err, "state file %s is corrupt (moved aside to %s, starting clean)", path, aside);
+	return error_wrap(err, "state file %s is corrupt and could not be moved aside (%s); starting clean", path,
+			  strerror(errno));
+}
+
+static struct error *write_all(int fd, const char *text, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, text, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return error_new(ERROR_INTERNAL, "write: %s", strerror(n < 0 ? errno : EIO));
+		text += n;
+		len -= (size_t)n;
+	}
+	return NULL;
+}
+
+static struct error *write_text(const char *path, const char *text)
+{
+	char tmp[4096], dir[4096];
+	struct error *err;
+	int fd;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	snprintf(dir, sizeof(dir), "%s", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return error_new(ERROR_INTERNAL, "writing state %s: %s", tmp, strerror(errno));
+	if (fchmod(fd, 0600) < 0 || (err = write_all(fd, text, strlen(text))) != NULL || fsync(fd) < 0) {
+		int saved = errno;
+		close(fd);
+		unlink(tmp);
+		return error_new(ERROR_INTERNAL, "writing state %s: %s", tmp, strerror(saved));
+	}
+	close(fd);
+	if (rename(tmp, path) < 0) {
+		int saved = errno;
+		unlink(tmp);
+		return error_new(ERROR_INTERNAL, "renaming %s to %s: %s", tmp, path, strerror(saved));
+	}
+	/* The rename is durable only once the directory is. */
+	fd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+struct error *state_write(const char *path, const json_t *doc)
+{
+	char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+	struct error *err;
+
+	if (!text)
+		return error_new(ERROR_INTERNAL, "out of memory");
+	err = write_text(path, text);
+	free(text);
+	return err;
+}
+
+struct waiter {
+	state_saved_cb cb;
+	void *data;
+	struct waiter *next;
+};
+
+struct state_writer {
+	uv_loop_t *loop;
+	char *path;
+	struct registry *reg;
+	uv_work_t work;
+	int running;
+	char *text;                 /* the document being written */
+	struct error *result;       /* of the write being finished */
+	struct waiter *pending;     /* commits not yet in a write (reversed) */
+	struct waiter *inflight;    /* commits the running write will satisfy */
+};
+
+struct state_writer *state_writer_new(uv_loop_t *loop, const char *path, struct registry *reg)
+{
+	struct state_writer *w = calloc(1, sizeof(*w));
+
+	if (!w || !(w->path = strdup(path))) {
+		free(w);
+		return NULL;
+	}
+	w->loop = loop;
+	w->reg = reg;
+	w->work.data = w;
+	return w;
+}
+
+static void on_write_work(uv_work_t *work)
+{
+	struct state_writer *w = work->data;
+	w->result = write_text(w->path, w->text);
+}
+
+static void start_write(struct state_writer *w);
+
+/* Waiters are kept newest first; answer them oldest first. */
+static struct waiter *reverse(struct waiter *list)
+{
+	struct waiter *out = NULL, *next;
+	for (; list; list = next) {
+		next = list->next;
+		list->next = out;
+		out = list;
+	}
+	return out;
+}
+
+static void on_write_done(uv_work_t *work, int status)
+{
+	struct state_writer *w = work->data;
+	struct waiter *list = reverse(w->inflight), *next;
+
+	w->inflight = NULL;
+	w->running = 0;
+	free(w->text);
+	w->text = NULL;
+	for (; list; list = next) {
+		next = list->next;
+		list->cb(w->result, list->data);
+		free(list);
+	}
+	error_free(w->result);
+	w->result = NULL;
+	if (w->pending)
+		start_write(w);
+}
+
+static void start_write(struct state_writer *w)
+{
+	json_t *doc = state_serialize(w->reg);
+
+	w->text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(doc);
+	w->inflight = w->pending;
+	w->pending = NULL;
+	w->running = 1;
+	if (!w->text) {
+		w->result = error_new(ERROR_INTERNAL, "out of memory serializing state");
+		on_write_done(&w->work, 0);
+		return;
+	}
+	uv_queue_work(w->loop, &w->work, on_write_work, on_write_done);
+}
+
+void state_commit(struct state_writer *w, state_saved_cb cb, void *data)
+{
+	struct waiter *waiter = malloc(sizeof(*waiter));
+
+	if (!waiter) {
+		struct error *err = error_new(ERROR_INTERNAL, "out of memory");
+		cb(err, data);
+		error_free(err);
+		return;
+	}
+	waiter->cb = cb;
+	waiter->data = data;
+	waiter->next = w->pending;
+	w->pending = waiter;
+	if (!w->running)
+		start_write(w);
+}
+
+int state_writer_idle(const struct state_writer *w)
+{
+	return !w->running && !w->pending;
+}
+
+void state_writer_free(struct state_writer *w)
+{
+	if (!w)
+		return;
+	free(w->path);
+	free(w);
+}
