@@ -11,7 +11,8 @@
 #
 # Everything it starts (containers, dockerd and its containerd, our daemon) is
 # stopped by pid on exit, its mounts are detached and its temp dir removed.
-# NFSV3_DOCKER_KEEP=1 keeps the temp dir (logs) for a post-mortem.
+# NFSV3_DOCKER_KEEP=1 keeps the temp dir (logs) for a post-mortem;
+# NFSV3_DOCKER_STORAGE=vfs|overlay2 overrides the storage driver's detection.
 set -u
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -25,7 +26,7 @@ plugin_dir=/run/docker/plugins
 plugin_sock=$plugin_dir/$plugin.sock
 stage_start=$SECONDS
 
-passed=0 failed=0
+passed=0 failed=0 signalled=
 tmp= dockerd_pid= containerd_pid= driver_pid= driver_starts=0
 
 say() { echo "docker: $*"; }
@@ -67,9 +68,13 @@ mounts_under() {
 	awk -v p="$1" '$5 == p || index($5, p "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r
 }
 
+# Runs once, in the main shell: bash may run an EXIT trap in a command
+# substitution's subshell when a signal arrives while it is being read.
 cleanup() {
 	local rc=$?
+	[ "$BASHPID" = "$$" ] || return 0
 	trap - EXIT INT TERM HUP
+	[ -n "$signalled" ] && rc=$signalled
 	if [ -n "$dockerd_pid" ] && kill -0 "$dockerd_pid" 2>/dev/null; then
 		# A shell as PID 1 ignores SIGTERM: remove containers first, or dockerd
 		# takes 10 s per container to stop.
@@ -127,9 +132,12 @@ if [ ! -x "$driver_bin" ]; then
 	exit 1
 fi
 
+# On a signal, clean up at once: "exit" from a trap during a command
+# substitution would skip the EXIT trap.
+signalled=
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP
+trap 'signalled=130; cleanup' INT
+trap 'signalled=143; cleanup' TERM HUP
 
 tmp=$(mktemp -d /tmp/nfsv3-docker.XXXXXX) || skip "cannot make a temp dir under /tmp"
 chmod 0755 "$tmp"
@@ -146,9 +154,9 @@ dk() { timeout 90 "$docker_bin" -H "unix://$tmp/docker.sock" "$@"; }
 
 # overlay2 needs a filesystem that can be an overlay's upper layer (not overlay,
 # not some network filesystems); try one mount where the data-root lives.
-storage=vfs
+storage=${NFSV3_DOCKER_STORAGE:-vfs}
 mkdir -p "$tmp/ovl/lower" "$tmp/ovl/upper" "$tmp/ovl/work" "$tmp/ovl/merged"
-if mount -t overlay overlay \
+if [ -z "${NFSV3_DOCKER_STORAGE:-}" ] && mount -t overlay overlay \
 	-o "lowerdir=$tmp/ovl/lower,upperdir=$tmp/ovl/upper,workdir=$tmp/ovl/work" \
 	"$tmp/ovl/merged" 2>/dev/null; then
 	storage=overlay2
