@@ -1,0 +1,177 @@
+/*
+ * The inode table: one entry per backing inode the kernel holds a nodeid
+ * for, keyed by st_dev/st_ino so that hard links and repeated lookups of one
+ * object share one nodeid (the kernel then sees one inode with the right
+ * nlink, as on the backing file system). The nodeid is the entry's address.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "idmapfs.h"
+
+#define TABLE_INITIAL_BUCKETS 1024
+
+int idmapfs_table_init(struct idmapfs_table *table)
+{
+	table->nbuckets = TABLE_INITIAL_BUCKETS;
+	table->count = 0;
+	table->buckets = calloc(table->nbuckets, sizeof(*table->buckets));
+	if (table->buckets == NULL)
+		return -1;
+	return pthread_mutex_init(&table->lock, NULL) == 0 ? 0 : -1;
+}
+
+void idmapfs_table_destroy(struct idmapfs_table *table)
+{
+	for (size_t i = 0; i < table->nbuckets; i++) {
+		struct idmapfs_inode *inode = table->buckets[i];
+
+		while (inode != NULL) {
+			struct idmapfs_inode *next = inode->next;
+
+			close(inode->fd);
+			free(inode);
+			inode = next;
+		}
+	}
+	free(table->buckets);
+	pthread_mutex_destroy(&table->lock);
+}
+
+static size_t bucket_of(const struct idmapfs_table *table, dev_t dev, ino_t ino)
+{
+	uint64_t h = (uint64_t)ino * UINT64_C(0x9e3779b97f4a7c15) ^ (uint64_t)dev;
+
+	h ^= h >> 29;
+	return (size_t)h & (table->nbuckets - 1);
+}
+
+/* Double the bucket array when the chains grow long; failure only costs speed. */
+static void table_grow(struct idmapfs_table *table)
+{
+	size_t old_n = table->nbuckets;
+	struct idmapfs_inode **old = table->buckets;
+	struct idmapfs_inode **grown = calloc(old_n * 2, sizeof(*grown));
+
+	if (grown == NULL)
+		return;
+	table->buckets = grown;
+	table->nbuckets = old_n * 2;
+	for (size_t i = 0; i < old_n; i++) {
+		struct idmapfs_inode *inode = old[i];
+
+		while (inode != NULL) {
+			struct idmapfs_inode *next = inode->next;
+			size_t b = bucket_of(table, inode->dev, inode->ino);
+
+			inode->next = grown[b];
+			grown[b] = inode;
+			inode = next;
+		}
+	}
+	free(old);
+}
+
+static void table_remove(struct idmapfs_table *table, struct idmapfs_inode *inode)
+{
+	struct idmapfs_inode **link = &table->buckets[bucket_of(table, inode->dev, inode->ino)];
+
+	while (*link != NULL && *link != inode)
+		link = &(*link)->next;
+	if (*link != NULL) {
+		*link = inode->next;
+		table->count--;
+	}
+	inode->hashed = false;
+	inode->next = NULL;
+}
+
+struct idmapfs_inode *idmapfs_table_get(struct idmapfs *fs, int fd, const struct stat *st)
+{
+	struct idmapfs_table *table = &fs->table;
+	struct idmapfs_inode *inode, *fresh;
+
+	/* The root is its own entry: a lookup of ".." or a bind of the root's parent finds it here. */
+	if (st->st_dev == fs->root.dev && st->st_ino == fs->root.ino) {
+		close(fd);
+		pthread_mutex_lock(&table->lock);
+		fs->root.nlookup++;
+		pthread_mutex_unlock(&table->lock);
+		return &fs->root;
+	}
+	pthread_mutex_lock(&table->lock);
+	for (inode = table->buckets[bucket_of(table, st->st_dev, st->st_ino)]; inode != NULL;
+	     inode = inode->next) {
+		if (inode->dev == st->st_dev && inode->ino == st->st_ino) {
+			inode->nlookup++;
+			pthread_mutex_unlock(&table->lock);
+			close(fd);
+			return inode;
+		}
+	}
+	pthread_mutex_unlock(&table->lock);
+
+	/* Allocate outside the lock; a racing lookup of the same object is resolved below. */
+	fresh = calloc(1, sizeof(*fresh));
+	if (fresh == NULL) {
+		close(fd);
+		errno = ENOMEM;
+		return NULL;
+	}
+	fresh->fd = fd;
+	fresh->dev = st->st_dev;
+	fresh->ino = st->st_ino;
+	fresh->is_symlink = S_ISLNK(st->st_mode);
+	fresh->nlookup = 1;
+	fresh->hashed = true;
+
+	pthread_mutex_lock(&table->lock);
+	size_t b = bucket_of(table, st->st_dev, st->st_ino);
+
+	for (inode = table->buckets[b]; inode != NULL; inode = inode->next) {
+		if (inode->dev == st->st_dev && inode->ino == st->st_ino) {
+			inode->nlookup++;
+			pthread_mutex_unlock(&table->lock);
+			close(fd);
+			free(fresh);
+			return inode;
+		}
+	}
+	fresh->next = table->buckets[b];
+	table->buckets[b] = fresh;
+	table->count++;
+	if (table->count > table->nbuckets * 2)
+		table_grow(table);
+	pthread_mutex_unlock(&table->lock);
+	return fresh;
+}
+
+void idmapfs_table_forget(struct idmapfs *fs, struct idmapfs_inode *inode, uint64_t n)
+{
+	struct idmapfs_table *table = &fs->table;
+	bool gone;
+
+	pthread_mutex_lock(&table->lock);
+	/* The kernel never forgets more than it looked up; clamp rather than wrap if it did. */
+	inode->nlookup -= n < inode->nlookup ? n : inode->nlookup;
+	gone = inode->nlookup == 0 && inode != &fs->root;
+	if (gone && inode->hashed)
+		table_remove(table, inode);
+	pthread_mutex_unlock(&table->lock);
+	if (gone) {
+		close(inode->fd);
+		free(inode);
+	}
+}
+
+void idmapfs_table_unhash(struct idmapfs *fs, struct idmapfs_inode *inode)
+{
+	if (inode == &fs->root)
+		return;
+	pthread_mutex_lock(&fs->table.lock);
+	if (inode->hashed)
+		table_remove(&fs->table, inode);
+	pthread_mutex_unlock(&fs->table.lock);
+}

@@ -1,0 +1,540 @@
+/*
+ * nfsv3driver-idmapfs MOUNT_ROOT BACKING_DIR NAME UID GID APP_UID APP_GID rw|ro
+ *
+ * Serves BACKING_DIR on MOUNT_ROOT/NAME with owners remapped (UID:GID on the
+ * backing side is APP_UID:APP_GID in the mount) until the mount goes away.
+ *
+ * Life of a run, as the daemon sees it:
+ *   - every argument is checked; a refusal is one line on stderr and an
+ *     exit code of enum nfsv3_exit, with nothing mounted;
+ *   - once the mount is live and privilege is gone, "ready\n" is written to
+ *     stdout and stdout is closed; the process stays in the foreground;
+ *   - SIGTERM (or SIGINT, SIGHUP) detaches the mount lazily; the process
+ *     exits 0 when the kernel ends the session, that is at once, or when
+ *     the last file open in the mount is closed;
+ *   - a detach by someone else (umount -l) ends the session the same way;
+ *   - if the process dies any other way (SIGKILL, a crash), its unmount
+ *     sentry (below) detaches the dead mount, so no "Transport endpoint is
+ *     not connected" is left behind.
+ *
+ * Privilege: mounting needs CAP_SYS_ADMIN, which the serving process cannot
+ * keep, and a FUSE mount whose server is gone stays mounted. So before
+ * dropping everything, the server forks a sentry that keeps CAP_SYS_ADMIN
+ * alone, holds nothing but the new mount's fd and the read end of a pipe,
+ * and detaches that very mount (not a path) when the pipe says so or
+ * reaches EOF (the server exited, however). The server then sets its
+ * fsuid/fsgid to the bound ids, clears its supplementary groups, drops
+ * every capability and sets no_new_privs before serving a single request.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/capability.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/fsuid.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+#include <linux/openat2.h>
+
+#include "idmapfs.h"
+#include "privilege.h"
+
+#define IDMAPFS_USAGE "MOUNT_ROOT BACKING_DIR NAME UID GID APP_UID APP_GID rw|ro"
+#define IDMAPFS_READY "ready\n"
+/* Workers: enough for a few blocked lock waits besides the traffic; each costs a stack and a buffer. */
+#define IDMAPFS_MAX_THREADS 16
+/* How long the kernel may trust an entry or attribute we returned: see main(). */
+#define IDMAPFS_TIMEOUT 1.0
+
+/*
+ * What setup needs before everything is dropped: mounting (SYS_ADMIN),
+ * becoming the bound identity (SETUID, SETGID), and reaching a backing
+ * directory beneath MOUNT_ROOT/.kernel (0700) or a mount root the caller's
+ * uid may not write when installed with file capabilities (DAC_OVERRIDE to
+ * create the mountpoint, DAC_READ_SEARCH to look the backing up).
+ */
+static const int setup_caps[] = {
+	CAP_SYS_ADMIN, CAP_SETUID, CAP_SETGID, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH,
+};
+
+/* ---- arguments ------------------------------------------------------ */
+
+/* An id: decimal digits only, no sign, no leading zero, 1..4294967294 (0 and -1 refused). */
+static uint32_t parse_id(const char *what, const char *text)
+{
+	unsigned long long value = 0;
+
+	if (text[0] < '1' || text[0] > '9' || strspn(text, "0123456789") != strlen(text) ||
+	    strlen(text) > 10)
+		die(NFSV3_EXIT_REFUSED, "%s \"%s\": must be a decimal number from 1 to 4294967294",
+		    what, text);
+	for (const char *p = text; *p != '\0'; p++)
+		value = value * 10 + (unsigned)(*p - '0');
+	if (value > UINT32_MAX - 1)
+		die(NFSV3_EXIT_REFUSED, "%s \"%s\": must be a decimal number from 1 to 4294967294",
+		    what, text);
+	return (uint32_t)value;
+}
+
+/*
+ * Trusts: nothing in backing.
+ * Checks: absolute, not "/", resolved from "/" with no symlink (magic or
+ * not) in any component, a directory. The O_PATH fd pins what was checked:
+ * every later access is relative to it.
+ */
+static int open_backing(const char *backing)
+{
+	struct open_how how = {
+		.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+		.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	int fd;
+
+	if (backing[0] != '/')
+		die(NFSV3_EXIT_REFUSED, "backing directory %s: not an absolute path", backing);
+	if (backing[strspn(backing, "/")] == '\0')
+		die(NFSV3_EXIT_REFUSED, "backing directory %s: must not be /", backing);
+	fd = (int)syscall(SYS_openat2, AT_FDCWD, backing, &how, sizeof(how));
+	if (fd < 0) {
+		if (errno == ELOOP)
+			die(NFSV3_EXIT_REFUSED, "backing directory %s: has a symlink component", backing);
+		if (errno == ENOTDIR)
+			die(NFSV3_EXIT_REFUSED, "backing directory %s: not a directory", backing);
+		die_errno(NFSV3_EXIT_REFUSED, "backing directory %s", backing);
+	}
+	return fd;
+}
+
+/* The mountpoint this run created, removed again if setup fails before mounting. */
+static struct {
+	int root_fd;
+	const char *name;
+} created_mountpoint = {-1, NULL};
+
+static void remove_created_mountpoint(void)
+{
+	/* Removes only an empty directory, so never one with a mount on it. */
+	if (created_mountpoint.name != NULL)
+		unlinkat(created_mountpoint.root_fd, created_mountpoint.name, AT_REMOVEDIR);
+}
+
+/*
+ * Trusts: root_fd (privilege_open_root); name checked by privilege_check_name.
+ * Checks: MOUNT_ROOT/NAME is a directory reached beneath the root with no
+ * symlink, not already a mountpoint (a live or dead FUSE mount there is the
+ * daemon's to detach), and empty (mounting over files would hide them). It is
+ * created if absent. The fd returned is what the mount is moved onto, so what
+ * was checked is what gets mounted on, whatever renames happen meanwhile.
+ */
+static int open_mountpoint(int root_fd, const char *name)
+{
+	struct statx stx;
+	int fd, dir_fd;
+	DIR *dir;
+	struct dirent *entry;
+
+	if (mkdirat(root_fd, name, 0755) == 0) {
+		created_mountpoint.root_fd = root_fd;
+		created_mountpoint.name = name;
+		atexit(remove_created_mountpoint);
+	} else if (errno != EEXIST) {
+		die_errno(NFSV3_EXIT_MOUNT, "cannot create mountpoint %s", name);
+	}
+	fd = privilege_open_beneath(root_fd, name, O_PATH | O_DIRECTORY);
+	if (fd < 0) {
+		if (errno == ELOOP)
+			die(NFSV3_EXIT_REFUSED, "mountpoint %s: is a symlink", name);
+		if (errno == ENOTDIR)
+			die(NFSV3_EXIT_REFUSED, "mountpoint %s: exists and is not a directory", name);
+		if (errno == EXDEV)
+			die(NFSV3_EXIT_REFUSED, "mountpoint %s: outside the mount root", name);
+		die_errno(NFSV3_EXIT_MOUNT, "cannot open mountpoint %s", name);
+	}
+	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &stx) != 0)
+		die_errno(NFSV3_EXIT_REFUSED, "mountpoint %s: already mounted and not answering", name);
+	if (!(stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT))
+		die(NFSV3_EXIT_INTERNAL, "mountpoint %s: the kernel cannot tell whether it is mounted", name);
+	if (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT)
+		die(NFSV3_EXIT_REFUSED, "mountpoint %s: already mounted", name);
+
+	dir_fd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	dir = dir_fd >= 0 ? fdopendir(dir_fd) : NULL;
+	if (dir == NULL)
+		die_errno(NFSV3_EXIT_MOUNT, "cannot read mountpoint %s", name);
+	errno = 0;
+	while ((entry = readdir(dir)) != NULL) {
+		if (strcmp(entry->d_name, ".") != 0 && strcmp(entry->d_name, "..") != 0)
+			die(NFSV3_EXIT_REFUSED, "mountpoint %s: not empty", name);
+	}
+	if (errno != 0)
+		die_errno(NFSV3_EXIT_MOUNT, "cannot read mountpoint %s", name);
+	closedir(dir);
+	return fd;
+}
+
+/* ---- mounting ------------------------------------------------------- */
+
+/* Die with the kernel's own explanation from the fs_context log when it left one. */
+static noreturn void die_fs_context(int fs_fd, const char *what)
+{
+	int errnum = errno;
+	char line[256];
+	ssize_t len = read(fs_fd, line, sizeof(line) - 1);
+
+	if (len > 2) {
+		/* Log lines are "e <message>" (error), "w ..." or "i ...". */
+		line[len] = '\0';
+		line[strcspn(line, "\n")] = '\0';
+		die(NFSV3_EXIT_MOUNT, "%s: %s: %s", what, strerror(errnum), line + 2);
+	}
+	errno = errnum;
+	die_errno(NFSV3_EXIT_MOUNT, "%s", what);
+}
+
+static void set_string(int fs_fd, const char *key, const char *value)
+{
+	char what[64];
+
+	if (fsconfig(fs_fd, FSCONFIG_SET_STRING, key, value, 0) != 0) {
+		snprintf(what, sizeof(what), "cannot set FUSE option %s", key);
+		die_fs_context(fs_fd, what);
+	}
+}
+
+/*
+ * Trusts: fuse_fd (our own open of /dev/fuse) and mountpoint_fd
+ * (open_mountpoint).
+ * Checks: nothing new. The FUSE superblock is made with the new mount API
+ * and attached with move_mount onto the checked mountpoint fd, so no path is
+ * resolved again; nosuid and nodev (and ro) are set on the detached mount,
+ * so it is never visible without them. allow_other lets the app's uid in
+ * (we check callers ourselves); default_permissions is off because the
+ * backing checks modes as the bound uid. Returns the mount's fd, which
+ * names the mount itself for the sentry's unmount.
+ */
+static int mount_fuse(int fuse_fd, int mountpoint_fd, const char *name, bool read_only)
+{
+	unsigned int attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (read_only ? MOUNT_ATTR_RDONLY : 0);
+	char number[24];
+	int fs_fd, mount_fd;
+
+	fs_fd = fsopen("fuse", FSOPEN_CLOEXEC);
+	if (fs_fd < 0)
+		die_errno(NFSV3_EXIT_MOUNT, "cannot open a FUSE file system context");
+	snprintf(number, sizeof(number), "%d", fuse_fd);
+	set_string(fs_fd, "fd", number);
+	set_string(fs_fd, "rootmode", "40000");
+	snprintf(number, sizeof(number), "%u", (unsigned)geteuid());
+	set_string(fs_fd, "user_id", number);
+	snprintf(number, sizeof(number), "%u", (unsigned)getegid());
+	set_string(fs_fd, "group_id", number);
+	set_string(fs_fd, "source", NFSV3_HELPER_IDMAPFS);
+	/* mountinfo then shows the type fuse.nfsv3driver-idmapfs: how the daemon tells ours. */
+	set_string(fs_fd, "subtype", NFSV3_HELPER_IDMAPFS);
+	if (fsconfig(fs_fd, FSCONFIG_SET_FLAG, "allow_other", NULL, 0) != 0)
+		die_fs_context(fs_fd, "cannot set FUSE option allow_other");
+	if (fsconfig(fs_fd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) != 0)
+		die_fs_context(fs_fd, "cannot create the FUSE file system");
+	mount_fd = fsmount(fs_fd, FSMOUNT_CLOEXEC, attrs);
+	if (mount_fd < 0)
+		die_fs_context(fs_fd, "cannot make the FUSE mount");
+	close(fs_fd);
+	if (move_mount(mount_fd, "", mountpoint_fd, "",
+		       MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0)
+		die_errno(NFSV3_EXIT_MOUNT, "cannot mount on %s", name);
+	created_mountpoint.name = NULL;
+	return mount_fd;
+}
+
+/* Lazily detach the mount mount_fd names; 0, or -1 with errno. */
+static int detach(int mount_fd)
+{
+	char path[IDMAPFS_PROC_FD_MAX];
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", mount_fd);
+	return umount2(path, MNT_DETACH);
+}
+
+/* ---- the unmount sentry --------------------------------------------- */
+
+/* Close every fd but stderr and the two kept, in ascending order a < b. */
+static void close_all_but(int a, int b)
+{
+	if (a > b) {
+		int t = a;
+
+		a = b;
+		b = t;
+	}
+	close_range(STDERR_FILENO + 1, (unsigned)a - 1, 0);
+	close_range((unsigned)a + 1, (unsigned)b - 1, 0);
+	close_range((unsigned)b + 1, ~0U, 0);
+}
+
+/*
+ * The sentry, in a child forked after the mount is attached.
+ * Trusts: the pipe from its parent, whose only meaning is "detach now".
+ * Checks: nothing; it holds CAP_SYS_ADMIN alone, no other fd than the pipe,
+ * the mount's fd and stderr, and it can only detach that one mount. It
+ * ignores the signals a process group receives on shutdown, so a group
+ * SIGTERM reaches the server, which asks for the detach itself.
+ */
+static noreturn void run_sentry(int pipe_fd, int mount_fd)
+{
+	static const int keep[] = {CAP_SYS_ADMIN};
+	int null_fd;
+	char byte;
+	ssize_t n;
+
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	/* stdout is the daemon's readiness channel: only the server writes and closes it. */
+	null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(null_fd, STDOUT_FILENO) < 0)
+		die_errno(NFSV3_EXIT_INTERNAL, "unmount sentry: cannot open /dev/null");
+	close_all_but(pipe_fd, mount_fd);
+	if (chdir("/") != 0)
+		die_errno(NFSV3_EXIT_INTERNAL, "unmount sentry: cannot leave the working directory");
+	prctl(PR_SET_NAME, "idmapfs-sentry", 0, 0, 0);
+	privilege_keep_only(keep, 1);
+
+	do
+		n = read(pipe_fd, &byte, 1);
+	while (n < 0 && errno == EINTR);
+	/* Already detached (umount -l by someone else, or the session ended) is fine. */
+	if (detach(mount_fd) != 0 && errno != EINVAL && errno != ENOENT)
+		die_errno(NFSV3_EXIT_MOUNT, "cannot detach the mount");
+	_exit(NFSV3_EXIT_OK);
+}
+
+/* ---- serving -------------------------------------------------------- */
+
+static int sentry_fd = -1;
+static volatile sig_atomic_t stopping;
+
+/*
+ * SIGTERM: ask the sentry for a lazy detach. The kernel then ends the
+ * session (when the last open file in the mount is closed) and the loop
+ * returns. Async-signal-safe: write(2) and _exit(2) only.
+ */
+static void on_stop_signal(int sig)
+{
+	static const char gone[] = NFSV3_HELPER_IDMAPFS ": cannot unmount: the unmount sentry is gone\n";
+
+	if (stopping)
+		return;
+	stopping = 1;
+	if (write(sentry_fd, "x", 1) != 1) {
+		if (write(STDERR_FILENO, gone, sizeof(gone) - 1) < 0)
+			_exit(NFSV3_EXIT_MOUNT);
+		_exit(NFSV3_EXIT_MOUNT);
+	}
+}
+
+/* Only there to make a blocked lock wait return EINTR (see idmapfs_ops.c). */
+static void on_interrupt_signal(int sig)
+{
+}
+
+static void install_signals(void)
+{
+	struct sigaction stop = {.sa_handler = on_stop_signal};
+	struct sigaction interrupt = {.sa_handler = on_interrupt_signal};
+	struct sigaction ignore = {.sa_handler = SIG_IGN};
+
+	/* No SA_RESTART: the interrupt must end a blocking fcntl/flock. */
+	sigemptyset(&stop.sa_mask);
+	sigemptyset(&interrupt.sa_mask);
+	sigemptyset(&ignore.sa_mask);
+	if (sigaction(SIGTERM, &stop, NULL) != 0 || sigaction(SIGINT, &stop, NULL) != 0 ||
+	    sigaction(SIGHUP, &stop, NULL) != 0 || sigaction(SIGUSR1, &interrupt, NULL) != 0 ||
+	    sigaction(SIGPIPE, &ignore, NULL) != 0)
+		die_errno(NFSV3_EXIT_INTERNAL, "cannot install signal handlers");
+}
+
+/* libfuse's messages, each as one line with our name, like die()'s. */
+static void on_fuse_log(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	char line[512];
+
+	if (level > FUSE_LOG_ERR)
+		return;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	line[strcspn(line, "\n")] = '\0';
+	fprintf(stderr, "%s: libfuse: %s\n", NFSV3_HELPER_IDMAPFS, line);
+}
+
+/*
+ * Become the bound identity for every backing access.
+ * Trusts: the ids, checked by parse_id.
+ * Checks: reads fsuid, fsgid and the group list back and dies unless they
+ * are what was set. Called in the main thread before the worker threads
+ * exist: threads inherit their creator's credentials, so every worker libfuse
+ * starts (from this thread or from another worker) has them too. fsuid and
+ * the group list are per thread in the kernel; glibc's setgroups() would
+ * signal every thread, so the raw syscall is used.
+ */
+static void become_bound(uid_t uid, gid_t gid)
+{
+	setfsgid(gid);
+	if (syscall(SYS_setgroups, 0, NULL) != 0)
+		die_errno(NFSV3_EXIT_PRIVILEGE, "cannot clear supplementary groups");
+	setfsuid(uid);
+	if ((uid_t)setfsuid((uid_t)-1) != uid || (gid_t)setfsgid((gid_t)-1) != gid)
+		die(NFSV3_EXIT_PRIVILEGE, "cannot take fsuid %" PRIu32 " and fsgid %" PRIu32,
+		    (uint32_t)uid, (uint32_t)gid);
+	if (syscall(SYS_getgroups, 0, NULL) != 0)
+		die(NFSV3_EXIT_PRIVILEGE, "supplementary groups not cleared");
+}
+
+/*
+ * A backing without xattrs (NFSv3, ramfs) is found out once, here, so that
+ * the kernel is told ENOSYS for the first xattr request and stops asking.
+ */
+static bool backing_has_xattrs(int backing_fd)
+{
+	char path[IDMAPFS_PROC_FD_MAX];
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", backing_fd);
+	return listxattr(path, NULL, 0) >= 0 || errno != EOPNOTSUPP;
+}
+
+int main(int argc, char **argv)
+{
+	static struct idmapfs fs;
+	char *fuse_argv[] = {(char *)NFSV3_HELPER_IDMAPFS, NULL};
+	struct fuse_args args = FUSE_ARGS_INIT(1, fuse_argv);
+	struct fuse_loop_config *loop_config;
+	struct fuse_session *se;
+	char fuse_dev[32];
+	const char *why;
+	struct stat st;
+	int root_fd, mountpoint_fd, fuse_fd, mount_fd, pipe_fds[2], null_fd, err;
+	pid_t sentry;
+
+	privilege_set_progname(NFSV3_HELPER_IDMAPFS);
+	privilege_keep_only(setup_caps, sizeof(setup_caps) / sizeof(setup_caps[0]));
+	/* Keep fds 0-2 taken so that nothing we open lands there. */
+	do
+		null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	while (null_fd >= 0 && null_fd <= STDERR_FILENO);
+	if (null_fd < 0)
+		die_errno(NFSV3_EXIT_INTERNAL, "cannot open /dev/null");
+	if (argc != 9)
+		die(NFSV3_EXIT_USAGE, "usage: %s %s", NFSV3_HELPER_IDMAPFS, IDMAPFS_USAGE);
+
+	if (strcmp(argv[8], NFSV3_ARG_RW) != 0 && strcmp(argv[8], NFSV3_ARG_RO) != 0)
+		die(NFSV3_EXIT_REFUSED, "mode \"%s\": must be %s or %s", argv[8], NFSV3_ARG_RW,
+		    NFSV3_ARG_RO);
+	fs.read_only = strcmp(argv[8], NFSV3_ARG_RO) == 0;
+	fs.bound_uid = parse_id("uid", argv[4]);
+	fs.bound_gid = parse_id("gid", argv[5]);
+	fs.app_uid = parse_id("app uid", argv[6]);
+	fs.app_gid = parse_id("app gid", argv[7]);
+	if (privilege_check_name(argv[3], &why) != 0)
+		die(NFSV3_EXIT_REFUSED, "name \"%s\": %s", argv[3], why);
+	root_fd = privilege_open_root(argv[1]);
+	fs.root.fd = open_backing(argv[2]);
+	if (fstat(fs.root.fd, &st) != 0)
+		die_errno(NFSV3_EXIT_MOUNT, "cannot stat backing directory %s", argv[2]);
+	fs.root.dev = st.st_dev;
+	fs.root.ino = st.st_ino;
+	fs.root.nlookup = 2;
+	fs.root.hashed = false;
+	/*
+	 * Entries and attributes are trusted for a second: others may change
+	 * the backing over NFS, and a second bounds how stale a name or a size
+	 * can look, like NFS's own attribute cache at its shortest; opens
+	 * still see fresh data (keep_cache off), and every change made through
+	 * this mount updates the kernel's view at once.
+	 */
+	fs.timeout = IDMAPFS_TIMEOUT;
+	fs.max_lock_waiters = IDMAPFS_MAX_THREADS - 4;
+	if (idmapfs_table_init(&fs.table) != 0)
+		die(NFSV3_EXIT_INTERNAL, "cannot allocate the inode table");
+	mountpoint_fd = open_mountpoint(root_fd, argv[3]);
+	/* The kernel computes create modes with the app's umask; ours must not change them. */
+	umask(0);
+
+	fuse_set_log_func(on_fuse_log);
+	se = fuse_session_new(&args, &idmapfs_ops, sizeof(idmapfs_ops), &fs);
+	if (se == NULL)
+		die(NFSV3_EXIT_INTERNAL, "cannot create the FUSE session");
+	fuse_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (fuse_fd < 0)
+		die_errno(NFSV3_EXIT_MOUNT, "cannot open /dev/fuse");
+	mount_fd = mount_fuse(fuse_fd, mountpoint_fd, argv[3], fs.read_only);
+	close(mountpoint_fd);
+	close(root_fd);
+
+	if (pipe2(pipe_fds, O_CLOEXEC) != 0 || (sentry = fork()) < 0) {
+		err = errno;
+		detach(mount_fd);
+		errno = err;
+		die_errno(NFSV3_EXIT_INTERNAL, "cannot start the unmount sentry");
+	}
+	if (sentry == 0) {
+		close(pipe_fds[1]);
+		run_sentry(pipe_fds[0], mount_fd);
+	}
+	close(pipe_fds[0]);
+	close(mount_fd);
+	sentry_fd = pipe_fds[1];
+	/* From here on, any exit (die() included) closes the pipe and the sentry detaches. */
+
+	/* libfuse takes the session's fd from "/dev/fd/N" instead of mounting. */
+	snprintf(fuse_dev, sizeof(fuse_dev), "/dev/fd/%d", fuse_fd);
+	if (fuse_session_mount(se, fuse_dev) != 0)
+		die(NFSV3_EXIT_INTERNAL, "cannot attach the FUSE session");
+	if (chdir("/") != 0)
+		die_errno(NFSV3_EXIT_INTERNAL, "cannot leave the working directory");
+
+	become_bound(fs.bound_uid, fs.bound_gid);
+	privilege_keep_only(NULL, 0);
+	atomic_store(&fs.no_xattr, !backing_has_xattrs(fs.root.fd));
+	install_signals();
+
+	loop_config = fuse_loop_cfg_create();
+	if (loop_config == NULL)
+		die(NFSV3_EXIT_INTERNAL, "cannot configure the worker threads");
+	fuse_loop_cfg_set_max_threads(loop_config, IDMAPFS_MAX_THREADS);
+	/*
+	 * No clone_fd: a worker would open /dev/fuse after privilege is gone,
+	 * which fails wherever the device is not world-writable.
+	 */
+	fuse_loop_cfg_set_clone_fd(loop_config, 0);
+
+	if (fputs(IDMAPFS_READY, stdout) == EOF || fflush(stdout) == EOF)
+		fprintf(stderr, "%s: cannot write readiness: %s\n", NFSV3_HELPER_IDMAPFS, strerror(errno));
+	/* Closing stdout gives the daemon EOF; /dev/null keeps fd 1 from being reused. */
+	dup2(null_fd, STDOUT_FILENO);
+
+	err = fuse_session_loop_mt(se, loop_config);
+	fuse_loop_cfg_destroy(loop_config);
+	fuse_session_destroy(se);
+	idmapfs_table_destroy(&fs.table);
+	close(fs.root.fd);
+	/* EOF on the pipe; waiting for the sentry means that when we exit, the mount is gone. */
+	close(sentry_fd);
+	while (waitpid(sentry, NULL, 0) < 0 && errno == EINTR)
+		;
+	if (err != 0) {
+		fprintf(stderr, "%s: serving ended: %s\n", NFSV3_HELPER_IDMAPFS,
+			strerror(err < 0 ? -err : err));
+		return NFSV3_EXIT_INTERNAL;
+	}
+	return NFSV3_EXIT_OK;
+}

@@ -1,0 +1,1074 @@
+/*
+ * The operations: each request is answered with *at calls on the backing
+ * inode's O_PATH fd (or the open file's fd), made by a worker thread whose
+ * fsuid/fsgid are the bound ids, so the backing file system checks and
+ * records the bound identity. Owners are mapped bound -> app in every
+ * attribute we return and app -> bound in every chown we forward.
+ *
+ * Who may ask: the kernel runs without default_permissions (the backing
+ * checks modes as the bound uid), so the caller's uid is checked here.
+ * Requests that name a path or open something come only from the app uid;
+ * root may also look up, stat and statfs, so a container runtime can bind
+ * the mountpoint; everyone else gets EACCES. Requests on an open handle
+ * (read, write, locks, release, ...) are served whoever sends them: the
+ * handle exists only because the app opened it, and the kernel sends some
+ * of them (writeback of a shared mapping, release) without a caller.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "idmapfs.h"
+
+/* The signal that interrupts a worker blocked in a lock wait (handler installed by idmapfs_main.c). */
+#define IDMAPFS_INTERRUPT_SIGNAL SIGUSR1
+
+static struct idmapfs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static struct idmapfs_inode *inode_of(fuse_req_t req, fuse_ino_t ino)
+{
+	return idmapfs_inode_of(fs_of(req), ino);
+}
+
+static void proc_fd_name(char *buf, int fd)
+{
+	snprintf(buf, IDMAPFS_PROC_FD_MAX, "/proc/self/fd/%d", fd);
+}
+
+/* Answers the error and returns true unless the caller may make this request. */
+static bool refused(fuse_req_t req, bool root_too)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct idmapfs *fs = fs_of(req);
+
+	if (ctx->uid == fs->app_uid || (root_too && ctx->uid == 0))
+		return false;
+	fuse_reply_err(req, EACCES);
+	return true;
+}
+
+/* The same for requests that would change the backing on a read-only mount. */
+static bool refused_write(fuse_req_t req)
+{
+	if (refused(req, false))
+		return true;
+	if (fs_of(req)->read_only) {
+		fuse_reply_err(req, EROFS);
+		return true;
+	}
+	return false;
+}
+
+/* Stale: the backing object behind this inode is gone (NFS), so a new lookup must not find it. */
+static int note_error(fuse_req_t req, struct idmapfs_inode *inode, int err)
+{
+	if (err == ESTALE)
+		idmapfs_table_unhash(fs_of(req), inode);
+	return err;
+}
+
+static void map_attr(const struct idmapfs *fs, struct stat *st)
+{
+	if (st->st_uid == fs->bound_uid)
+		st->st_uid = fs->app_uid;
+	if (st->st_gid == fs->bound_gid)
+		st->st_gid = fs->app_gid;
+}
+
+/* An owner the app asks for: its own ids become the bound ids; others go to the backing as they are. */
+static uid_t unmap_uid(const struct idmapfs *fs, uid_t uid)
+{
+	return uid == fs->app_uid ? fs->bound_uid : uid;
+}
+
+static gid_t unmap_gid(const struct idmapfs *fs, gid_t gid)
+{
+	return gid == fs->app_gid ? fs->bound_gid : gid;
+}
+
+static int stat_inode(struct idmapfs_inode *inode, struct stat *st)
+{
+	return fstatat(inode->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 ? 0 : errno;
+}
+
+/* Look name up beneath parent and fill e with one new lookup reference; 0 or an errno. */
+static int do_lookup(fuse_req_t req, struct idmapfs_inode *parent, const char *name,
+		     struct fuse_entry_param *e)
+{
+	struct idmapfs *fs = fs_of(req);
+	struct idmapfs_inode *inode;
+	int fd, err;
+
+	memset(e, 0, sizeof(*e));
+	fd = openat(parent->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return note_error(req, parent, errno);
+	if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
+		err = errno;
+		close(fd);
+		return err;
+	}
+	inode = idmapfs_table_get(fs, fd, &e->attr);
+	if (inode == NULL)
+		return errno;
+	map_attr(fs, &e->attr);
+	e->ino = (uintptr_t)inode == (uintptr_t)&fs->root ? FUSE_ROOT_ID : (uintptr_t)inode;
+	e->attr_timeout = fs->timeout;
+	e->entry_timeout = fs->timeout;
+	return 0;
+}
+
+/* Reply to a request that created name beneath parent. */
+static void reply_created(fuse_req_t req, struct idmapfs_inode *parent, const char *name)
+{
+	struct fuse_entry_param e;
+	int err = do_lookup(req, parent, name, &e);
+
+	if (err != 0)
+		fuse_reply_err(req, err);
+	else if (fuse_reply_entry(req, &e) == -ENOENT)
+		idmapfs_table_forget(fs_of(req), inode_of(req, e.ino), 1);
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fuse_entry_param e;
+	int err;
+
+	if (refused(req, true))
+		return;
+	/* The kernel sends single components; ".." at the root would leave the backing directory. */
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || strchr(name, '/') != NULL) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	err = do_lookup(req, inode_of(req, parent), name, &e);
+	if (err == ENOENT) {
+		/* A negative entry, cached as long as a positive one would be. */
+		e.ino = 0;
+		e.entry_timeout = fs_of(req)->timeout;
+		fuse_reply_entry(req, &e);
+	} else if (err != 0) {
+		fuse_reply_err(req, err);
+	} else if (fuse_reply_entry(req, &e) == -ENOENT) {
+		/* The request was interrupted: the kernel never got the reference. */
+		idmapfs_table_forget(fs_of(req), inode_of(req, e.ino), 1);
+	}
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	idmapfs_table_forget(fs_of(req), inode_of(req, ino), nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		idmapfs_table_forget(fs_of(req), inode_of(req, forgets[i].ino), forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void reply_attr(fuse_req_t req, struct idmapfs_inode *inode, struct fuse_file_info *fi)
+{
+	struct idmapfs *fs = fs_of(req);
+	struct stat st;
+	int err;
+
+	if (fi != NULL)
+		err = fstat((int)fi->fh, &st) == 0 ? 0 : errno;
+	else
+		err = stat_inode(inode, &st);
+	if (err != 0) {
+		fuse_reply_err(req, note_error(req, inode, err));
+		return;
+	}
+	map_attr(fs, &st);
+	fuse_reply_attr(req, &st, fs->timeout);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if (refused(req, true))
+		return;
+	reply_attr(req, inode_of(req, ino), fi);
+}
+
+static int set_times(struct idmapfs_inode *inode, const struct stat *attr, int valid,
+		     struct fuse_file_info *fi)
+{
+	struct timespec tv[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
+
+	if (valid & FUSE_SET_ATTR_ATIME_NOW)
+		tv[0].tv_nsec = UTIME_NOW;
+	else if (valid & FUSE_SET_ATTR_ATIME)
+		tv[0] = attr->st_atim;
+	if (valid & FUSE_SET_ATTR_MTIME_NOW)
+		tv[1].tv_nsec = UTIME_NOW;
+	else if (valid & FUSE_SET_ATTR_MTIME)
+		tv[1] = attr->st_mtim;
+	if (fi != NULL)
+		return futimens((int)fi->fh, tv);
+	return utimensat(inode->fd, "", tv, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
+		       struct fuse_file_info *fi)
+{
+	struct idmapfs *fs = fs_of(req);
+	struct idmapfs_inode *inode = inode_of(req, ino);
+	char name[IDMAPFS_PROC_FD_MAX];
+	int res = 0;
+
+	if (refused_write(req))
+		return;
+	proc_fd_name(name, inode->fd);
+	if (valid & FUSE_SET_ATTR_MODE) {
+		if (inode->is_symlink) {
+			errno = EOPNOTSUPP;
+			res = -1;
+		} else if (fi != NULL) {
+			res = fchmod((int)fi->fh, attr->st_mode);
+		} else {
+			res = chmod(name, attr->st_mode);
+		}
+		if (res != 0)
+			goto out;
+	}
+	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		uid_t uid = valid & FUSE_SET_ATTR_UID ? unmap_uid(fs, attr->st_uid) : (uid_t)-1;
+		gid_t gid = valid & FUSE_SET_ATTR_GID ? unmap_gid(fs, attr->st_gid) : (gid_t)-1;
+
+		res = fchownat(inode->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+		if (res != 0)
+			goto out;
+	}
+	if (valid & FUSE_SET_ATTR_SIZE) {
+		if (fi != NULL)
+			res = ftruncate((int)fi->fh, attr->st_size);
+		else
+			res = truncate(name, attr->st_size);
+		if (res != 0)
+			goto out;
+	}
+	if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))
+		res = set_times(inode, attr, valid, fi);
+out:
+	if (res != 0)
+		fuse_reply_err(req, note_error(req, inode, errno));
+	else
+		reply_attr(req, inode, fi);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct idmapfs_inode *inode = inode_of(req, ino);
+	char target[PATH_MAX + 1];
+	ssize_t len;
+
+	if (refused(req, false))
+		return;
+	len = readlinkat(inode->fd, "", target, sizeof(target));
+	if (len < 0) {
+		fuse_reply_err(req, note_error(req, inode, errno));
+	} else if (len == (ssize_t)sizeof(target)) {
+		fuse_reply_err(req, ENAMETOOLONG);
+	} else {
+		target[len] = '\0';
+		fuse_reply_readlink(req, target);
+	}
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	struct idmapfs_inode *dir = inode_of(req, parent);
+
+	if (refused_write(req))
+		return;
+	/* Devices would be useless on a nodev mount; the backing should never hold them for us. */
+	if (S_ISCHR(mode) || S_ISBLK(mode)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (mknodat(dir->fd, name, mode, rdev) != 0)
+		fuse_reply_err(req, note_error(req, dir, errno));
+	else
+		reply_created(req, dir, name);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct idmapfs_inode *dir = inode_of(req, parent);
+
+	if (refused_write(req))
+		return;
+	if (mkdirat(dir->fd, name, mode) != 0)
+		fuse_reply_err(req, note_error(req, dir, errno));
+	else
+		reply_created(req, dir, name);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	struct idmapfs_inode *dir = inode_of(req, parent);
+
+	if (refused_write(req))
+		return;
+	if (symlinkat(link, dir->fd, name) != 0)
+		fuse_reply_err(req, note_error(req, dir, errno));
+	else
+		reply_created(req, dir, name);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct idmapfs *fs = fs_of(req);
+	struct idmapfs_inode *inode = inode_of(req, ino), *dir = inode_of(req, newparent);
+	char name[IDMAPFS_PROC_FD_MAX];
+	struct fuse_entry_param e;
+
+	if (refused_write(req))
+		return;
+	/* linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; following the magic link does not. */
+	proc_fd_name(name, inode->fd);
+	if (linkat(AT_FDCWD, name, dir->fd, newname, AT_SYMLINK_FOLLOW) != 0) {
+		fuse_reply_err(req, note_error(req, inode, errno));
+		return;
+	}
+	/* The new name is the same backing inode: reuse its nodeid so the kernel sees the link. */
+	memset(&e, 0, sizeof(e));
+	if (stat_inode(inode, &e.attr) != 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	pthread_mutex_lock(&fs->table.lock);
+	inode->nlookup++;
+	pthread_mutex_unlock(&fs->table.lock);
+	map_attr(fs, &e.attr);
+	e.ino = ino;
+	e.attr_timeout = fs->timeout;
+	e.entry_timeout = fs->timeout;
+	if (fuse_reply_entry(req, &e) == -ENOENT)
+		idmapfs_table_forget(fs, inode, 1);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct idmapfs_inode *dir = inode_of(req, parent);
+
+	if (refused_write(req))
+		return;
+	fuse_reply_err(req, unlinkat(dir->fd, name, 0) == 0 ? 0 : note_error(req, dir, errno));
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct idmapfs_inode *dir = inode_of(req, parent);
+
+	if (refused_write(req))
+		return;
+	fuse_reply_err(req, unlinkat(dir->fd, name, AT_REMOVEDIR) == 0 ? 0 : note_error(req, dir, errno));
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	struct idmapfs_inode *dir = inode_of(req, parent), *newdir = inode_of(req, newparent);
+
+	if (refused_write(req))
+		return;
+	/* A whiteout is an overlayfs device node: not for apps. */
+	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (renameat2(dir->fd, name, newdir->fd, newname, flags) != 0)
+		fuse_reply_err(req, note_error(req, dir, errno));
+	else
+		fuse_reply_err(req, 0);
+}
+
+/*
+ * Open flags for the backing file: O_NOFOLLOW would refuse the magic link
+ * we reopen through, and creation is create()'s business. Everything else
+ * (O_APPEND, O_TRUNC, O_DIRECT, O_SYNC, O_NONBLOCK...) goes to the backing
+ * as the app asked.
+ */
+static int backing_flags(int flags)
+{
+	return (flags & ~(O_NOFOLLOW | O_CREAT | O_EXCL | O_NOCTTY)) | O_CLOEXEC;
+}
+
+static bool writes(int flags)
+{
+	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct idmapfs_inode *inode = inode_of(req, ino);
+	char name[IDMAPFS_PROC_FD_MAX];
+	int fd;
+
+	if (writes(fi->flags) ? refused_write(req) : refused(req, false))
+		return;
+	proc_fd_name(name, inode->fd);
+	fd = open(name, backing_flags(fi->flags));
+	if (fd < 0) {
+		fuse_reply_err(req, note_error(req, inode, errno));
+		return;
+	}
+	/*
+	 * keep_cache stays off: every open drops the pages the kernel cached
+	 * for this file, so a file changed through another NFS client is read
+	 * fresh after open, as close-to-open consistency promises on NFS.
+	 */
+	fi->fh = (uint64_t)fd;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		close(fd);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	struct idmapfs_inode *dir = inode_of(req, parent);
+	struct fuse_entry_param e;
+	int fd, err;
+
+	if (refused_write(req))
+		return;
+	fd = openat(dir->fd, name, backing_flags(fi->flags) | O_CREAT | (fi->flags & O_EXCL), mode);
+	if (fd < 0) {
+		fuse_reply_err(req, note_error(req, dir, errno));
+		return;
+	}
+	err = do_lookup(req, dir, name, &e);
+	if (err != 0) {
+		close(fd);
+		fuse_reply_err(req, err);
+		return;
+	}
+	fi->fh = (uint64_t)fd;
+	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+		close(fd);
+		idmapfs_table_forget(fs_of(req), inode_of(req, e.ino), 1);
+	}
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+
+	/* The data goes file -> pipe -> /dev/fuse by splice when the kernel allows: no copy here. */
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = (int)fi->fh;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
+			 struct fuse_file_info *fi)
+{
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+	ssize_t res;
+
+	if (fs_of(req)->read_only) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	out.buf[0].fd = (int)fi->fh;
+	out.buf[0].pos = off;
+	res = fuse_buf_copy(&out, in, 0);
+	if (res < 0)
+		fuse_reply_err(req, (int)-res);
+	else
+		fuse_reply_write(req, (size_t)res);
+}
+
+/*
+ * Every close() of the app's descriptor lands here. Closing a duplicate of
+ * the backing fd makes the backing do what its own close would: NFS writes
+ * back dirty data and reports a failed write now, at the app's close.
+ */
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	int fd = dup((int)fi->fh);
+
+	if (fd < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	fuse_reply_err(req, close(fd) == 0 ? 0 : errno);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	/* Closing the backing fd also drops its flock and OFD locks. */
+	close((int)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	int res = datasync ? fdatasync((int)fi->fh) : fsync((int)fi->fh);
+
+	fuse_reply_err(req, res == 0 ? 0 : errno);
+}
+
+/* An open directory: the stream and where the kernel's offsets point in it. */
+struct idmapfs_dir {
+	DIR *stream;
+	off_t offset;
+	struct dirent *entry;
+};
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct idmapfs_inode *inode = inode_of(req, ino);
+	struct idmapfs_dir *d;
+	int fd;
+
+	if (refused(req, false))
+		return;
+	d = calloc(1, sizeof(*d));
+	if (d == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	fd = openat(inode->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || (d->stream = fdopendir(fd)) == NULL) {
+		int err = errno;
+
+		if (fd >= 0)
+			close(fd);
+		free(d);
+		fuse_reply_err(req, note_error(req, inode, err));
+		return;
+	}
+	fi->fh = (uintptr_t)d;
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		closedir(d->stream);
+		free(d);
+	}
+}
+
+static bool is_dot_or_dotdot(const char *name)
+{
+	return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+		       struct fuse_file_info *fi, bool plus)
+{
+	struct idmapfs_dir *d = (struct idmapfs_dir *)(uintptr_t)fi->fh;
+	struct idmapfs_inode *dir = inode_of(req, ino);
+	char *buf, *p;
+	size_t rem = size;
+	int err = 0;
+
+	buf = malloc(size);
+	if (buf == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	p = buf;
+	if (offset != d->offset) {
+		seekdir(d->stream, offset);
+		d->entry = NULL;
+		d->offset = offset;
+	}
+	for (;;) {
+		struct fuse_entry_param e;
+		fuse_ino_t entry_ino = 0;
+		const char *name;
+		size_t entsize;
+		off_t next;
+
+		if (d->entry == NULL) {
+			errno = 0;
+			d->entry = readdir(d->stream);
+			if (d->entry == NULL) {
+				err = errno;
+				break;
+			}
+		}
+		next = d->entry->d_off;
+		name = d->entry->d_name;
+		if (!plus) {
+			struct stat st = {
+				.st_ino = d->entry->d_ino,
+				.st_mode = (mode_t)d->entry->d_type << 12,
+			};
+
+			entsize = fuse_add_direntry(req, p, rem, name, &st, next);
+		} else if (is_dot_or_dotdot(name)) {
+			memset(&e, 0, sizeof(e));
+			e.attr.st_ino = d->entry->d_ino;
+			e.attr.st_mode = (mode_t)d->entry->d_type << 12;
+			entsize = fuse_add_direntry_plus(req, p, rem, name, &e, next);
+		} else {
+			err = do_lookup(req, dir, name, &e);
+			if (err == ENOENT) {
+				/* Removed since the directory was read: skip it, as readdir would have. */
+				err = 0;
+				d->entry = NULL;
+				d->offset = next;
+				continue;
+			}
+			if (err != 0)
+				break;
+			entry_ino = e.ino;
+			entsize = fuse_add_direntry_plus(req, p, rem, name, &e, next);
+		}
+		if (entsize > rem) {
+			/* Full: this entry goes in the next reply, and its reference with it. */
+			if (entry_ino != 0)
+				idmapfs_table_forget(fs_of(req), inode_of(req, entry_ino), 1);
+			break;
+		}
+		p += entsize;
+		rem -= entsize;
+		d->entry = NULL;
+		d->offset = next;
+	}
+	/* An error after some entries is reported by the next call, which starts with it. */
+	if (err != 0 && rem == size)
+		fuse_reply_err(req, note_error(req, dir, err));
+	else
+		fuse_reply_buf(req, buf, size - rem);
+	free(buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, true);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct idmapfs_dir *d = (struct idmapfs_dir *)(uintptr_t)fi->fh;
+
+	closedir(d->stream);
+	free(d);
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct idmapfs_dir *d = (struct idmapfs_dir *)(uintptr_t)fi->fh;
+	int fd = dirfd(d->stream);
+	int res = datasync ? fdatasync(fd) : fsync(fd);
+
+	fuse_reply_err(req, res == 0 ? 0 : errno);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct idmapfs_inode *inode = inode_of(req, ino);
+	struct statvfs st;
+
+	if (refused(req, true))
+		return;
+	if (fstatvfs(inode->fd, &st) != 0)
+		fuse_reply_err(req, note_error(req, inode, errno));
+	else
+		fuse_reply_statfs(req, &st);
+}
+
+static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	struct idmapfs_inode *inode = inode_of(req, ino);
+
+	if (refused(req, false))
+		return;
+	if ((mask & W_OK) && fs_of(req)->read_only) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	/* AT_EACCESS: check as the fsuid (the bound uid), not as the real uid. */
+	if (syscall(SYS_faccessat2, inode->fd, "", mask, AT_EMPTY_PATH | AT_EACCESS) != 0)
+		fuse_reply_err(req, note_error(req, inode, errno));
+	else
+		fuse_reply_err(req, 0);
+}
+
+/* Backing xattrs are reached by name through the magic link: O_PATH fds refuse f*xattr. */
+
+/*
+ * POSIX ACLs carry uids and gids that would need mapping in both
+ * directions; rather than show the app raw backing ids, they are not
+ * offered. The kernel then enforces the mode bits alone.
+ */
+static bool is_acl_name(const char *name)
+{
+	return strncmp(name, "system.posix_acl_", 17) == 0;
+}
+
+/*
+ * Answers when xattrs are not served at all: ENOSYS makes the kernel
+ * remember, so a backing without xattrs (NFSv3) costs one request, not one
+ * per getxattr the kernel makes (security.capability on every write).
+ */
+static bool refused_xattr(fuse_req_t req, struct idmapfs_inode *inode, const char *name)
+{
+	if (refused(req, false))
+		return true;
+	if (atomic_load(&fs_of(req)->no_xattr)) {
+		fuse_reply_err(req, ENOSYS);
+		return true;
+	}
+	if (inode->is_symlink || (name != NULL && is_acl_name(name))) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return true;
+	}
+	return false;
+}
+
+/* Remember that the backing has no xattrs when it says so for a listing (which names no namespace). */
+static int xattr_error(fuse_req_t req, struct idmapfs_inode *inode, int err, bool listing)
+{
+	if (err == EOPNOTSUPP && listing) {
+		atomic_store(&fs_of(req)->no_xattr, true);
+		return ENOSYS;
+	}
+	return note_error(req, inode, err);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	struct idmapfs_inode *inode = inode_of(req, ino);
+	char path[IDMAPFS_PROC_FD_MAX];
+
+	if (refused_xattr(req, inode, name))
+		return;
+	if (fs_of(req)->read_only) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	proc_fd_name(path, inode->fd);
+	if (setxattr(path, name, value, size, flags) != 0)
+		fuse_reply_err(req, xattr_error(req, inode, errno, false));
+	else
+		fuse_reply_err(req, 0);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct idmapfs_inode *inode = inode_of(req, ino);
+	char path[IDMAPFS_PROC_FD_MAX];
+	char *value = NULL;
+	ssize_t len;
+
+	if (refused_xattr(req, inode, name))
+		return;
+	proc_fd_name(path, inode->fd);
+	if (size != 0 && (value = malloc(size)) == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	len = getxattr(path, name, value, size);
+	if (len < 0)
+		fuse_reply_err(req, xattr_error(req, inode, errno, false));
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)len);
+	else
+		fuse_reply_buf(req, value, (size_t)len);
+	free(value);
+}
+
+/* Drop the ACL names from a listing, in place; returns the new length. */
+static size_t filter_acl_names(char *list, size_t len)
+{
+	size_t in = 0, out = 0;
+
+	while (in < len) {
+		size_t n = strnlen(list + in, len - in) + 1;
+
+		if (!is_acl_name(list + in)) {
+			memmove(list + out, list + in, n);
+			out += n;
+		}
+		in += n;
+	}
+	return out;
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct idmapfs_inode *inode = inode_of(req, ino);
+	char path[IDMAPFS_PROC_FD_MAX];
+	char *list;
+	ssize_t len;
+
+	if (refused_xattr(req, inode, NULL))
+		return;
+	proc_fd_name(path, inode->fd);
+	/* The full list is needed to filter it, whatever size the kernel asked for. */
+	len = listxattr(path, NULL, 0);
+	if (len < 0) {
+		fuse_reply_err(req, xattr_error(req, inode, errno, true));
+		return;
+	}
+	list = malloc((size_t)len + 1);
+	if (list == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	len = listxattr(path, list, (size_t)len);
+	if (len < 0) {
+		/* ERANGE: it grew meanwhile; the kernel's caller retries as with any listxattr. */
+		fuse_reply_err(req, xattr_error(req, inode, errno, true));
+	} else {
+		size_t kept = filter_acl_names(list, (size_t)len);
+
+		if (size == 0)
+			fuse_reply_xattr(req, kept);
+		else if (kept > size)
+			fuse_reply_err(req, ERANGE);
+		else
+			fuse_reply_buf(req, list, kept);
+	}
+	free(list);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct idmapfs_inode *inode = inode_of(req, ino);
+	char path[IDMAPFS_PROC_FD_MAX];
+
+	if (refused_xattr(req, inode, name))
+		return;
+	if (fs_of(req)->read_only) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	proc_fd_name(path, inode->fd);
+	if (removexattr(path, name) != 0)
+		fuse_reply_err(req, xattr_error(req, inode, errno, false));
+	else
+		fuse_reply_err(req, 0);
+}
+
+/*
+ * Lock waits. A blocking lock holds a worker until granted, so waits are
+ * bounded (beyond the bound a blocking request gets ENOLCK rather than
+ * starving the unlock that would end them), and a FUSE interrupt (the app
+ * was signalled) wakes the worker with a signal so the wait ends in EINTR.
+ */
+struct lock_wait {
+	pthread_t thread;
+	atomic_bool interrupted;
+};
+
+static void on_lock_interrupt(fuse_req_t req, void *data)
+{
+	struct lock_wait *wait = data;
+
+	atomic_store(&wait->interrupted, true);
+	pthread_kill(wait->thread, IDMAPFS_INTERRUPT_SIGNAL);
+}
+
+/* Run fn(fd, arg) as a lock wait; returns 0 or an errno. */
+static int wait_for_lock(fuse_req_t req, int (*fn)(int, void *), int fd, void *arg)
+{
+	struct idmapfs *fs = fs_of(req);
+	struct lock_wait wait = {.thread = pthread_self()};
+	int err;
+
+	if (atomic_fetch_add(&fs->lock_waiters, 1) >= fs->max_lock_waiters) {
+		atomic_fetch_sub(&fs->lock_waiters, 1);
+		return ENOLCK;
+	}
+	fuse_req_interrupt_func(req, on_lock_interrupt, &wait);
+	if (atomic_load(&wait.interrupted))
+		err = EINTR;
+	else
+		err = fn(fd, arg) == 0 ? 0 : errno;
+	/* After this returns the callback is neither running nor will run: wait can go. */
+	fuse_req_interrupt_func(req, NULL, NULL);
+	atomic_fetch_sub(&fs->lock_waiters, 1);
+	return err;
+}
+
+static int do_flock(int fd, void *arg)
+{
+	return flock(fd, *(int *)arg);
+}
+
+static int do_ofd_setlkw(int fd, void *arg)
+{
+	return fcntl(fd, F_OFD_SETLKW, (struct flock *)arg);
+}
+
+/*
+ * flock: the backing fd is this open file description's own, so flock on it
+ * has flock's semantics, and reaches the server as the backing's flock does.
+ */
+static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
+{
+	int fd = (int)fi->fh;
+	int err;
+
+	if ((op & LOCK_NB) || (op & LOCK_UN))
+		err = flock(fd, op) == 0 ? 0 : errno;
+	else
+		err = wait_for_lock(req, do_flock, fd, &op);
+	fuse_reply_err(req, err);
+}
+
+/*
+ * POSIX locks become open-file-description (OFD) locks on the backing fd:
+ * every open of the file through idmapfs has its own backing fd, so two
+ * opens conflict as two processes' locks do, and through another idmapfs
+ * mount of the same backing directory they conflict too. The one POSIX
+ * difference: processes sharing one open file (after fork) share its locks.
+ */
+static void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock)
+{
+	lock->l_pid = 0;
+	if (fcntl((int)fi->fh, F_OFD_GETLK, lock) != 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_lock(req, lock);
+}
+
+static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock,
+		     int sleep)
+{
+	int fd = (int)fi->fh;
+	int err;
+
+	lock->l_pid = 0;
+	if (!sleep || lock->l_type == F_UNLCK)
+		err = fcntl(fd, F_OFD_SETLK, lock) == 0 ? 0 : errno;
+	else
+		err = wait_for_lock(req, do_ofd_setlkw, fd, lock);
+	fuse_reply_err(req, err);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+			 struct fuse_file_info *fi)
+{
+	if (fs_of(req)->read_only) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	fuse_reply_err(req, fallocate((int)fi->fh, mode, offset, length) == 0 ? 0 : errno);
+}
+
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			       struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+			       struct fuse_file_info *fi_out, size_t len, int flags)
+{
+	ssize_t res;
+
+	if (fs_of(req)->read_only) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	res = copy_file_range((int)fi_in->fh, &off_in, (int)fi_out->fh, &off_out, len,
+			      (unsigned)flags);
+	if (res < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_write(req, (size_t)res);
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	off_t res = lseek((int)fi->fh, off, whence);
+
+	if (res < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_lseek(req, res);
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	/* Zero-copy both ways where the kernel offers it. */
+	if (conn->capable & FUSE_CAP_SPLICE_READ)
+		conn->want |= FUSE_CAP_SPLICE_READ;
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE;
+	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
+		conn->want |= FUSE_CAP_SPLICE_MOVE;
+	/* A symlink's target never changes (rename replaces the inode): cache it. */
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+	/*
+	 * No writeback cache: with it the kernel reads a write-only file to
+	 * fill partial pages, manages mtime and size itself, and reports
+	 * write errors (EDQUOT, ENOSPC from the server) late, after close.
+	 */
+	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	/* Let readahead and async direct I/O keep several requests in flight. */
+	conn->max_background = 64;
+	conn->congestion_threshold = 48;
+}
+
+const struct fuse_lowlevel_ops idmapfs_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.symlink = op_symlink,
+	.link = op_link,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.rename = op_rename,
+	.open = op_open,
+	.create = op_create,
+	.read = op_read,
+	.write_buf = op_write_buf,
+	.flush = op_flush,
+	.release = op_release,
+	.fsync = op_fsync,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.fsyncdir = op_fsyncdir,
+	.statfs = op_statfs,
+	.access = op_access,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+	.flock = op_flock,
+	.getlk = op_getlk,
+	.setlk = op_setlk,
+	.fallocate = op_fallocate,
+	.copy_file_range = op_copy_file_range,
+	.lseek = op_lseek,
+};
