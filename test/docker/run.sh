@@ -327,6 +327,8 @@ case_restart() {
 	out=$(dk volume inspect -f '{{.Driver}}' vol1 2>&1) ||
 		{ why="volume inspect after restart: $(oneline "$out")"; return 1; }
 	[ "$out" = "$plugin" ] || { why="vol1's driver is '$out' after restart"; return 1; }
+	out=$(dk volume ls -q -f "driver=$plugin" 2>&1)
+	printf '%s\n' "$out" | grep -qx vol1 || { why="volume ls after restart: $(oneline "$out")"; return 1; }
 }
 
 case_run_write() {
@@ -368,6 +370,49 @@ case_inspect() {
 	[ "$out" = app ] || { why="container reads '$(oneline "$out")' from /data/g"; return 1; }
 	out=$(dk rm -f holder1 2>&1) || { why="docker rm -f: $(oneline "$out")"; return 1; }
 	! is_mounted "$mountpoint" || { why="$mountpoint still mounted after the container is gone"; return 1; }
+}
+
+# Docker counts references per mount ID: one container leaving must not
+# unmount the volume under another.
+case_shared() {
+	local out mp
+	for c in holderA holderB; do
+		out=$(dk run -d --name "$c" --network none -v vol1:/data "$image" sleep 300 2>&1) ||
+			{ why="docker run -d $c: $(oneline "$out")"; return 1; }
+	done
+	mp=$(dk volume inspect -f '{{.Mountpoint}}' vol1 2>&1)
+	out=$(dk rm -f holderA 2>&1) || { why="docker rm -f holderA: $(oneline "$out")"; return 1; }
+	is_mounted "$mp" || { why="$mp unmounted while holderB still uses it"; return 1; }
+	out=$(dk exec holderB sh -c 'echo shared > /data/s' 2>&1) ||
+		{ why="holderB cannot write after holderA left: $(oneline "$out")"; return 1; }
+	[ "$(cat "$backing/s" 2>&1)" = shared ] || { why="holderB's write is not in the backing dir"; return 1; }
+	out=$(dk rm -f holderB 2>&1) || { why="docker rm -f holderB: $(oneline "$out")"; return 1; }
+	! is_mounted "$mp" || { why="$mp still mounted after both containers left"; return 1; }
+}
+
+# ":ro" is Docker's to apply (never sent); the driver must not undo it.
+case_readonly() {
+	local out
+	if out=$(dk run --rm --network none -v vol1:/data:ro "$image" sh -c 'echo x > /data/r' 2>&1); then
+		why="a write to a :ro volume succeeded"
+		return 1
+	fi
+	[ ! -e "$backing/r" ] || { why="a write through :ro reached the backing dir"; return 1; }
+	out=$(dk run --rm --network none -v vol1:/data:ro "$image" cat /data/f 2>&1)
+	[ "$out" = hello ] || { why="reading a :ro volume gave '$(oneline "$out")'"; return 1; }
+}
+
+# "run --volume-driver" creates with Opts null: no source, refused at Create
+# with a message naming the option.
+case_implicit_create() {
+	local out
+	if out=$(dk run --rm --network none --volume-driver "$plugin" -v novol:/data "$image" true 2>&1); then
+		why="run with an implicit create and no source succeeded"
+		return 1
+	fi
+	printf '%s' "$out" | grep -q source || { why="error does not name source: $(oneline "$out")"; return 1; }
+	out=$(dk volume ls -q 2>&1)
+	! printf '%s\n' "$out" | grep -qx novol || { why="novol listed after a failed create"; return 1; }
 }
 
 # Docker gets option mistakes at Create, naming the option.
@@ -446,7 +491,8 @@ case_smoke_fail() {
 		{ why="left mounted: $(mounts_under "$tmp/mounts" | tr '\n' ' ')"; return 1; }
 }
 
-for c in create restart run_write run_user inspect bad_option remove kill9 smoke smoke_fail; do
+for c in create restart run_write run_user inspect shared readonly bad_option implicit_create \
+	remove kill9 smoke smoke_fail; do
 	run_case "$c"
 done
 
