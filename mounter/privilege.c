@@ -1,0 +1,268 @@
+/*
+ * The privileged helpers' shared ground: one-line errors with named exit
+ * codes, dropping to the capabilities a verb needs, and resolving paths
+ * without following symlinks. See privilege.h for the contracts.
+ */
+#include <cap-ng.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/openat2.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "privilege.h"
+
+static const char *progname = NFSV3_HELPER_MOUNT;
+
+void privilege_set_progname(const char *argv0)
+{
+	const char *slash;
+
+	if (argv0 == NULL || argv0[0] == '\0')
+		return;
+	slash = strrchr(argv0, '/');
+	progname = slash != NULL && slash[1] != '\0' ? slash + 1 : argv0;
+}
+
+/*
+ * Print the message as exactly one line: arguments come from the daemon and
+ * may hold newlines or terminal escapes, and the daemon reads our stderr line
+ * by line, so every control byte is shown as '?'.
+ */
+static noreturn void die_common(int code, int errnum, const char *fmt, va_list ap)
+{
+	char line[1024];
+	int len;
+
+	len = vsnprintf(line, sizeof(line), fmt, ap);
+	if (len >= 0 && errnum != 0 && (size_t)len < sizeof(line))
+		snprintf(line + len, sizeof(line) - (size_t)len, ": %s", strerror(errnum));
+	for (char *p = line; *p != '\0'; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	}
+	fprintf(stderr, "%s: %s\n", progname, line);
+	exit(code);
+}
+
+noreturn void die(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	die_common(code, 0, fmt, ap);
+}
+
+noreturn void die_errno(int code, const char *fmt, ...)
+{
+	int errnum = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	die_common(code, errnum, fmt, ap);
+}
+
+/* The capability sets and no_new_privs as the kernel reports them. */
+struct privilege_status {
+	uint64_t inheritable, permitted, effective, bounding, ambient;
+	int no_new_privs;
+};
+
+static void read_status(struct privilege_status *status)
+{
+	static const struct {
+		const char *key;
+		size_t offset;
+	} fields[] = {
+		{"CapInh:", offsetof(struct privilege_status, inheritable)},
+		{"CapPrm:", offsetof(struct privilege_status, permitted)},
+		{"CapEff:", offsetof(struct privilege_status, effective)},
+		{"CapBnd:", offsetof(struct privilege_status, bounding)},
+		{"CapAmb:", offsetof(struct privilege_status, ambient)},
+	};
+	unsigned found = 0;
+	char line[256];
+	FILE *file;
+
+	file = fopen("/proc/self/status", "re");
+	if (file == NULL)
+		die_errno(NFSV3_EXIT_PRIVILEGE, "cannot verify capabilities: /proc/self/status");
+	status->no_new_privs = -1;
+	while (fgets(line, sizeof(line), file) != NULL) {
+		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+			size_t keylen = strlen(fields[i].key);
+
+			if (strncmp(line, fields[i].key, keylen) == 0) {
+				*(uint64_t *)((char *)status + fields[i].offset) =
+					strtoull(line + keylen, NULL, 16);
+				found |= 1u << i;
+			}
+		}
+		if (strncmp(line, "NoNewPrivs:", 11) == 0)
+			status->no_new_privs = atoi(line + 11);
+	}
+	fclose(file);
+	if (found != (1u << (sizeof(fields) / sizeof(fields[0]))) - 1 || status->no_new_privs < 0)
+		die(NFSV3_EXIT_PRIVILEGE, "cannot verify capabilities: /proc/self/status is incomplete");
+}
+
+/*
+ * Trusts: the kernel's own report of this process's capabilities.
+ * Checks: every capability asked for is in the permitted set before
+ * anything is dropped (so a helper started without privilege says so
+ * clearly), and afterwards that effective and permitted are exactly the
+ * kept set, inheritable and ambient are empty, no_new_privs is on, and the
+ * bounding set is empty whenever it could be cleared.
+ *
+ * Clearing the bounding set needs CAP_SETPCAP. A helper installed with file
+ * capabilities (cap_sys_admin,... but not cap_setpcap) cannot clear it; that
+ * is acceptable because with no_new_privs set and inheritable and ambient
+ * empty, no execve can ever raise capabilities again, which is all the
+ * bounding set would guard against.
+ */
+void privilege_keep_only(const int *caps, size_t n)
+{
+	struct privilege_status status;
+	bool clear_bounding;
+	uint64_t wanted = 0;
+
+	if (capng_get_caps_process() != 0)
+		die(NFSV3_EXIT_PRIVILEGE, "cannot read capabilities: libcap-ng failed");
+	for (size_t i = 0; i < n; i++) {
+		const char *name = capng_capability_to_name((unsigned)caps[i]);
+
+		if (capng_have_capability(CAPNG_PERMITTED, (unsigned)caps[i]) != 1)
+			die(NFSV3_EXIT_PRIVILEGE,
+			    "cannot keep cap_%s: not permitted (run as root or install with file capabilities)",
+			    name != NULL ? name : "?");
+		wanted |= UINT64_C(1) << caps[i];
+	}
+	clear_bounding = capng_have_capability(CAPNG_EFFECTIVE, CAP_SETPCAP) == 1;
+
+	capng_clear(CAPNG_SELECT_ALL);
+	for (size_t i = 0; i < n; i++) {
+		if (capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED, (unsigned)caps[i]) != 0)
+			die(NFSV3_EXIT_PRIVILEGE, "cannot keep capability %d: libcap-ng refused", caps[i]);
+	}
+	/* The bounding set first: dropping from it needs CAP_SETPCAP, which the next step drops. */
+	if (clear_bounding && capng_apply(CAPNG_SELECT_BOUNDS) != 0)
+		die(NFSV3_EXIT_PRIVILEGE, "cannot clear the bounding set: libcap-ng failed");
+	if (capng_apply(CAPNG_SELECT_CAPS) != 0)
+		die(NFSV3_EXIT_PRIVILEGE, "cannot drop capabilities: libcap-ng failed");
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0)
+		die_errno(NFSV3_EXIT_PRIVILEGE, "cannot clear ambient capabilities");
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		die_errno(NFSV3_EXIT_PRIVILEGE, "cannot set no_new_privs");
+
+	read_status(&status);
+	if (status.effective != wanted || status.permitted != wanted)
+		die(NFSV3_EXIT_PRIVILEGE,
+		    "capabilities not dropped: effective %#" PRIx64 ", permitted %#" PRIx64 ", wanted %#" PRIx64,
+		    status.effective, status.permitted, wanted);
+	if (status.inheritable != 0 || status.ambient != 0)
+		die(NFSV3_EXIT_PRIVILEGE,
+		    "capabilities not dropped: inheritable %#" PRIx64 ", ambient %#" PRIx64,
+		    status.inheritable, status.ambient);
+	if (clear_bounding && status.bounding != 0)
+		die(NFSV3_EXIT_PRIVILEGE, "bounding set not cleared: %#" PRIx64, status.bounding);
+	if (status.no_new_privs != 1)
+		die(NFSV3_EXIT_PRIVILEGE, "no_new_privs is not set");
+}
+
+static int openat2_resolve(int dir_fd, const char *path, int flags, uint64_t resolve)
+{
+	struct open_how how = {
+		.flags = (uint64_t)flags | O_CLOEXEC,
+		.resolve = resolve,
+	};
+
+	return (int)syscall(SYS_openat2, dir_fd, path, &how, sizeof(how));
+}
+
+/*
+ * Trusts: nothing in mount_root.
+ * Checks: absolute, not "/" itself, no "." or ".." or empty component (the
+ * root is compared as a string against mountinfo elsewhere, so it must be
+ * canonical), no symlink anywhere on the way (openat2 from "/" with
+ * RESOLVE_NO_SYMLINKS), and a directory.
+ */
+int privilege_open_root(const char *mount_root)
+{
+	const char *component;
+	int fd;
+
+	if (mount_root[0] != '/')
+		die(NFSV3_EXIT_REFUSED, "mount root %s: not an absolute path", mount_root);
+	if (mount_root[1] == '\0')
+		die(NFSV3_EXIT_REFUSED, "mount root %s: must not be /", mount_root);
+	for (component = mount_root + 1; component != NULL; ) {
+		const char *next = strchr(component, '/');
+		size_t len = next != NULL ? (size_t)(next - component) : strlen(component);
+
+		if (len == 0 || (len == 1 && component[0] == '.') ||
+		    (len == 2 && component[0] == '.' && component[1] == '.'))
+			die(NFSV3_EXIT_REFUSED, "mount root %s: not a canonical path", mount_root);
+		component = next != NULL ? next + 1 : NULL;
+	}
+	fd = openat2_resolve(AT_FDCWD, mount_root, O_PATH | O_DIRECTORY,
+			     RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+	if (fd < 0) {
+		if (errno == ELOOP)
+			die(NFSV3_EXIT_REFUSED, "mount root %s: has a symlink component", mount_root);
+		/* No safe way to resolve beneath a root without openat2 (Linux 5.6). */
+		if (errno == ENOSYS)
+			die(NFSV3_EXIT_INTERNAL, "mount root %s: openat2 is not available", mount_root);
+		die_errno(NFSV3_EXIT_REFUSED, "mount root %s", mount_root);
+	}
+	return fd;
+}
+
+/* Trusts: nothing in name. Checks: the charset, length and reserved names of privilege.h. */
+int privilege_check_name(const char *name, const char **why)
+{
+	size_t len = strlen(name);
+
+	if (len == 0) {
+		*why = "empty";
+		return -1;
+	}
+	if (len > NFSV3_NAME_MAX) {
+		*why = "longer than 255 bytes";
+		return -1;
+	}
+	if (!((name[0] >= 'A' && name[0] <= 'Z') || (name[0] >= 'a' && name[0] <= 'z') ||
+	      (name[0] >= '0' && name[0] <= '9'))) {
+		*why = "must start with a letter or digit";
+		return -1;
+	}
+	if (strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.=+@:-") != len) {
+		*why = "may only hold letters, digits and _.=+@:-";
+		return -1;
+	}
+	/* Also covers the temporary files the state writer renames into place. */
+	if (strncmp(name, NFSV3_STATE_FILE, strlen(NFSV3_STATE_FILE)) == 0) {
+		*why = "reserved for the state file";
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Trusts: root_fd (opened by privilege_open_root or beneath it).
+ * Checks: through the kernel, that name resolves beneath root_fd with no
+ * symlink (magic or not) and no ".." escape, whatever renames happen
+ * meanwhile. Callers still validate the name's shape themselves.
+ */
+int privilege_open_beneath(int root_fd, const char *name, int flags)
+{
+	return openat2_resolve(root_fd, name, flags,
+			       RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+}
