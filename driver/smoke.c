@@ -255,7 +255,9 @@ static int connect_target(struct smoke *s, double deadline)
 				break;
 			errno = err;
 		}
-		set_why(s, "connect to %s:%s: %s", t->host, t->port, strerror(errno));
+		bool ipv6 = strchr(t->host, ':') != NULL;
+		set_why(s, "connect to %s%s%s:%s: %s", ipv6 ? "[" : "", t->host, ipv6 ? "]" : "", t->port,
+			strerror(errno));
 		close(fd);
 		fd = -1;
 	}
