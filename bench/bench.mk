@@ -1,0 +1,11 @@
+# Benchmarks (not tests): `make bench` builds and runs each of them and prints
+# its table.  bench/control/ measures the control path and the daemon's memory.
+.PHONY: bench bench-control
+bench: bench-control
+
+$(BUILD)/bench/ctlbench: bench/control/ctlbench.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -pthread -o $@ $< -pthread
+
+bench-control: deps $(BIN_DIR)/nfsv3driver $(HELPER_DIR)/nfsv3driver-mount $(BUILD)/bench/ctlbench
+	bench/control/run.sh $(BIN_DIR)/nfsv3driver $(HELPER_DIR) $(BUILD)/bench/ctlbench
