@@ -54,7 +54,8 @@ static const struct verb verbs[] = {
 
 #define NVERBS (sizeof(verbs) / sizeof(verbs[0]))
 
-static noreturn void die_usage(const struct verb *only)
+/* The GNU spelling of noreturn, which static checkers (cppcheck) also understand. */
+static __attribute__((__noreturn__)) void die_usage(const struct verb *only)
 {
 	char line[512];
 	size_t len = 0;

@@ -33,41 +33,49 @@ void privilege_set_progname(const char *argv0)
 }
 
 /*
- * Print the message as exactly one line: arguments come from the daemon and
+ * Format the message as exactly one line: arguments come from the daemon and
  * may hold newlines or terminal escapes, and the daemon reads our stderr line
  * by line, so every control byte is shown as '?'.
  */
-static noreturn void die_common(int code, int errnum, const char *fmt, va_list ap)
+static void format_line(char *line, size_t size, int errnum, const char *fmt, va_list ap)
 {
-	char line[1024];
-	int len;
+	int len = vsnprintf(line, size, fmt, ap);
 
-	len = vsnprintf(line, sizeof(line), fmt, ap);
-	if (len >= 0 && errnum != 0 && (size_t)len < sizeof(line))
-		snprintf(line + len, sizeof(line) - (size_t)len, ": %s", strerror(errnum));
+	if (len >= 0 && errnum != 0 && (size_t)len < size)
+		snprintf(line + len, size - (size_t)len, ": %s", strerror(errnum));
 	for (char *p = line; *p != '\0'; p++) {
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = '?';
 	}
+}
+
+static noreturn void print_and_exit(int code, const char *line)
+{
 	fprintf(stderr, "%s: %s\n", progname, line);
 	exit(code);
 }
 
 noreturn void die(int code, const char *fmt, ...)
 {
+	char line[1024];
 	va_list ap;
 
 	va_start(ap, fmt);
-	die_common(code, 0, fmt, ap);
+	format_line(line, sizeof(line), 0, fmt, ap);
+	va_end(ap);
+	print_and_exit(code, line);
 }
 
 noreturn void die_errno(int code, const char *fmt, ...)
 {
 	int errnum = errno;
+	char line[1024];
 	va_list ap;
 
 	va_start(ap, fmt);
-	die_common(code, errnum, fmt, ap);
+	format_line(line, sizeof(line), errnum, fmt, ap);
+	va_end(ap);
+	print_and_exit(code, line);
 }
 
 /* The capability sets and no_new_privs as the kernel reports them. */
