@@ -283,7 +283,7 @@ void routes_handle(struct http_request *req, void *data)
 	}
 	body_text = http_request_body(req, &len);
 	if (!body_is_blank(body_text, len)) {
-		body = json_loadb(body_text, len, JSON_REJECT_DUPLICATES, &jerr);
+		body = json_loadb(body_text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 		if (!body) {
 			snprintf(message, sizeof(message), "request body is not valid JSON (line %d column %d: %s)", jerr.line,
 				 jerr.column, jerr.text);

@@ -1,0 +1,357 @@
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+const char *harness_build_path(const char *relative)
+{
+	static char path[PATH_MAX];
+	const char *build = getenv("NFSV3_BUILD");
+	char cwd[PATH_MAX];
+
+	if (!build) {
+		if (!getcwd(cwd, sizeof(cwd)))
+			strcpy(cwd, ".");
+		snprintf(path, sizeof(path), "%s/build/%s", cwd, relative);
+	} else {
+		snprintf(path, sizeof(path), "%s/%s", build, relative);
+	}
+	return path;
+}
+
+static int free_port(void)
+{
+	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(addr);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
+	port = ntohs(addr.sin_port);
+	close(fd);
+	return port;
+}
+
+void daemon_init(struct daemon *d, const char *extra)
+{
+	memset(d, 0, sizeof(*d));
+	snprintf(d->dir, sizeof(d->dir), "/tmp/nfsv3-it.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(d->dir));
+	snprintf(d->root, sizeof(d->root), "%s/root", d->dir);
+	snprintf(d->sock, sizeof(d->sock), "%s/d.sock", d->dir);
+	snprintf(d->log, sizeof(d->log), "%s/log", d->dir);
+	snprintf(d->drivers, sizeof(d->drivers), "%s/drivers", d->dir);
+	mkdir(d->drivers, 0755);
+	d->port = free_port();
+	d->admin_port = free_port();
+	snprintf(d->extra, sizeof(d->extra), "%s", extra ? extra : "");
+}
+
+int daemon_log_count(const struct daemon *d, const char *text)
+{
+	FILE *f = fopen(d->log, "r");
+	char line[8192];
+	int n = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, text))
+			n++;
+	fclose(f);
+	return n;
+}
+
+void daemon_start(struct daemon *d)
+{
+	char listen_tcp[64], admin[64], extra[1024];
+	char *argv[64];
+	int argc = 0, fd;
+
+	snprintf(listen_tcp, sizeof(listen_tcp), "tcp://127.0.0.1:%d", d->port);
+	snprintf(admin, sizeof(admin), "tcp://127.0.0.1:%d", d->admin_port);
+	char listen_unix[320];
+	snprintf(listen_unix, sizeof(listen_unix), "unix:%s", d->sock);
+	argv[argc++] = strdup(harness_build_path("bin/nfsv3driver"));
+	argv[argc++] = "--listen";
+	argv[argc++] = listen_unix;
+	argv[argc++] = "--listen";
+	argv[argc++] = listen_tcp;
+	argv[argc++] = "--admin";
+	argv[argc++] = admin;
+	argv[argc++] = "--mount-root";
+	argv[argc++] = d->root;
+	argv[argc++] = "--drivers-path";
+	argv[argc++] = d->drivers;
+	argv[argc++] = "--allow-local-sources";
+	argv[argc++] = "--log-level";
+	argv[argc++] = "debug";
+	snprintf(extra, sizeof(extra), "%s", d->extra);
+	for (char *tok = strtok(extra, " "); tok && argc < 60; tok = strtok(NULL, " "))
+		argv[argc++] = tok;
+	argv[argc] = NULL;
+
+	int before = daemon_log_count(d, "driver-server.started");
+	d->pid = fork();
+	ck_assert_int_ge(d->pid, 0);
+	if (d->pid == 0) {
+		fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execv(argv[0], argv);
+		fprintf(stderr, "harness: exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	free(argv[0]);
+	for (int i = 0; i < 500; i++) {
+		int status;
+		if (daemon_log_count(d, "driver-server.started") > before)
+			return;
+		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+			d->pid = 0;
+			ck_abort_msg("daemon exited at start, status %d; log %s", status, d->log);
+		}
+		usleep(10000);
+	}
+	ck_abort_msg("daemon did not print driver-server.started within 5 s; log %s", d->log);
+}
+
+int daemon_stop(struct daemon *d)
+{
+	int status = -1;
+
+	if (d->pid <= 0)
+		return -1;
+	kill(d->pid, SIGTERM);
+	for (int i = 0; i < 1000; i++) {
+		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+			d->pid = 0;
+			return status;
+		}
+		usleep(10000);
+	}
+	kill(d->pid, SIGKILL);
+	waitpid(d->pid, &status, 0);
+	d->pid = 0;
+	ck_abort_msg("daemon did not exit within 10 s of SIGTERM");
+	return status;
+}
+
+void daemon_kill9(struct daemon *d)
+{
+	if (d->pid <= 0)
+		return;
+	kill(d->pid, SIGKILL);
+	waitpid(d->pid, NULL, 0);
+	d->pid = 0;
+}
+
+static int unmount_under(const char *prefix)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	char line[4096], targets[64][PATH_MAX];
+	int n = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f) && n < 64) {
+		char target[PATH_MAX];
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", target) == 1 && strncmp(target, prefix, strlen(prefix)) == 0)
+			snprintf(targets[n++], PATH_MAX, "%s", target);
+	}
+	fclose(f);
+	for (int i = n - 1; i >= 0; i--)
+		umount2(targets[i], MNT_DETACH);
+	return n;
+}
+
+void daemon_cleanup(struct daemon *d)
+{
+	char cmd[600];
+
+	if (d->pid > 0)
+		daemon_kill9(d);
+	while (unmount_under(d->dir) > 0)
+		;
+	snprintf(cmd, sizeof(cmd), "rm -rf --one-file-system '%s'", d->dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cleanup of %s failed\n", d->dir);
+}
+
+int mounts_under(const char *prefix)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	char line[4096], target[PATH_MAX];
+	size_t len = strlen(prefix);
+	int n = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", target) == 1 && strncmp(target, prefix, len) == 0 &&
+		    (target[len] == '/' || target[len] == '\0'))
+			n++;
+	fclose(f);
+	return n;
+}
+
+void make_source_dir(const char *path)
+{
+	char cmd[PATH_MAX + 64];
+
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && echo hello > '%s/hello'", path, path);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static int connect_unix(const char *path)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_msg(connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0, "connect %s: %s", path, strerror(errno));
+	return fd;
+}
+
+static int connect_tcp(int port)
+{
+	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_msg(connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0, "connect port %d: %s", port,
+		      strerror(errno));
+	return fd;
+}
+
+static void send_all(int fd, const char *data, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+		if (n <= 0)
+			return;
+		data += n;
+		len -= (size_t)n;
+	}
+}
+
+/* Read until the connection closes or timeout_ms passes without data. */
+static char *read_reply(int fd, int timeout_ms, size_t *out_len)
+{
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	for (;;) {
+		if (poll(&p, 1, timeout_ms) <= 0)
+			break;
+		if (len + 1024 > cap)
+			buf = realloc(buf, cap *= 2);
+		ssize_t n = recv(fd, buf + len, cap - len - 1, 0);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		buf[len] = '\0';
+		/* A complete answer with Content-Length: stop there. */
+		char *head_end = strstr(buf, "\r\n\r\n"), *cl = strcasestr(buf, "Content-Length:");
+		if (head_end && cl && cl < head_end && len >= (size_t)(head_end + 4 - buf) + strtoul(cl + 15, NULL, 10))
+			break;
+	}
+	buf[len] = '\0';
+	if (out_len)
+		*out_len = len;
+	return buf;
+}
+
+static json_t *exchange(int fd, const char *method, const char *route, const char *body, const char *extra_headers,
+			int *status)
+{
+	char head[2048], *reply, *json_start;
+	json_t *answer;
+	json_error_t jerr;
+	size_t body_len = body ? strlen(body) : 0;
+
+	snprintf(head, sizeof(head), "%s %s HTTP/1.1\r\nHost: localhost\r\n%sContent-Length: %zu\r\nConnection: close\r\n\r\n",
+		 method, route, extra_headers ? extra_headers : "", body_len);
+	send_all(fd, head, strlen(head));
+	if (body_len)
+		send_all(fd, body, body_len);
+	reply = read_reply(fd, 60000, NULL);
+	close(fd);
+	ck_assert_msg(strncmp(reply, "HTTP/1.1 ", 9) == 0, "not an HTTP answer to %s: \"%s\"", route, reply);
+	if (status)
+		*status = atoi(reply + 9);
+	json_start = strstr(reply, "\r\n\r\n");
+	ck_assert_ptr_nonnull(json_start);
+	answer = json_loads(json_start + 4, 0, &jerr);
+	ck_assert_msg(answer != NULL, "answer to %s is not JSON: %s", route, json_start + 4);
+	free(reply);
+	return answer;
+}
+
+json_t *call_unix(const struct daemon *d, const char *route, const char *body, const char *extra_headers, int *status)
+{
+	return exchange(connect_unix(d->sock), "POST", route, body, extra_headers, status);
+}
+
+json_t *call_tcp(const struct daemon *d, const char *route, const char *body, const char *extra_headers, int *status)
+{
+	return exchange(connect_tcp(d->port), "POST", route, body, extra_headers, status);
+}
+
+json_t *call_admin(const struct daemon *d, const char *path, int *status)
+{
+	return exchange(connect_tcp(d->admin_port), "GET", path, NULL, NULL, status);
+}
+
+char *raw_unix(const struct daemon *d, const char *bytes, size_t len, int timeout_ms)
+{
+	int fd = connect_unix(d->sock);
+	char *reply;
+
+	send_all(fd, bytes, len);
+	reply = read_reply(fd, timeout_ms, NULL);
+	close(fd);
+	return reply;
+}
+
+const char *answer_err(json_t *answer)
+{
+	json_t *err = json_object_get(answer, "Err");
+	json_t *safe;
+	const char *text;
+
+	if (!json_is_string(err))
+		return "";
+	text = json_string_value(err);
+	if (text[0] == '{' && (safe = json_loads(text, 0, NULL))) {
+		json_t *desc = json_object_get(safe, "SafeDescription");
+		if (json_is_string(desc)) {
+			/* Keep the unwrapped text alive with the answer. */
+			json_object_set_new(answer, "_safe", json_string(json_string_value(desc)));
+			json_decref(safe);
+			return json_string_value(json_object_get(answer, "_safe"));
+		}
+		json_decref(safe);
+	}
+	return text;
+}

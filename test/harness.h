@@ -1,0 +1,59 @@
+/*
+ * What the integration suites share: starting the real daemon in a temp
+ * directory, talking to it over its real unix socket or TCP port, and
+ * reading the kernel's mount table.
+ */
+#ifndef NFSV3_HARNESS_H
+#define NFSV3_HARNESS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+#include <jansson.h>
+
+struct daemon {
+	pid_t pid;
+	char dir[256];        /* temp dir holding everything below */
+	char root[300];       /* mount root */
+	char sock[300];       /* unix socket */
+	char log[300];        /* its stdout+stderr */
+	char drivers[300];    /* drivers path */
+	int port, admin_port; /* TCP listeners */
+	char extra[1024];     /* extra arguments, space separated */
+};
+
+/* Absolute path of a build product ("bin/nfsv3driver"). */
+const char *harness_build_path(const char *relative);
+
+/* Make the temp dir and pick ports; extra is appended to the command line. */
+void daemon_init(struct daemon *d, const char *extra);
+/* Start and wait for driver-server.started (fails the test otherwise). */
+void daemon_start(struct daemon *d);
+/* SIGTERM and wait; returns the exit status. */
+int daemon_stop(struct daemon *d);
+/* SIGKILL and reap. */
+void daemon_kill9(struct daemon *d);
+/* Stop if running, unmount everything under dir, remove dir. */
+void daemon_cleanup(struct daemon *d);
+/* Count of log lines containing text. */
+int daemon_log_count(const struct daemon *d, const char *text);
+
+/* POST route with body over the unix socket (a new connection). Returns the parsed answer; *status gets the HTTP status. */
+json_t *call_unix(const struct daemon *d, const char *route, const char *body, const char *extra_headers, int *status);
+/* The same over TCP. */
+json_t *call_tcp(const struct daemon *d, const char *route, const char *body, const char *extra_headers, int *status);
+/* GET path on the admin port. */
+json_t *call_admin(const struct daemon *d, const char *path, int *status);
+
+/* Send raw bytes to the unix socket; read until close or timeout_ms; returns malloc'd reply text. */
+char *raw_unix(const struct daemon *d, const char *bytes, size_t len, int timeout_ms);
+
+/* Err of an answer, "" when absent; SafeDescription unwrapped when Err is a SafeError. */
+const char *answer_err(json_t *answer);
+
+/* Mounts whose target starts with prefix in /proc/self/mountinfo. */
+int mounts_under(const char *prefix);
+
+/* Make a directory (and parents) with a file "hello" in it. */
+void make_source_dir(const char *path);
+
+#endif
