@@ -302,6 +302,12 @@ run_case() {
 		fi
 	fi
 	if "case_$1"; then result "$name" pass; else result "$name" fail; fi
+	# A failed case may leave its container holding a volume: remove it, so
+	# that the failure is reported once and not again by every later case.
+	local left
+	left=$(dk ps -aq 2>/dev/null)
+	[ -n "$left" ] && dk rm -f $left >/dev/null 2>&1
+	return 0
 }
 
 # $1 (output of a command) flattened to one short line for a reason.
