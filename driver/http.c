@@ -1,0 +1,1262 @@
+/*
+ * HTTP/1.1 server: listeners, connections, framing, limits and timeouts.
+ *
+ * Memory: a connection costs its libuv stream, an http_parser and a few
+ * pointers. Reads land in one buffer per server (the loop runs one read
+ * callback at a time and the parser callbacks copy what they keep), so an
+ * idle connection holds no buffer at all. A request keeps its URL, headers
+ * and body in one growing allocation.
+ *
+ * Timeouts: every connection is on at most one of two deadline lists (idle,
+ * read). Each list has a fixed timeout, so appending at the tail keeps it
+ * sorted and one server timer armed for the earliest head serves them all:
+ * O(1) per event however many connections are open.
+ *
+ * Lifetime: a connection is reference-counted. Its open handle holds one
+ * reference and every request it created holds one, so a request the
+ * application has not answered yet keeps the connection's memory (not its
+ * socket) alive after the socket is closed.
+ */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <http_parser.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define HTTP_DEFAULT_MAX_HEADER_BYTES (16 * 1024)
+#define HTTP_DEFAULT_MAX_BODY_BYTES (1024 * 1024)
+#define HTTP_DEFAULT_IDLE_TIMEOUT_MS 60000
+#define HTTP_DEFAULT_READ_TIMEOUT_MS 10000
+#define HTTP_DEFAULT_MAX_CONNECTIONS 4096
+#define HTTP_DEFAULT_MAX_PIPELINED 64
+#define HTTP_READ_BUFFER_BYTES (64 * 1024)
+/* Above the kernel's old SOMAXCONN of 128 so that a burst of clients is
+ * not made to wait for a SYN retransmission. */
+#define HTTP_LISTEN_BACKLOG 511
+#define HTTP_SOCKET_MODE 0660
+
+union http_stream {
+	uv_handle_t handle;
+	uv_stream_t stream;
+	uv_tcp_t tcp;
+	uv_pipe_t pipe;
+};
+
+struct http_connection;
+
+/* Connections waiting for one kind of deadline, oldest first. */
+struct http_deadlines {
+	struct http_connection *head, *tail;
+	unsigned timeout_ms;
+};
+
+struct http_listener {
+	union http_stream stream;
+	struct http_server *server;
+	struct http_listener *next;
+	bool closing;
+	int port;
+	/* The socket file we bound, so that closing removes it only if it is
+	 * still ours. */
+	dev_t dev;
+	ino_t ino;
+	char path[];
+};
+
+struct http_server {
+	uv_loop_t *loop;
+	struct http_limits limits;
+	http_request_cb on_request;
+	void *data;
+	struct http_listener *listeners;
+	struct http_connection *connections;
+	unsigned connection_count;
+	/* Handles of ours not yet through their close callback. */
+	unsigned open_handles;
+	int port;
+	uv_timer_t sweep;
+	uint64_t sweep_due;
+	struct http_deadlines idle, read;
+	/* Connections with parsed-ahead bytes to resume outside the
+	 * application's call to http_respond(). */
+	uv_idle_t resume;
+	struct http_connection *resume_head;
+	char *read_buffer;
+	bool closing;
+	void (*on_closed)(void *data);
+	void *closed_data;
+};
+
+enum http_part { HTTP_PART_URL, HTTP_PART_FIELD, HTTP_PART_VALUE };
+
+struct http_connection {
+	union http_stream stream;
+	struct http_server *server; /* NULL once the socket is closed */
+	http_parser parser;
+	struct http_connection *prev, *next;
+	struct http_connection *deadline_prev, *deadline_next;
+	struct http_deadlines *deadlines;
+	uint64_t deadline;
+	struct http_connection *resume_next;
+	/* Requests delivered and not yet written out, in arrival order. */
+	struct http_request *head, *tail;
+	unsigned queued;
+	unsigned refs;
+	struct http_request *current;   /* being parsed */
+	struct http_request *completed; /* parsed, to deliver once the parser returns */
+	char *leftover;                 /* read but not parsed while reading is paused */
+	size_t leftover_len;
+	size_t header_bytes;
+	enum http_part part;
+	int fail_status;            /* set by a parser callback that refuses the request */
+	bool closing;               /* uv_close called */
+	bool reading;               /* uv_read_start in effect */
+	bool no_more_requests;      /* a request or an error ends the connection */
+	bool lingering;             /* last answer queued: discarding input until the peer closes */
+	bool shutdown_done;
+	bool peer_eof;
+	bool resume_queued;
+};
+
+/* A repeated header's values joined with ", ", built on first lookup. It
+ * keeps its own copy of the name: the request's buffer still grows while
+ * the body arrives. */
+struct http_joined {
+	struct http_joined *next;
+	const char *value;
+	char name[];
+};
+
+/* One answer, written with a single buffer. */
+struct http_response {
+	uv_write_t write;
+	struct http_connection *conn;
+	size_t len;
+	char bytes[];
+};
+
+struct http_request {
+	struct http_connection *conn;
+	struct http_request *next;
+	struct http_joined *joined;
+	struct http_response *response;
+	/* URL, then NUL-terminated name and value of each header, then the body
+	 * and its NUL. */
+	char *buf;
+	size_t len, cap;
+	size_t headers_at, body_at;
+	unsigned headers;
+	unsigned char method;
+	bool http10;
+	bool keep_alive;
+	bool answered;
+};
+
+static int on_message_begin(http_parser *parser);
+static int on_url(http_parser *parser, const char *at, size_t len);
+static int on_header_field(http_parser *parser, const char *at, size_t len);
+static int on_header_value(http_parser *parser, const char *at, size_t len);
+static int on_headers_complete(http_parser *parser);
+static int on_body(http_parser *parser, const char *at, size_t len);
+static int on_message_complete(http_parser *parser);
+
+static const http_parser_settings parser_settings = {
+	.on_message_begin = on_message_begin,
+	.on_url = on_url,
+	.on_header_field = on_header_field,
+	.on_header_value = on_header_value,
+	.on_headers_complete = on_headers_complete,
+	.on_body = on_body,
+	.on_message_complete = on_message_complete,
+};
+
+static void connection_close(struct http_connection *conn);
+static void connection_update(struct http_connection *conn);
+static void connection_fail(struct http_connection *conn, int status);
+
+/* ---- Server handles --------------------------------------------------- */
+
+static void server_handle_closed(struct http_server *srv)
+{
+	if (--srv->open_handles > 0 || !srv->closing)
+		return;
+	void (*on_closed)(void *data) = srv->on_closed;
+	void *closed_data = srv->closed_data;
+	free(srv->read_buffer);
+	free(srv);
+	if (on_closed)
+		on_closed(closed_data);
+}
+
+static void on_server_handle_closed(uv_handle_t *handle)
+{
+	server_handle_closed(handle->data);
+}
+
+/* ---- Deadlines -------------------------------------------------------- */
+
+static void on_sweep(uv_timer_t *timer);
+
+static void sweep_arm(struct http_server *srv, uint64_t due)
+{
+	uint64_t now = uv_now(srv->loop);
+	srv->sweep_due = due;
+	uv_timer_start(&srv->sweep, on_sweep, due > now ? due - now : 0, 0);
+}
+
+static void deadline_clear(struct http_connection *conn)
+{
+	struct http_deadlines *list = conn->deadlines;
+	if (!list)
+		return;
+	if (conn->deadline_prev)
+		conn->deadline_prev->deadline_next = conn->deadline_next;
+	else
+		list->head = conn->deadline_next;
+	if (conn->deadline_next)
+		conn->deadline_next->deadline_prev = conn->deadline_prev;
+	else
+		list->tail = conn->deadline_prev;
+	conn->deadline_prev = conn->deadline_next = NULL;
+	conn->deadlines = NULL;
+}
+
+/* Start a fresh deadline on list (a connection already on it keeps its own,
+ * so that trickling bytes cannot push a deadline back). */
+static void deadline_set(struct http_connection *conn, struct http_deadlines *list)
+{
+	struct http_server *srv = conn->server;
+	if (conn->deadlines == list)
+		return;
+	deadline_clear(conn);
+	conn->deadline = uv_now(srv->loop) + list->timeout_ms;
+	conn->deadlines = list;
+	conn->deadline_prev = list->tail;
+	if (list->tail)
+		list->tail->deadline_next = conn;
+	else
+		list->head = conn;
+	list->tail = conn;
+	if (!uv_is_active((uv_handle_t *)&srv->sweep) || srv->sweep_due > conn->deadline)
+		sweep_arm(srv, conn->deadline);
+}
+
+static void on_sweep(uv_timer_t *timer)
+{
+	struct http_server *srv = timer->data;
+	uint64_t now = uv_now(srv->loop);
+	struct http_connection *conn;
+
+	while ((conn = srv->idle.head) && conn->deadline <= now)
+		connection_close(conn);
+	while ((conn = srv->read.head) && conn->deadline <= now) {
+		deadline_clear(conn);
+		if (conn->lingering)
+			connection_close(conn);
+		else
+			connection_fail(conn, 408);
+	}
+	struct http_connection *idle = srv->idle.head, *read = srv->read.head;
+	if (idle && (!read || idle->deadline <= read->deadline))
+		sweep_arm(srv, idle->deadline);
+	else if (read)
+		sweep_arm(srv, read->deadline);
+}
+
+/* ---- Requests --------------------------------------------------------- */
+
+static struct http_request *request_new(struct http_connection *conn)
+{
+	struct http_request *req = calloc(1, sizeof(*req));
+	if (!req)
+		return NULL;
+	req->conn = conn;
+	conn->refs++;
+	return req;
+}
+
+static void connection_unref(struct http_connection *conn)
+{
+	if (--conn->refs > 0)
+		return;
+	free(conn->leftover);
+	free(conn);
+}
+
+static void request_free(struct http_request *req)
+{
+	if (!req)
+		return;
+	struct http_joined *joined = req->joined;
+	while (joined) {
+		struct http_joined *next = joined->next;
+		free(joined);
+		joined = next;
+	}
+	struct http_connection *conn = req->conn;
+	free(req->response);
+	free(req->buf);
+	free(req);
+	connection_unref(conn);
+}
+
+static bool request_reserve(struct http_request *req, size_t more)
+{
+	if (req->cap - req->len >= more)
+		return true;
+	size_t cap = req->cap ? req->cap : 256;
+	while (cap - req->len < more)
+		cap *= 2;
+	char *buf = realloc(req->buf, cap);
+	if (!buf)
+		return false;
+	req->buf = buf;
+	req->cap = cap;
+	return true;
+}
+
+static bool request_append(struct http_request *req, const char *data, size_t len)
+{
+	if (!request_reserve(req, len))
+		return false;
+	memcpy(req->buf + req->len, data, len);
+	req->len += len;
+	return true;
+}
+
+/* ---- Parser callbacks --------------------------------------------------- */
+
+/* A callback's refusal: remember the answer and stop the parser. */
+static int parse_refuse(struct http_connection *conn, int status)
+{
+	conn->fail_status = status;
+	return -1;
+}
+
+static int on_message_begin(http_parser *parser)
+{
+	struct http_connection *conn = parser->data;
+	conn->current = request_new(conn);
+	if (!conn->current)
+		return parse_refuse(conn, 500);
+	conn->header_bytes = 0;
+	conn->part = HTTP_PART_URL;
+	/* A pipelined request may begin while the previous one's deadline is
+	 * still set: each request gets its own. */
+	deadline_clear(conn);
+	deadline_set(conn, &conn->server->read);
+	return 0;
+}
+
+/* Header bytes are counted as stored (URL, names, values); the parser's
+ * own 80 KiB bound covers the separators and whitespace between them. */
+static int append_header_bytes(struct http_connection *conn, const char *at, size_t len)
+{
+	conn->header_bytes += len;
+	if (conn->header_bytes > conn->server->limits.max_header_bytes)
+		return parse_refuse(conn, 431);
+	if (!request_append(conn->current, at, len))
+		return parse_refuse(conn, 500);
+	return 0;
+}
+
+static int on_url(http_parser *parser, const char *at, size_t len)
+{
+	return append_header_bytes(parser->data, at, len);
+}
+
+/* The parser may hand a name or value over in several pieces; a switch from
+ * one to the other is what ends the previous string. */
+static int switch_part(struct http_connection *conn, enum http_part part)
+{
+	struct http_request *req = conn->current;
+	if (conn->part == part)
+		return 0;
+	if (!request_append(req, "", 1))
+		return parse_refuse(conn, 500);
+	if (conn->part == HTTP_PART_URL)
+		req->headers_at = req->len;
+	if (part == HTTP_PART_FIELD)
+		req->headers++;
+	conn->part = part;
+	return 0;
+}
+
+static int on_header_field(http_parser *parser, const char *at, size_t len)
+{
+	struct http_connection *conn = parser->data;
+	if (switch_part(conn, HTTP_PART_FIELD) != 0)
+		return -1;
+	return append_header_bytes(conn, at, len);
+}
+
+static int on_header_value(http_parser *parser, const char *at, size_t len)
+{
+	struct http_connection *conn = parser->data;
+	if (switch_part(conn, HTTP_PART_VALUE) != 0)
+		return -1;
+	return append_header_bytes(conn, at, len);
+}
+
+static struct http_response *response_new(size_t len)
+{
+	struct http_response *res = malloc(sizeof(*res) + len);
+	if (res)
+		res->len = len;
+	return res;
+}
+
+static void connection_write(struct http_connection *conn, struct http_response *res);
+
+static int on_headers_complete(http_parser *parser)
+{
+	struct http_connection *conn = parser->data;
+	struct http_request *req = conn->current;
+	const struct http_limits *limits = &conn->server->limits;
+
+	if (!request_append(req, "", 1))
+		return parse_refuse(conn, 500);
+	if (conn->part == HTTP_PART_URL)
+		req->headers_at = req->len;
+	req->buf[strcspn(req->buf, "?#")] = '\0';
+	req->method = parser->method;
+	req->http10 = parser->http_major == 1 && parser->http_minor == 0;
+
+	bool chunked = parser->flags & F_CHUNKED;
+	bool sized = !chunked && parser->content_length != ULLONG_MAX;
+	if (sized && parser->content_length > limits->max_body_bytes)
+		return parse_refuse(conn, 413);
+	if (!request_reserve(req, sized ? parser->content_length + 1 : 1))
+		return parse_refuse(conn, 500);
+	req->body_at = req->len;
+
+	/* A client that waits for "100 Continue" before sending its body
+	 * would otherwise stall for its own timeout. It may only go out when
+	 * no earlier answer is still owed on this connection. */
+	bool has_body = chunked || (sized && parser->content_length > 0);
+	const char *expect = http_request_header(req, "Expect");
+	if (has_body && !req->http10 && !conn->head && expect &&
+	    strcasecmp(expect, "100-continue") == 0) {
+		static const char interim[] = "HTTP/1.1 100 Continue\r\n\r\n";
+		struct http_response *res = response_new(sizeof(interim) - 1);
+		if (!res)
+			return parse_refuse(conn, 500);
+		memcpy(res->bytes, interim, res->len);
+		connection_write(conn, res);
+		/* A failed write closed the connection: parse no further. */
+		if (conn->closing)
+			return -1;
+	}
+	return 0;
+}
+
+static int on_body(http_parser *parser, const char *at, size_t len)
+{
+	struct http_connection *conn = parser->data;
+	struct http_request *req = conn->current;
+	if (req->len - req->body_at + len > conn->server->limits.max_body_bytes)
+		return parse_refuse(conn, 413);
+	if (!request_append(req, at, len))
+		return parse_refuse(conn, 500);
+	return 0;
+}
+
+static int on_message_complete(http_parser *parser)
+{
+	struct http_connection *conn = parser->data;
+	struct http_request *req = conn->current;
+	if (!request_append(req, "", 1))
+		return parse_refuse(conn, 500);
+	/* An upgraded connection would carry another protocol: answer this
+	 * request and close. */
+	req->keep_alive = http_should_keep_alive(parser) && !parser->upgrade;
+	conn->completed = req;
+	conn->current = NULL;
+	/* Pausing returns control to connection_feed(), which delivers the
+	 * request outside the parser and applies backpressure between requests. */
+	http_parser_pause(parser, 1);
+	return 0;
+}
+
+/* ---- Request accessors ----------------------------------------------- */
+
+const char *http_request_method(const struct http_request *req)
+{
+	return http_method_str(req->method);
+}
+
+const char *http_request_path(const struct http_request *req)
+{
+	return req->buf;
+}
+
+const char *http_request_body(const struct http_request *req, size_t *body_len)
+{
+	if (body_len)
+		*body_len = req->len - req->body_at - 1;
+	return req->buf + req->body_at;
+}
+
+const char *http_request_header(const struct http_request *req, const char *name)
+{
+	for (const struct http_joined *joined = req->joined; joined; joined = joined->next)
+		if (strcasecmp(joined->name, name) == 0)
+			return joined->value;
+
+	const char *first = NULL;
+	size_t joined_len = 0;
+	unsigned matches = 0;
+	const char *field = req->buf + req->headers_at;
+	for (unsigned i = 0; i < req->headers; i++) {
+		const char *value = field + strlen(field) + 1;
+		size_t value_len = strlen(value);
+		if (strcasecmp(field, name) == 0) {
+			if (!first)
+				first = value;
+			matches++;
+			joined_len += value_len + 2;
+		}
+		field = value + value_len + 1;
+	}
+	if (matches < 2)
+		return first;
+
+	size_t name_len = strlen(name);
+	struct http_joined *joined = malloc(sizeof(*joined) + name_len + 1 + joined_len);
+	if (!joined)
+		return first;
+	memcpy(joined->name, name, name_len + 1);
+	char *out = joined->name + name_len + 1;
+	joined->value = out;
+	field = req->buf + req->headers_at;
+	for (unsigned i = 0; i < req->headers; i++) {
+		const char *value = field + strlen(field) + 1;
+		size_t value_len = strlen(value);
+		if (strcasecmp(field, name) == 0) {
+			if (out != joined->value)
+				out = stpcpy(out, ", ");
+			out = stpcpy(out, value);
+		}
+		field = value + value_len + 1;
+	}
+	/* The cache of joined values is not part of what the request says,
+	 * so filling it in does not change the request. */
+	struct http_request *cache = (struct http_request *)req;
+	joined->next = cache->joined;
+	cache->joined = joined;
+	return joined->value;
+}
+
+/* ---- Connections ------------------------------------------------------ */
+
+static void on_write(uv_write_t *write, int status)
+{
+	struct http_response *res = write->data;
+	struct http_connection *conn = res->conn;
+	free(res);
+	if (status < 0)
+		connection_close(conn);
+}
+
+/* Takes res. Tries to write at once, so that a small answer to a client
+ * that keeps up never waits in memory. */
+static void connection_write(struct http_connection *conn, struct http_response *res)
+{
+	uv_buf_t buf = uv_buf_init(res->bytes, res->len);
+	int written = uv_try_write(&conn->stream.stream, &buf, 1);
+	if (written == (int)res->len) {
+		free(res);
+		return;
+	}
+	if (written < 0 && written != UV_EAGAIN) {
+		free(res);
+		connection_close(conn);
+		return;
+	}
+	if (written > 0) {
+		buf.base += written;
+		buf.len -= written;
+	}
+	res->write.data = res;
+	res->conn = conn;
+	if (uv_write(&res->write, &conn->stream.stream, &buf, 1, on_write) != 0) {
+		free(res);
+		connection_close(conn);
+	}
+}
+
+static void connection_drop_input(struct http_connection *conn)
+{
+	request_free(conn->current);
+	conn->current = NULL;
+	free(conn->leftover);
+	conn->leftover = NULL;
+	conn->leftover_len = 0;
+}
+
+static void connection_stop_requests(struct http_connection *conn)
+{
+	conn->no_more_requests = true;
+	connection_drop_input(conn);
+}
+
+static void on_shutdown(uv_shutdown_t *shutdown, int status)
+{
+	struct http_connection *conn = shutdown->data;
+	free(shutdown);
+	conn->shutdown_done = true;
+	if (status < 0 || conn->peer_eof)
+		connection_close(conn);
+}
+
+/*
+ * The last answer is queued. Closing now would reset a TCP connection whose
+ * client is still sending (a body we refused), and the reset can destroy
+ * the answer before the client reads it. So send FIN once the answer is
+ * out, then read and discard until the client closes or the read timeout.
+ */
+static void connection_linger(struct http_connection *conn)
+{
+	uv_shutdown_t *shutdown = malloc(sizeof(*shutdown));
+	if (!shutdown) {
+		connection_close(conn);
+		return;
+	}
+	shutdown->data = conn;
+	if (uv_shutdown(shutdown, &conn->stream.stream, on_shutdown) != 0) {
+		free(shutdown);
+		connection_close(conn);
+		return;
+	}
+	conn->lingering = true;
+	connection_stop_requests(conn);
+	deadline_clear(conn);
+	connection_update(conn);
+}
+
+/* Write out every answer at the head of the queue, in request order. */
+static void connection_flush(struct http_connection *conn)
+{
+	while (!conn->closing && conn->head && conn->head->answered) {
+		struct http_request *req = conn->head;
+		conn->head = req->next;
+		if (!conn->head)
+			conn->tail = NULL;
+		conn->queued--;
+		struct http_response *res = req->response;
+		req->response = NULL;
+		request_free(req);
+		connection_write(conn, res);
+		if (!conn->head && conn->no_more_requests && !conn->closing && !conn->lingering)
+			connection_linger(conn);
+	}
+}
+
+static void connection_enqueue(struct http_connection *conn, struct http_request *req)
+{
+	if (conn->tail)
+		conn->tail->next = req;
+	else
+		conn->head = req;
+	conn->tail = req;
+	conn->queued++;
+}
+
+static void connection_deliver(struct http_connection *conn, struct http_request *req)
+{
+	connection_enqueue(conn, req);
+	if (!req->keep_alive)
+		connection_stop_requests(conn);
+	conn->server->on_request(req, conn->server->data);
+}
+
+static int error_body(const struct http_connection *conn, int status, char *out, size_t size)
+{
+	const struct http_limits *limits = &conn->server->limits;
+	switch (status) {
+	case 400:
+		return snprintf(out, size, "{\"Err\":\"malformed HTTP request: %s\"}",
+				http_errno_description(HTTP_PARSER_ERRNO(&conn->parser)));
+	case 408:
+		return snprintf(out, size, "{\"Err\":\"request not complete within %u ms\"}",
+				limits->read_timeout_ms);
+	case 413:
+		return snprintf(out, size, "{\"Err\":\"request body exceeds the limit of %zu bytes\"}",
+				limits->max_body_bytes);
+	case 431:
+		return snprintf(out, size,
+				"{\"Err\":\"request line and headers exceed the limit of %zu bytes\"}",
+				limits->max_header_bytes);
+	default:
+		return snprintf(out, size, "{\"Err\":\"out of memory reading the request\"}");
+	}
+}
+
+/* Refuse what the client sent: answer after every earlier request, then close. */
+static void connection_fail(struct http_connection *conn, int status)
+{
+	if (conn->no_more_requests)
+		return;
+	char body[160];
+	int len = error_body(conn, status, body, sizeof(body));
+	connection_stop_requests(conn);
+	struct http_request *req = request_new(conn);
+	if (!req) {
+		connection_close(conn);
+		return;
+	}
+	connection_enqueue(conn, req);
+	http_respond(req, status, body, len);
+}
+
+static void connection_keep_leftover(struct http_connection *conn, const char *data, size_t len)
+{
+	conn->leftover = malloc(len);
+	if (!conn->leftover) {
+		connection_close(conn);
+		return;
+	}
+	memcpy(conn->leftover, data, len);
+	conn->leftover_len = len;
+}
+
+/* Parse data and deliver each request it completes, until the pipelining
+ * limit; what is left waits in conn->leftover. */
+static void connection_feed(struct http_connection *conn, const char *data, size_t len)
+{
+	while (len > 0 && !conn->closing && !conn->no_more_requests) {
+		if (conn->queued >= conn->server->limits.max_pipelined) {
+			connection_keep_leftover(conn, data, len);
+			return;
+		}
+		size_t parsed = http_parser_execute(&conn->parser, &parser_settings, data, len);
+		data += parsed;
+		len -= parsed;
+		if (conn->closing)
+			return;
+		enum http_errno err = HTTP_PARSER_ERRNO(&conn->parser);
+		if (err == HPE_PAUSED) {
+			http_parser_pause(&conn->parser, 0);
+			struct http_request *req = conn->completed;
+			conn->completed = NULL;
+			connection_deliver(conn, req);
+		} else if (err == HPE_OK) {
+			break;
+		} else if (conn->fail_status) {
+			connection_fail(conn, conn->fail_status);
+		} else {
+			connection_fail(conn, err == HPE_HEADER_OVERFLOW ? 431 : 400);
+		}
+	}
+}
+
+static void on_resume(uv_idle_t *idle)
+{
+	struct http_server *srv = idle->data;
+	struct http_connection *list = srv->resume_head;
+	srv->resume_head = NULL;
+	uv_idle_stop(idle);
+	while (list) {
+		struct http_connection *conn = list;
+		list = conn->resume_next;
+		conn->resume_queued = false;
+		if (!conn->closing) {
+			char *data = conn->leftover;
+			size_t len = conn->leftover_len;
+			conn->leftover = NULL;
+			conn->leftover_len = 0;
+			connection_feed(conn, data, len);
+			free(data);
+			connection_update(conn);
+		}
+		connection_unref(conn);
+	}
+}
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+	struct http_connection *conn = handle->data;
+	struct http_server *srv = conn->server;
+	/* One buffer serves every connection: libuv runs one read callback at a
+	 * time and finishes with the buffer before it asks for the next. */
+	if (!srv->read_buffer)
+		srv->read_buffer = malloc(HTTP_READ_BUFFER_BYTES);
+	*buf = uv_buf_init(srv->read_buffer, srv->read_buffer ? HTTP_READ_BUFFER_BYTES : 0);
+}
+
+static void connection_on_eof(struct http_connection *conn)
+{
+	conn->peer_eof = true;
+	/* libuv stops reading by itself at end of stream. */
+	conn->reading = false;
+	if (conn->lingering) {
+		if (conn->shutdown_done)
+			connection_close(conn);
+		return;
+	}
+	/* The client is done sending; answer what it asked (a half-closed
+	 * client may still read), then close. */
+	connection_stop_requests(conn);
+	if (!conn->head)
+		connection_linger(conn);
+	else
+		connection_update(conn);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	struct http_connection *conn = stream->data;
+	if (nread == 0)
+		return;
+	if (nread == UV_EOF) {
+		connection_on_eof(conn);
+		return;
+	}
+	if (nread < 0) {
+		connection_close(conn);
+		return;
+	}
+	if (conn->lingering)
+		return;
+	connection_feed(conn, buf->base, nread);
+	connection_update(conn);
+}
+
+static void connection_schedule_resume(struct http_connection *conn)
+{
+	struct http_server *srv = conn->server;
+	if (conn->resume_queued)
+		return;
+	conn->resume_queued = true;
+	conn->resume_next = srv->resume_head;
+	srv->resume_head = conn;
+	conn->refs++;
+	uv_idle_start(&srv->resume, on_resume);
+}
+
+/* Bring reading and the deadline in line with the connection's state. */
+static void connection_update(struct http_connection *conn)
+{
+	if (conn->closing)
+		return;
+	struct http_server *srv = conn->server;
+	bool room = conn->queued < srv->limits.max_pipelined;
+	bool want_read = !conn->peer_eof &&
+		(conn->lingering || (!conn->no_more_requests && !conn->leftover && room));
+	if (want_read && !conn->reading) {
+		if (uv_read_start(&conn->stream.stream, on_alloc, on_read) != 0) {
+			connection_close(conn);
+			return;
+		}
+		conn->reading = true;
+	} else if (!want_read && conn->reading) {
+		uv_read_stop(&conn->stream.stream);
+		conn->reading = false;
+	}
+	if (conn->leftover && room && !conn->no_more_requests)
+		connection_schedule_resume(conn);
+
+	if (conn->lingering || conn->current)
+		deadline_set(conn, &srv->read);
+	else if (!conn->head && !conn->no_more_requests)
+		deadline_set(conn, &srv->idle);
+	else
+		deadline_clear(conn);
+}
+
+static void on_connection_closed(uv_handle_t *handle)
+{
+	struct http_connection *conn = handle->data;
+	struct http_server *srv = conn->server;
+	if (conn->prev)
+		conn->prev->next = conn->next;
+	else
+		srv->connections = conn->next;
+	if (conn->next)
+		conn->next->prev = conn->prev;
+	srv->connection_count--;
+	conn->server = NULL;
+	server_handle_closed(srv);
+	connection_unref(conn);
+}
+
+static void connection_close(struct http_connection *conn)
+{
+	if (conn->closing)
+		return;
+	conn->closing = true;
+	deadline_clear(conn);
+	connection_drop_input(conn);
+	/* Answered requests die with the socket; unanswered ones live on,
+	 * detached, until the application answers them. */
+	struct http_request *req = conn->head;
+	conn->head = conn->tail = NULL;
+	conn->queued = 0;
+	while (req) {
+		struct http_request *next = req->next;
+		req->next = NULL;
+		if (req->answered)
+			request_free(req);
+		req = next;
+	}
+	uv_close(&conn->stream.handle, on_connection_closed);
+}
+
+static void on_connection(uv_stream_t *listener_stream, int status)
+{
+	struct http_listener *listener = listener_stream->data;
+	struct http_server *srv = listener->server;
+	/* An accept error (EMFILE and the like) concerns no connection of
+	 * ours; libuv keeps listening. */
+	if (status < 0)
+		return;
+	struct http_connection *conn = calloc(1, sizeof(*conn));
+	if (!conn)
+		return;
+	if (listener_stream->type == UV_TCP)
+		uv_tcp_init(srv->loop, &conn->stream.tcp);
+	else
+		uv_pipe_init(srv->loop, &conn->stream.pipe, 0);
+	conn->stream.handle.data = conn;
+	conn->server = srv;
+	conn->refs = 1;
+	http_parser_init(&conn->parser, HTTP_REQUEST);
+	conn->parser.data = conn;
+	conn->next = srv->connections;
+	if (srv->connections)
+		srv->connections->prev = conn;
+	srv->connections = conn;
+	srv->connection_count++;
+	srv->open_handles++;
+
+	if (uv_accept(listener_stream, &conn->stream.stream) != 0 ||
+	    srv->connection_count > srv->limits.max_connections) {
+		connection_close(conn);
+		return;
+	}
+	if (listener_stream->type == UV_TCP)
+		uv_tcp_nodelay(&conn->stream.tcp, 1);
+	connection_update(conn);
+}
+
+/* ---- Answers ---------------------------------------------------------- */
+
+void http_respond(struct http_request *req, int status, const char *body, size_t body_len)
+{
+	struct http_connection *conn = req->conn;
+	if (conn->closing) {
+		request_free(req);
+		return;
+	}
+	if (status < 100 || status > 999)
+		status = 500;
+	const char *connection = !req->keep_alive ? "Connection: close\r\n" :
+				 req->http10 ? "Connection: keep-alive\r\n" : "";
+	char head[192];
+	int head_len = snprintf(head, sizeof(head),
+				"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+				"Content-Length: %zu\r\n%s\r\n",
+				status, http_status_str(status), body_len, connection);
+	/* A HEAD answer announces the body's length but carries none. */
+	size_t send_len = req->method == HTTP_HEAD ? 0 : body_len;
+
+	struct http_response *res = response_new(head_len + send_len);
+	if (res) {
+		memcpy(res->bytes, head, head_len);
+		if (send_len)
+			memcpy(res->bytes + head_len, body, send_len);
+	}
+	/* Only now: the body may point into the request itself. */
+	free(req->buf);
+	req->buf = NULL;
+	req->answered = true;
+	req->response = res;
+	if (!res) {
+		connection_close(conn);
+		return;
+	}
+	connection_flush(conn);
+	connection_update(conn);
+}
+
+/* ---- Listeners -------------------------------------------------------- */
+
+static void on_listener_closed(uv_handle_t *handle)
+{
+	struct http_listener *listener = handle->data;
+	struct http_server *srv = listener->server;
+	struct stat st;
+	if (listener->path[0] && lstat(listener->path, &st) == 0 &&
+	    st.st_dev == listener->dev && st.st_ino == listener->ino)
+		unlink(listener->path);
+	for (struct http_listener **link = &srv->listeners; *link; link = &(*link)->next) {
+		if (*link == listener) {
+			*link = listener->next;
+			break;
+		}
+	}
+	free(listener);
+	server_handle_closed(srv);
+}
+
+static void listener_close(struct http_listener *listener)
+{
+	if (listener->closing)
+		return;
+	listener->closing = true;
+	uv_close(&listener->stream.handle, on_listener_closed);
+}
+
+static struct http_listener *listener_new(struct http_server *srv, const char *path)
+{
+	size_t path_len = strlen(path);
+	struct http_listener *listener = calloc(1, sizeof(*listener) + path_len + 1);
+	if (!listener)
+		return NULL;
+	memcpy(listener->path, path, path_len + 1);
+	listener->server = srv;
+	listener->next = srv->listeners;
+	srv->listeners = listener;
+	return listener;
+}
+
+static int listen_unix(struct http_server *srv, const char *path, const char **why)
+{
+	struct sockaddr_un addr;
+	struct stat st;
+	if (path[0] != '/') {
+		*why = "the unix socket path must be absolute";
+		return UV_EINVAL;
+	}
+	if (strlen(path) >= sizeof(addr.sun_path)) {
+		*why = "the unix socket path is longer than a socket address can hold";
+		return UV_ENAMETOOLONG;
+	}
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			*why = "a file that is not a socket is in the way; refusing to replace it";
+			return UV_EEXIST;
+		}
+		if (unlink(path) != 0) {
+			*why = "cannot remove the old socket file";
+			return -errno;
+		}
+	} else if (errno != ENOENT) {
+		*why = "cannot inspect the unix socket path";
+		return -errno;
+	}
+
+	struct http_listener *listener = listener_new(srv, path);
+	if (!listener) {
+		*why = "out of memory";
+		return UV_ENOMEM;
+	}
+	uv_pipe_init(srv->loop, &listener->stream.pipe, 0);
+	listener->stream.handle.data = listener;
+	srv->open_handles++;
+
+	int err = uv_pipe_bind(&listener->stream.pipe, path);
+	if (err) {
+		*why = "cannot bind the unix socket";
+		listener_close(listener);
+		return err;
+	}
+	if (lstat(path, &st) == 0) {
+		listener->dev = st.st_dev;
+		listener->ino = st.st_ino;
+	}
+	/* Before listen(): nobody can connect while the mode is still the
+	 * umask's. */
+	if (chmod(path, HTTP_SOCKET_MODE) != 0) {
+		err = -errno;
+		*why = "cannot set the unix socket's mode to 0660";
+		listener_close(listener);
+		return err;
+	}
+	err = uv_listen(&listener->stream.stream, HTTP_LISTEN_BACKLOG, on_connection);
+	if (err) {
+		*why = "cannot listen on the unix socket";
+		listener_close(listener);
+	}
+	return err;
+}
+
+static int parse_port(const char *text, int *port)
+{
+	char *end;
+	if (text[0] < '0' || text[0] > '9')
+		return -1;
+	errno = 0;
+	unsigned long value = strtoul(text, &end, 10);
+	if (errno || *end || value > 65535)
+		return -1;
+	*port = value;
+	return 0;
+}
+
+static int listen_tcp(struct http_server *srv, const char *hostport, const char **why)
+{
+	char host[64];
+	const char *port_text;
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} addr;
+	int port;
+
+	if (hostport[0] == '[') {
+		const char *bracket = strchr(hostport, ']');
+		if (!bracket || bracket[1] != ':' || (size_t)(bracket - hostport - 1) >= sizeof(host)) {
+			*why = "expected tcp://[IPv6]:port";
+			return UV_EINVAL;
+		}
+		memcpy(host, hostport + 1, bracket - hostport - 1);
+		host[bracket - hostport - 1] = '\0';
+		port_text = bracket + 2;
+	} else {
+		const char *colon = strrchr(hostport, ':');
+		if (!colon || (size_t)(colon - hostport) >= sizeof(host)) {
+			*why = "expected tcp://host:port";
+			return UV_EINVAL;
+		}
+		memcpy(host, hostport, colon - hostport);
+		host[colon - hostport] = '\0';
+		port_text = colon + 1;
+	}
+	if (parse_port(port_text, &port) != 0) {
+		*why = "the port must be a decimal number from 0 to 65535";
+		return UV_EINVAL;
+	}
+	/* The daemon resolves no names: "localhost" is the IPv4 loopback that
+	 * volman's spec file names. */
+	if (strcmp(host, "localhost") == 0)
+		strcpy(host, "127.0.0.1");
+	if (hostport[0] == '[' ? uv_ip6_addr(host, port, &addr.in6) != 0
+			       : uv_ip4_addr(host, port, &addr.in) != 0) {
+		*why = "the host must be an IPv4 literal, an [IPv6] literal or localhost";
+		return UV_EINVAL;
+	}
+
+	struct http_listener *listener = listener_new(srv, "");
+	if (!listener) {
+		*why = "out of memory";
+		return UV_ENOMEM;
+	}
+	uv_tcp_init(srv->loop, &listener->stream.tcp);
+	listener->stream.handle.data = listener;
+	srv->open_handles++;
+
+	int err = uv_tcp_bind(&listener->stream.tcp, &addr.sa, 0);
+	if (!err)
+		err = uv_listen(&listener->stream.stream, HTTP_LISTEN_BACKLOG, on_connection);
+	if (err) {
+		*why = "cannot listen on the TCP address";
+		listener_close(listener);
+		return err;
+	}
+	int len = sizeof(addr);
+	if (uv_tcp_getsockname(&listener->stream.tcp, &addr.sa, &len) == 0)
+		listener->port = ntohs(addr.sa.sa_family == AF_INET6 ? addr.in6.sin6_port
+								 : addr.in.sin_port);
+	srv->port = listener->port;
+	return 0;
+}
+
+int http_server_listen(struct http_server *srv, const char *address, const char **why)
+{
+	static const char unix_prefix[] = "unix:", tcp_prefix[] = "tcp://";
+	if (srv->closing) {
+		*why = "the server is closing";
+		return UV_EINVAL;
+	}
+	if (strncmp(address, unix_prefix, sizeof(unix_prefix) - 1) == 0)
+		return listen_unix(srv, address + sizeof(unix_prefix) - 1, why);
+	if (strncmp(address, tcp_prefix, sizeof(tcp_prefix) - 1) == 0)
+		return listen_tcp(srv, address + sizeof(tcp_prefix) - 1, why);
+	*why = "the address must start with unix: or tcp://";
+	return UV_EINVAL;
+}
+
+int http_server_port(const struct http_server *srv)
+{
+	return srv->port;
+}
+
+/* ---- Server ----------------------------------------------------------- */
+
+struct http_server *http_server_new(uv_loop_t *loop, const struct http_limits *limits,
+				    http_request_cb on_request, void *data)
+{
+	struct http_server *srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		return NULL;
+	srv->loop = loop;
+	srv->on_request = on_request;
+	srv->data = data;
+	if (limits)
+		srv->limits = *limits;
+	struct http_limits *l = &srv->limits;
+	if (!l->max_header_bytes)
+		l->max_header_bytes = HTTP_DEFAULT_MAX_HEADER_BYTES;
+	if (!l->max_body_bytes)
+		l->max_body_bytes = HTTP_DEFAULT_MAX_BODY_BYTES;
+	if (!l->idle_timeout_ms)
+		l->idle_timeout_ms = HTTP_DEFAULT_IDLE_TIMEOUT_MS;
+	if (!l->read_timeout_ms)
+		l->read_timeout_ms = HTTP_DEFAULT_READ_TIMEOUT_MS;
+	if (!l->max_connections)
+		l->max_connections = HTTP_DEFAULT_MAX_CONNECTIONS;
+	if (!l->max_pipelined)
+		l->max_pipelined = HTTP_DEFAULT_MAX_PIPELINED;
+	srv->idle.timeout_ms = l->idle_timeout_ms;
+	srv->read.timeout_ms = l->read_timeout_ms;
+	srv->port = -1;
+
+	uv_timer_init(loop, &srv->sweep);
+	srv->sweep.data = srv;
+	uv_idle_init(loop, &srv->resume);
+	srv->resume.data = srv;
+	srv->open_handles = 2;
+	return srv;
+}
+
+void http_server_stop_accepting(struct http_server *srv)
+{
+	for (struct http_listener *listener = srv->listeners; listener; listener = listener->next)
+		listener_close(listener);
+}
+
+void http_server_close(struct http_server *srv, void (*on_closed)(void *data), void *data)
+{
+	if (srv->closing)
+		return;
+	srv->closing = true;
+	srv->on_closed = on_closed;
+	srv->closed_data = data;
+	http_server_stop_accepting(srv);
+	for (struct http_connection *conn = srv->connections; conn; conn = conn->next)
+		connection_close(conn);
+	while (srv->resume_head) {
+		struct http_connection *conn = srv->resume_head;
+		srv->resume_head = conn->resume_next;
+		conn->resume_queued = false;
+		connection_unref(conn);
+	}
+	uv_close((uv_handle_t *)&srv->sweep, on_server_handle_closed);
+	uv_close((uv_handle_t *)&srv->resume, on_server_handle_closed);
+}
+
+unsigned http_server_connections(const struct http_server *srv)
+{
+	return srv->connection_count;
+}
