@@ -186,7 +186,7 @@ static int open_mountpoint(int root_fd, const char *name)
 	} else if (errno != EEXIST) {
 		die_errno(NFSV3_EXIT_MOUNT, "cannot create mountpoint %s", name);
 	}
-	fd = privilege_open_beneath(root_fd, name, O_RDONLY | O_DIRECTORY);
+	fd = privilege_open_beneath(root_fd, name, O_PATH | O_DIRECTORY);
 	if (fd < 0) {
 		if (errno == ELOOP)
 			die(NFSV3_EXIT_REFUSED, "mountpoint %s: is a symlink", name);
@@ -201,6 +201,7 @@ static int open_mountpoint(int root_fd, const char *name)
 	if (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT)
 		die(NFSV3_EXIT_REFUSED, "mountpoint %s: already mounted", name);
 
+	/* Read only now that it is known to be a plain directory: reading a dead NFS mount would hang. */
 	dir_fd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	dir = dir_fd >= 0 ? fdopendir(dir_fd) : NULL;
 	if (dir == NULL)
