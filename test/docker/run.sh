@@ -475,11 +475,15 @@ case_kill9() {
 case_smoke() {
 	local out
 	mkdir -p "$tmp/backing3" && chmod 0777 "$tmp/backing3"
+	# A volman-style name: volume id and container guid joined by "=".
 	out=$(timeout 60 "$driver_bin" smoke --driver "unix:$plugin_sock" --source "file://$tmp/backing3" \
-		--timeout 20 2>&1) || { why="smoke exited $?: $(oneline "$(printf '%s' "$out" | tail -n 3)")"; return 1; }
+		--name "smoke-vol=$$=guid" --timeout 20 2>&1) ||
+		{ why="smoke exited $?: $(oneline "$(printf '%s' "$out" | tail -n 3)")"; return 1; }
 	printf '%s\n' "$out" | tail -n 1 | grep -q '^smoke ok' ||
 		{ why="last line is not 'smoke ok': $(oneline "$(printf '%s' "$out" | tail -n 1)")"; return 1; }
 	[ -z "$(ls -A "$tmp/backing3")" ] || { why="smoke left files: $(ls -A "$tmp/backing3" | tr '\n' ' ')"; return 1; }
+	out=$(dk volume ls -q 2>&1)
+	! printf '%s\n' "$out" | grep -q '^smoke' || { why="smoke left a volume: $(oneline "$out")"; return 1; }
 	[ -z "$(mounts_under "$tmp/mounts")" ] ||
 		{ why="left mounted: $(mounts_under "$tmp/mounts" | tr '\n' ' ')"; return 1; }
 }
@@ -493,6 +497,10 @@ case_smoke_fail() {
 	[ "$rc" = 1 ] || { why="smoke exited $rc, expected 1: $(oneline "$(printf '%s' "$out" | tail -n 2)")"; return 1; }
 	printf '%s\n' "$out" | tail -n 1 | grep -q '^smoke FAILED at step mount' ||
 		{ why="last line does not name the mount step: $(oneline "$(printf '%s' "$out" | tail -n 1)")"; return 1; }
+	printf '%s\n' "$out" | grep -q '^step cleanup-remove ok' ||
+		{ why="smoke did not remove its volume after the failure"; return 1; }
+	out=$(dk volume ls -q 2>&1)
+	! printf '%s\n' "$out" | grep -q '^smoke' || { why="failed smoke left a volume: $(oneline "$out")"; return 1; }
 	[ -z "$(mounts_under "$tmp/mounts")" ] ||
 		{ why="left mounted: $(mounts_under "$tmp/mounts" | tr '\n' ' ')"; return 1; }
 }
