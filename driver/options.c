@@ -224,6 +224,9 @@ static struct error *parse_source(const char *name, const json_t *value, const s
 		}
 		if (*rest != '/')
 			return error_new(ERROR_INVALID, "source \"%s\": expected nfs://host[:port]/path", source);
+	} else if (strstr(source, "://")) {
+		return error_new(ERROR_INVALID, "source \"%s\": expected nfs://host[:port]/path or host:/path%s", source,
+				 cfg->allow_local_sources ? " or file:///dir" : "");
 	} else {
 		const char *colon = strstr(source, ":/");
 		if (!colon || strchr(source, '/') < colon)
@@ -542,21 +545,29 @@ static void kv_remove(struct kv_list *kv, const char *key, size_t len)
 static void kv_set(struct kv_list *kv, const char *item, size_t len)
 {
 	size_t klen = strcspn(item, "=,");
-	const char *other = opposite(item, klen);
+	const char *other;
+	char neg[80];
 
 	if (klen > len)
 		klen = len;
-	kv_remove(kv, item, klen);
+	other = opposite(item, klen);
 	/* "noX" cancels "X" and "X" cancels "noX". */
 	if (klen > 2 && strncmp(item, "no", 2) == 0)
 		kv_remove(kv, item + 2, klen - 2);
 	else {
-		char neg[80];
 		snprintf(neg, sizeof(neg), "no%.*s", (int)klen, item);
 		kv_remove(kv, neg, strlen(neg));
 	}
 	if (other)
 		kv_remove(kv, other, strlen(other));
+	/* A later value replaces an earlier one where it stood. */
+	for (size_t i = 0; i < kv->n; i++) {
+		if (strcspn(kv->items[i], "=") == klen && strncmp(kv->items[i], item, klen) == 0) {
+			free(kv->items[i]);
+			kv->items[i] = strndup(item, len);
+			return;
+		}
+	}
 	if (kv->n < sizeof(kv->items) / sizeof(kv->items[0]))
 		kv->items[kv->n++] = strndup(item, len);
 }

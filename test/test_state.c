@@ -1,0 +1,210 @@
+/* The state file: round trip, atomic 0600 writes, grouped commits, and every way a file can be corrupt. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "state.h"
+
+static struct config cfg = { .allow_local_sources = true, .allowed_nfs_options = "nolock" };
+static char dir[64], path[128];
+
+static void setup(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/nfsv3-state.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/driver-state.json", dir);
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static void fill(struct registry *reg)
+{
+	struct volume_spec spec;
+	json_t *opts = json_pack("{s:s, s:s, s:s, s:s}", "source", "nfs://h/e", "uid", "1234", "gid", "1234", "password", "secret");
+	struct volume *v = registry_get(reg, "mapped");
+
+	json_object_del(opts, "password");
+	ck_assert_ptr_null(options_parse(opts, &cfg, &spec));
+	volume_set_options(v, opts, &spec, NULL);
+	v->mounted = true;
+	volume_add_ref(v, "dockerid");
+	volume_add_ref(v, NULL);
+	v->kernel_key = strdup("abc123");
+	v->idmapfs_pid = 4242;
+	json_decref(opts);
+	v = registry_get(reg, "plain");
+	opts = json_pack("{s:s}", "source", "file:///tmp");
+	ck_assert_ptr_null(options_parse(opts, &cfg, &spec));
+	volume_set_options(v, opts, &spec, NULL);
+	json_decref(opts);
+	registry_get(reg, "placeholder"); /* queued-only names are not persisted */
+}
+
+START_TEST(round_trip)
+{
+	struct registry a, b;
+	struct volume *v;
+	struct stat st;
+	json_t *doc;
+
+	registry_init(&a);
+	registry_init(&b);
+	fill(&a);
+	doc = state_serialize(&a);
+	ck_assert_ptr_null(state_write(path, doc));
+	json_decref(doc);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0600);
+	ck_assert_ptr_null(state_load(path, &b, &cfg));
+	ck_assert_uint_eq(b.n_volumes, 2);
+	v = registry_find(&b, "mapped");
+	ck_assert(v && v->exists && v->mounted && v->spec.mapped);
+	ck_assert_uint_eq(v->spec.uid, 1234);
+	ck_assert(volume_has_id(v, "dockerid"));
+	ck_assert_uint_eq(v->count, 1);
+	ck_assert_str_eq(v->kernel_key, "abc123");
+	ck_assert_int_eq(v->idmapfs_pid, 4242);
+	ck_assert_ptr_null(registry_find(&b, "placeholder"));
+	ck_assert_ptr_nonnull(registry_find(&b, "plain"));
+	registry_destroy(&a);
+	registry_destroy(&b);
+}
+END_TEST
+
+START_TEST(missing_file_is_empty_state)
+{
+	struct registry reg;
+	registry_init(&reg);
+	ck_assert_ptr_null(state_load(path, &reg, &cfg));
+	ck_assert_uint_eq(reg.n_volumes, 0);
+	registry_destroy(&reg);
+}
+END_TEST
+
+static const char *const corrupt[] = {
+	"",
+	"{",
+	"garbage",
+	"[]",
+	"{\"version\":2,\"volumes\":[]}",
+	"{\"version\":1}",
+	"{\"version\":1,\"volumes\":{}}",
+	"{\"version\":1,\"volumes\":[7]}",
+	"{\"version\":1,\"volumes\":[{\"name\":\"a/b\",\"opts\":{},\"mounted\":false,\"ids\":[],\"count\":0}]}",
+	"{\"version\":1,\"volumes\":[{\"name\":\"a\",\"opts\":[],\"mounted\":false,\"ids\":[],\"count\":0}]}",
+	"{\"version\":1,\"volumes\":[{\"name\":\"a\",\"opts\":{},\"mounted\":\"yes\",\"ids\":[],\"count\":0}]}",
+	"{\"version\":1,\"volumes\":[{\"name\":\"a\",\"opts\":{},\"mounted\":false,\"ids\":[1],\"count\":0}]}",
+	"{\"version\":1,\"volumes\":[{\"name\":\"a\",\"opts\":{},\"mounted\":false,\"ids\":[],\"count\":-1}]}",
+	"{\"version\":1,\"volumes\":[{\"name\":\"a\",\"opts\":{},\"mounted\":false,\"ids\":[],\"count\":0,\"idmapfs_pid\":0}]}",
+	"{\"version\":1,\"volumes\":[{\"name\":\"a\",\"opts\":{},\"mounted\":false,\"ids\":[],\"count\":0},"
+	"{\"name\":\"a\",\"opts\":{},\"mounted\":false,\"ids\":[],\"count\":0}]}",
+	"{\"version\":1,\"version\":1,\"volumes\":[]}",
+};
+
+START_TEST(corrupt_file_moved_aside)
+{
+	struct registry reg;
+	struct error *err;
+	char cmd[256];
+	FILE *f = fopen(path, "w");
+
+	fputs(corrupt[_i], f);
+	fclose(f);
+	registry_init(&reg);
+	err = state_load(path, &reg, &cfg);
+	ck_assert_msg(err != NULL, "case %d accepted", _i);
+	ck_assert_ptr_nonnull(strstr(err->message, "moved aside"));
+	error_free(err);
+	ck_assert_uint_eq(reg.n_volumes, 0);
+	ck_assert_int_ne(access(path, F_OK), 0);
+	snprintf(cmd, sizeof(cmd), "ls '%s' | grep -q '^driver-state.json.corrupt-'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+	registry_destroy(&reg);
+}
+END_TEST
+
+START_TEST(option_no_longer_accepted_becomes_mount_error)
+{
+	struct registry reg;
+	struct volume *v;
+	FILE *f = fopen(path, "w");
+
+	fputs("{\"version\":1,\"volumes\":[{\"name\":\"a\",\"opts\":{\"source\":\"file:///tmp\"},\"mounted\":false,\"ids\":[],\"count\":0}]}", f);
+	fclose(f);
+	registry_init(&reg);
+	cfg.allow_local_sources = false;
+	ck_assert_ptr_null(state_load(path, &reg, &cfg));
+	cfg.allow_local_sources = true;
+	v = registry_find(&reg, "a");
+	ck_assert(v && v->exists && v->spec_error);
+	ck_assert_ptr_nonnull(strstr(v->spec_error->message, "--allow-local-sources"));
+	registry_destroy(&reg);
+}
+END_TEST
+
+static int saved;
+static void on_saved(struct error *err, void *data)
+{
+	ck_assert_ptr_null(err);
+	saved++;
+	*(int *)data = saved;
+}
+
+START_TEST(commits_are_grouped_and_answered_in_order)
+{
+	uv_loop_t loop;
+	struct registry reg;
+	struct state_writer *w;
+	int order[10] = { 0 };
+
+	uv_loop_init(&loop);
+	registry_init(&reg);
+	fill(&reg);
+	w = state_writer_new(&loop, path, &reg);
+	saved = 0;
+	for (int i = 0; i < 10; i++)
+		state_commit(w, on_saved, &order[i]);
+	ck_assert(!state_writer_idle(w));
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ck_assert(state_writer_idle(w));
+	for (int i = 0; i < 10; i++)
+		ck_assert_int_eq(order[i], i + 1);
+	state_writer_free(w);
+	ck_assert_int_eq(uv_loop_close(&loop), 0);
+	struct registry back;
+	registry_init(&back);
+	ck_assert_ptr_null(state_load(path, &back, &cfg));
+	ck_assert_uint_eq(back.n_volumes, 2);
+	registry_destroy(&back);
+	registry_destroy(&reg);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("state");
+	TCase *tc = tcase_create("state");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, round_trip);
+	tcase_add_test(tc, missing_file_is_empty_state);
+	tcase_add_loop_test(tc, corrupt_file_moved_aside, 0, (int)(sizeof(corrupt) / sizeof(corrupt[0])));
+	tcase_add_test(tc, option_no_longer_accepted_becomes_mount_error);
+	tcase_add_test(tc, commits_are_grouped_and_answered_in_order);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
