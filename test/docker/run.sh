@@ -193,9 +193,9 @@ if ! dk version >/dev/null 2>&1; then
 	say "0 passed, 1 failed"
 	exit 1
 fi
+# Had setsid forked after all, the pidfile names dockerd: stop that one.
 if [ -s "$tmp/docker.pid" ] && [ "$(cat "$tmp/docker.pid")" != "$dockerd_pid" ]; then
-	say "FAILED: dockerd's pidfile says $(cat "$tmp/docker.pid"), expected $dockerd_pid"
-	exit 1
+	dockerd_pid=$(cat "$tmp/docker.pid")
 fi
 containerd_pid=$(cat "$tmp/exec/containerd/containerd.pid" 2>/dev/null)
 
