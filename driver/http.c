@@ -39,6 +39,9 @@
 #define HTTP_DEFAULT_MAX_CONNECTIONS 4096
 #define HTTP_DEFAULT_MAX_PIPELINED 64
 #define HTTP_READ_BUFFER_BYTES (64 * 1024)
+/* Answers waiting for a client that does not read them; past this, the
+ * connection stops reading requests until they drain. */
+#define HTTP_MAX_UNSENT_BYTES (64 * 1024)
 /* Above the kernel's old SOMAXCONN of 128 so that a burst of clients is
  * not made to wait for a SYN retransmission. */
 #define HTTP_LISTEN_BACKLOG 511
@@ -64,7 +67,6 @@ struct http_listener {
 	struct http_server *server;
 	struct http_listener *next;
 	bool closing;
-	int port;
 	/* The socket file we bound, so that closing removes it only if it is
 	 * still ours. */
 	dev_t dev;
@@ -565,6 +567,8 @@ static void on_write(uv_write_t *write, int status)
 	free(res);
 	if (status < 0)
 		connection_close(conn);
+	else
+		connection_update(conn);
 }
 
 /* Takes res. Tries to write at once, so that a small answer to a client
@@ -729,12 +733,20 @@ static void connection_keep_leftover(struct http_connection *conn, const char *d
 	conn->leftover_len = len;
 }
 
-/* Parse data and deliver each request it completes, until the pipelining
- * limit; what is left waits in conn->leftover. */
+/* Backpressure: whether another request may be taken from this client, given
+ * the answers it has not yet had or not yet read. */
+static bool connection_has_room(struct http_connection *conn)
+{
+	return conn->queued < conn->server->limits.max_pipelined &&
+	       uv_stream_get_write_queue_size(&conn->stream.stream) < HTTP_MAX_UNSENT_BYTES;
+}
+
+/* Parse data and deliver each request it completes, while there is room;
+ * what is left waits in conn->leftover. */
 static void connection_feed(struct http_connection *conn, const char *data, size_t len)
 {
 	while (len > 0 && !conn->closing && !conn->no_more_requests) {
-		if (conn->queued >= conn->server->limits.max_pipelined) {
+		if (!connection_has_room(conn)) {
 			connection_keep_leftover(conn, data, len);
 			return;
 		}
@@ -849,7 +861,7 @@ static void connection_update(struct http_connection *conn)
 	if (conn->closing)
 		return;
 	struct http_server *srv = conn->server;
-	bool room = conn->queued < srv->limits.max_pipelined;
+	bool room = connection_has_room(conn);
 	bool want_read = !conn->peer_eof &&
 		(conn->lingering || (!conn->no_more_requests && !conn->leftover && room));
 	if (want_read && !conn->reading) {
@@ -1166,9 +1178,7 @@ static int listen_tcp(struct http_server *srv, const char *hostport, const char 
 	}
 	int len = sizeof(addr);
 	if (uv_tcp_getsockname(&listener->stream.tcp, &addr.sa, &len) == 0)
-		listener->port = ntohs(addr.sa.sa_family == AF_INET6 ? addr.in6.sin6_port
-								 : addr.in.sin_port);
-	srv->port = listener->port;
+		srv->port = ntohs(addr.sa.sa_family == AF_INET6 ? addr.in6.sin6_port : addr.in.sin_port);
 	return 0;
 }
 

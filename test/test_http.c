@@ -60,6 +60,7 @@ struct fixture {
 	char failure[256];
 	struct response responses[MAX_RESPONSES];
 	double elapsed_ms;
+	unsigned sent;
 };
 
 #define client_check(fx, cond)                                                              \
@@ -913,6 +914,40 @@ START_TEST(test_close_from_request)
 }
 END_TEST
 
+#define UNREAD_REQUESTS 20000
+
+static void answer_big(struct fixture *fx, struct http_request *req)
+{
+	static char body[16384];
+	memset(body, 'x', sizeof(body));
+	http_respond(req, 200, body, sizeof(body));
+}
+
+static void client_never_reads(struct fixture *fx)
+{
+	char request[1100], filler[1001];
+	memset(filler, 'f', sizeof(filler) - 1);
+	filler[sizeof(filler) - 1] = '\0';
+	int len = snprintf(request, sizeof(request), "GET /big HTTP/1.1\r\nX-Filler: %s\r\n\r\n", filler);
+	struct client *c = client_connect(fx);
+	struct timeval tv = { .tv_sec = 1 };
+	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	while (fx->sent < UNREAD_REQUESTS && client_send(c, request, len))
+		fx->sent++;
+	client_free(c);
+}
+
+/* A client that sends and never reads must not make the server queue
+ * answers without bound: the server stops reading, and the client blocks. */
+START_TEST(test_client_never_reads)
+{
+	struct fixture fx;
+	run(_i, NULL, answer_big, client_never_reads, &fx);
+	ck_assert_uint_lt(fx.sent, UNREAD_REQUESTS);
+	ck_assert_uint_le(atomic_load(&fx.requests), fx.sent + 1);
+}
+END_TEST
+
 /* ---- Listeners without a client ------------------------------------------ */
 
 static void on_flag(void *data)
@@ -1056,6 +1091,7 @@ static Suite *http_suite(void)
 	tcase_add_loop_test(tc, test_expect_continue, 0, TRANSPORTS);
 	tcase_add_loop_test(tc, test_pipelined_flood, 0, TRANSPORTS);
 	tcase_add_loop_test(tc, test_close_from_request, 0, TRANSPORTS);
+	tcase_add_loop_test(tc, test_client_never_reads, 0, TRANSPORTS);
 	tcase_add_test(tc, test_unix_socket_file);
 	tcase_add_test(tc, test_listen_errors);
 	tcase_add_test(tc, test_many_listeners);
