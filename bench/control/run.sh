@@ -33,6 +33,12 @@ MEM_VOLUMES=${MEM_VOLUMES:-1000}
 tmp=$(mktemp -d /tmp/nfsv3bench.XXXXXX)
 src=$tmp/src
 mkdir -p "$src"
+# Run copies, so that a rebuild in the tree during the run cannot touch them.
+mkdir -p "$tmp/bin" "$tmp/libexec"
+cp "$driver" "$tmp/bin/nfsv3driver"
+cp "$helper_dir/nfsv3driver-mount" "$tmp/libexec/"
+driver=$tmp/bin/nfsv3driver
+helper_dir=$tmp/libexec
 pids=()
 
 # Mount points under DIR, from the kernel's own table (field 5 of mountinfo).
@@ -88,6 +94,12 @@ stop() {
 	wait "$pid" || echo "$0: daemon $pid exited with status $?" >&2
 }
 
+# CPU time in ms of PID itself and of its reaped children (the helpers).
+hz=$(getconf CLK_TCK)
+cpu_self() { awk -v hz="$hz" '{ print ($14 + $15) * 1000 / hz }' "/proc/$1/stat"; }
+cpu_children() { awk -v hz="$hz" '{ print ($16 + $17) * 1000 / hz }' "/proc/$1/stat"; }
+per() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.2f", (b - a) / n }'; }
+
 rss_kib() {
 	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
 }
@@ -108,11 +120,15 @@ verdict() { # verdict VALUE OP LIMIT
 }
 
 echo "nfsv3driver control-path benchmark on $(uname -r), $(nproc) cores; driver $("$driver" --version 2>&1 | head -1)"
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # (a) and (b): one daemon, local sources, helper timeout 30 s.
 start main "$helper_dir" --helper-timeout 30
 echo "(a) sequential Create+Mount+Unmount+Remove x $SEQ_ITER, a new connection per call ..."
+d0=$(cpu_self "$pid") h0=$(cpu_children "$pid")
 seq_out=$("$ctl" seq "$port" "$src" "$SEQ_ITER")
+d1=$(cpu_self "$pid") h1=$(cpu_children "$pid")
+seq_cpu_daemon=$(per "$d0" "$d1" "$SEQ_ITER") seq_cpu_helpers=$(per "$h0" "$h1" "$SEQ_ITER")
 indent "$seq_out"
 echo "(a') the same over one kept-alive connection ..."
 seqk_out=$("$ctl" seq "$port" "$src" "$SEQ_ITER" keepalive)
@@ -159,6 +175,7 @@ mem_leak=$(mounts_under "$root")
 stop
 
 # The table.
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 read -r c50 c99 cmax <<<"$(lat cycle "$seq_out")"
 read -r k50 k99 _ <<<"$(lat cycle "$seqk_out")"
 read -r p50 p99 pmax <<<"$(lat ping "$hang_out")"
@@ -174,6 +191,7 @@ for op in Create Mount Unmount Remove; do
 	read -r o50 o99 _ <<<"$(lat "$op" "$seq_out")"
 	row "    $op p50 / p99" "$o50 / $o99 ms" "" ""
 done
+row "(a) CPU per cycle: daemon / helpers (2 helper runs)" "$seq_cpu_daemon / $seq_cpu_helpers ms" "" ""
 row "(a') C+M+U+R cycle, keep-alive, p50 / p99" "$k50 / $k99 ms" "< 20 ms" "$(verdict "$k99" '<' 20)"
 row "(b) $CONC_CLIENTS clients new conn: errors" "$conc_err (cleanup $(field cleanup_errors "$conc_out"))" "0" "$(verdict "$conc_err" = 0)"
 row "(b) $CONC_CLIENTS clients new conn: ops/s" "$(field ops_per_s "$conc_out")" "" ""
@@ -191,3 +209,4 @@ row "(d) RSS with $MEM_VOLUMES volumes created (state $state_created B)" "$(mib 
 row "(d) RSS with $mounted_n volumes mounted (state $state_mounted B)" "$(mib "$rss_mounted")" "" ""
 row "(d) RSS after all unmounted and removed" "$(mib "$rss_after")" "" ""
 row "(d) leaked mounts after" "$mem_leak" "0" "$(verdict "$mem_leak" = 0)"
+echo "load average at start: $load_start; at end: $load_end (latencies are wall clock: other load on the machine inflates them)"
