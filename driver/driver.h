@@ -22,6 +22,7 @@ struct driver {
 	char state_path[PATH_MAX];
 	unsigned ops_in_flight;        /* submitted and not yet answered */
 	void (*on_idle)(struct driver *drv); /* called when ops_in_flight drops to 0 */
+	void (*on_idmapfs_died)(struct driver *drv, const char *name); /* a served mount lost its idmapfs */
 };
 
 #endif

@@ -66,7 +66,11 @@ struct http_listener {
 	union http_stream stream;
 	struct http_server *server;
 	struct http_listener *next;
+	union http_stream reject;
+	unsigned handles;
 	bool closing;
+	bool reject_busy;
+	bool reject_pending;
 	/* The socket file we bound, so that closing removes it only if it is
 	 * still ours. */
 	dev_t dev;
@@ -923,6 +927,93 @@ static void connection_close(struct http_connection *conn)
 	uv_close(&conn->stream.handle, on_connection_closed);
 }
 
+/* ---- Listeners -------------------------------------------------------- */
+
+/* Free the listener once its own handle and its reject handle are closed. */
+static void listener_release(struct http_listener *listener)
+{
+	if (--listener->handles > 0)
+		return;
+	struct http_server *srv = listener->server;
+	struct stat st;
+	if (listener->path[0] && lstat(listener->path, &st) == 0 &&
+	    st.st_dev == listener->dev && st.st_ino == listener->ino)
+		unlink(listener->path);
+	for (struct http_listener **link = &srv->listeners; *link; link = &(*link)->next) {
+		if (*link == listener) {
+			*link = listener->next;
+			break;
+		}
+	}
+	free(listener);
+	server_handle_closed(srv);
+}
+
+static void on_listener_closed(uv_handle_t *handle)
+{
+	listener_release(handle->data);
+}
+
+static void listener_reject(struct http_listener *listener);
+
+static void on_reject_closed(uv_handle_t *handle)
+{
+	struct http_listener *listener = handle->data;
+	listener->reject_busy = false;
+	if (listener->reject_pending && !listener->closing) {
+		listener->reject_pending = false;
+		listener_reject(listener);
+	}
+	listener_release(listener);
+}
+
+/*
+ * Accept a connection we will not serve (too many, or no memory for it) and
+ * close it at once. libuv pauses a listener whose callback did not accept,
+ * so this must accept even without memory: into a handle kept in the
+ * listener. While that handle is closing, the next refusal waits for it,
+ * and the listener pauses until then.
+ */
+static void listener_reject(struct http_listener *listener)
+{
+	if (listener->reject_busy) {
+		listener->reject_pending = true;
+		return;
+	}
+	uv_loop_t *loop = listener->server->loop;
+	if (listener->stream.handle.type == UV_TCP)
+		uv_tcp_init(loop, &listener->reject.tcp);
+	else
+		uv_pipe_init(loop, &listener->reject.pipe, 0);
+	listener->reject.handle.data = listener;
+	listener->reject_busy = true;
+	listener->handles++;
+	uv_accept(&listener->stream.stream, &listener->reject.stream);
+	uv_close(&listener->reject.handle, on_reject_closed);
+}
+
+static void listener_close(struct http_listener *listener)
+{
+	if (listener->closing)
+		return;
+	listener->closing = true;
+	uv_close(&listener->stream.handle, on_listener_closed);
+}
+
+static struct http_listener *listener_new(struct http_server *srv, const char *path)
+{
+	size_t path_len = strlen(path);
+	struct http_listener *listener = calloc(1, sizeof(*listener) + path_len + 1);
+	if (!listener)
+		return NULL;
+	memcpy(listener->path, path, path_len + 1);
+	listener->server = srv;
+	listener->handles = 1;
+	listener->next = srv->listeners;
+	srv->listeners = listener;
+	return listener;
+}
+
 static void on_connection(uv_stream_t *listener_stream, int status)
 {
 	struct http_listener *listener = listener_stream->data;
@@ -931,9 +1022,12 @@ static void on_connection(uv_stream_t *listener_stream, int status)
 	 * ours; libuv keeps listening. */
 	if (status < 0)
 		return;
-	struct http_connection *conn = calloc(1, sizeof(*conn));
-	if (!conn)
+	struct http_connection *conn = NULL;
+	if (srv->connection_count >= srv->limits.max_connections ||
+	    !(conn = calloc(1, sizeof(*conn)))) {
+		listener_reject(listener);
 		return;
+	}
 	if (listener_stream->type == UV_TCP)
 		uv_tcp_init(srv->loop, &conn->stream.tcp);
 	else
@@ -950,8 +1044,7 @@ static void on_connection(uv_stream_t *listener_stream, int status)
 	srv->connection_count++;
 	srv->open_handles++;
 
-	if (uv_accept(listener_stream, &conn->stream.stream) != 0 ||
-	    srv->connection_count > srv->limits.max_connections) {
+	if (uv_accept(listener_stream, &conn->stream.stream) != 0) {
 		connection_close(conn);
 		return;
 	}
@@ -998,47 +1091,6 @@ void http_respond(struct http_request *req, int status, const char *body, size_t
 	}
 	connection_flush(conn);
 	connection_update(conn);
-}
-
-/* ---- Listeners -------------------------------------------------------- */
-
-static void on_listener_closed(uv_handle_t *handle)
-{
-	struct http_listener *listener = handle->data;
-	struct http_server *srv = listener->server;
-	struct stat st;
-	if (listener->path[0] && lstat(listener->path, &st) == 0 &&
-	    st.st_dev == listener->dev && st.st_ino == listener->ino)
-		unlink(listener->path);
-	for (struct http_listener **link = &srv->listeners; *link; link = &(*link)->next) {
-		if (*link == listener) {
-			*link = listener->next;
-			break;
-		}
-	}
-	free(listener);
-	server_handle_closed(srv);
-}
-
-static void listener_close(struct http_listener *listener)
-{
-	if (listener->closing)
-		return;
-	listener->closing = true;
-	uv_close(&listener->stream.handle, on_listener_closed);
-}
-
-static struct http_listener *listener_new(struct http_server *srv, const char *path)
-{
-	size_t path_len = strlen(path);
-	struct http_listener *listener = calloc(1, sizeof(*listener) + path_len + 1);
-	if (!listener)
-		return NULL;
-	memcpy(listener->path, path, path_len + 1);
-	listener->server = srv;
-	listener->next = srv->listeners;
-	srv->listeners = listener;
-	return listener;
 }
 
 static int listen_unix(struct http_server *srv, const char *path, const char **why)

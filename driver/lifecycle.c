@@ -4,7 +4,9 @@
 
 #include "nfsv3driver.h"
 #include "lifecycle.h"
+#include "kernel.h"
 #include "log.h"
+#include "supervise.h"
 
 static void run_next(struct volume *vol, struct driver *drv);
 
@@ -152,6 +154,10 @@ static void run_unmount(struct volume_op *op, bool force, void (*then)(struct vo
 	}
 	ctx->op = op;
 	ctx->then = then;
+	/* A mapped volume's idmapfs detaches itself on SIGTERM; the helper
+	 * then finds nothing (or a lingering lazy mount) and removes the
+	 * directory. */
+	supervise_stop(drv, op->vol->name);
 	ctx->argv[0] = drv->mount_helper;
 	ctx->argv[1] = NFSV3_VERB_UNMOUNT;
 	ctx->argv[2] = drv->cfg->mount_root;
@@ -204,46 +210,140 @@ static void do_create(struct volume_op *op)
 
 /* ---- Mount ---- */
 
-static void after_late_cleanup(struct volume_op *op, const struct helper_result *res)
-{
-	/* The mount error is already in op->err; the cleanup only must not leak. */
-	if (res->exit_status != 0)
-		log_error("mount.cleanup-failed", json_pack("{s:s, s:s}", "volume", op->vol->name, "error", res->message));
-	finish(op, op->err);
-}
-
 struct mount_ctx {
 	struct volume_op *op;
+	char *key;                 /* NFS: the kernel mount held for this volume */
+	char backing[PATH_MAX];    /* what the Mountpoint shows */
 	const char *argv[7];
 };
 
-static void on_bind_done(const struct helper_result *res, void *data)
+static void mount_ctx_fail(struct mount_ctx *ctx, struct error *err)
 {
-	struct mount_ctx *ctx = data;
+	struct volume_op *op = ctx->op;
+
+	if (ctx->key)
+		kernel_release(op->drv, ctx->key, NULL, NULL);
+	free(ctx->key);
+	free(ctx);
+	finish(op, err);
+}
+
+/* The Mountpoint is live: record it and who holds it. */
+static void mount_ctx_done(struct mount_ctx *ctx, pid_t idmapfs_pid, double elapsed_ms)
+{
 	struct volume_op *op = ctx->op;
 	struct volume *vol = op->vol;
 
-	log_helper(op, ctx->argv, res);
-	free(ctx);
-	if (res->exit_status != 0) {
-		op->err = helper_error(op, res);
-		if (res->timed_out) {
-			/* It may have mounted just before it was killed: undo that. */
-			run_unmount(op, true, after_late_cleanup);
-			return;
-		}
-		finish(op, op->err);
-		return;
-	}
 	vol->mounted = true;
 	vol->dead = false;
+	vol->idmapfs_pid = idmapfs_pid;
+	free(vol->kernel_key);
+	vol->kernel_key = ctx->key;
+	free(ctx);
 	op->changed = true;
 	if (volume_add_ref(vol, op->id) < 0) {
 		finish(op, error_new(ERROR_INTERNAL, "out of memory"));
 		return;
 	}
-	log_info("mount.mounted", json_pack("{s:s, s:f}", "volume", vol->name, "elapsed_ms", res->elapsed_ms));
+	log_info("mount.mounted", json_pack("{s:s, s:f, s:b, s:s*}", "volume", vol->name, "elapsed_ms", elapsed_ms,
+					    "mapped", vol->spec.mapped, "kernel_key", vol->kernel_key));
 	finish(op, NULL);
+}
+
+static void after_late_bind_cleanup(struct volume_op *op, const struct helper_result *res)
+{
+	struct mount_ctx *ctx = op->data_private;
+
+	op->data_private = NULL;
+	if (res->exit_status != 0)
+		log_error("mount.cleanup-failed", json_pack("{s:s, s:s}", "volume", op->vol->name, "error", res->message));
+	mount_ctx_fail(ctx, op->err);
+}
+
+static void on_bind_done(const struct helper_result *res, void *data)
+{
+	struct mount_ctx *ctx = data;
+	struct volume_op *op = ctx->op;
+
+	log_helper(op, ctx->argv, res);
+	if (res->exit_status != 0) {
+		op->err = helper_error(op, res);
+		if (res->timed_out) {
+			/* It may have mounted just before it was killed: undo that. */
+			op->data_private = ctx;
+			run_unmount(op, true, after_late_bind_cleanup);
+			return;
+		}
+		mount_ctx_fail(ctx, op->err);
+		return;
+	}
+	mount_ctx_done(ctx, 0, res->elapsed_ms);
+}
+
+static void on_idmapfs_ready(struct error *err, pid_t pid, void *data)
+{
+	struct mount_ctx *ctx = data;
+
+	if (err) {
+		mount_ctx_fail(ctx, error_wrap(err, "mounting volume %s", ctx->op->vol->name));
+		return;
+	}
+	mount_ctx_done(ctx, pid, 0);
+}
+
+/* The backing directory is ready: bind it, or serve it through idmapfs. */
+static void mount_backing(struct mount_ctx *ctx)
+{
+	struct volume_op *op = ctx->op;
+	struct volume *vol = op->vol;
+
+	if (vol->spec.mapped) {
+		supervise_start(op->drv, vol->name, ctx->backing, &vol->spec, on_idmapfs_ready, ctx);
+		return;
+	}
+	ctx->argv[0] = op->drv->mount_helper;
+	ctx->argv[1] = NFSV3_VERB_BIND;
+	ctx->argv[2] = op->drv->cfg->mount_root;
+	ctx->argv[3] = ctx->backing;
+	ctx->argv[4] = vol->name;
+	ctx->argv[5] = vol->spec.readonly ? NFSV3_ARG_RO : NFSV3_ARG_RW;
+	ctx->argv[6] = NULL;
+	helper_run(op->drv->helpers, ctx->argv, on_bind_done, ctx);
+}
+
+static void on_kernel_acquired(struct error *err, const char *key, void *data)
+{
+	struct mount_ctx *ctx = data;
+
+	if (err) {
+		mount_ctx_fail(ctx, error_wrap(err, "mounting volume %s", ctx->op->vol->name));
+		return;
+	}
+	ctx->key = strdup(key);
+	snprintf(ctx->backing, sizeof(ctx->backing), "%s/%s/%s", ctx->op->drv->cfg->mount_root, NFSV3_KERNEL_DIR, key);
+	mount_backing(ctx);
+}
+
+static void do_mount(struct volume_op *op);
+
+static void after_dead_detached(struct volume_op *op, const struct helper_result *res)
+{
+	struct volume *vol = op->vol;
+
+	if (res->exit_status != 0) {
+		finish(op, helper_error(op, res));
+		return;
+	}
+	vol->mounted = false;
+	vol->dead = false;
+	vol->idmapfs_pid = 0;
+	if (vol->kernel_key) {
+		kernel_release(op->drv, vol->kernel_key, NULL, NULL);
+		free(vol->kernel_key);
+		vol->kernel_key = NULL;
+	}
+	op->changed = true;
+	do_mount(op);
 }
 
 static void do_mount(struct volume_op *op)
@@ -268,14 +368,9 @@ static void do_mount(struct volume_op *op)
 		finish(op, NULL);
 		return;
 	}
-	if (vol->spec.kind != SOURCE_LOCAL) {
-		finish(op, error_new(ERROR_MOUNT, "mounting volume %s: NFS sources are not supported by this build yet",
-				     vol->name));
-		return;
-	}
-	if (vol->spec.mapped) {
-		finish(op, error_new(ERROR_MOUNT, "mounting volume %s: uid/gid mapping is not supported by this build yet",
-				     vol->name));
+	if (vol->mounted && vol->dead) {
+		/* Its idmapfs died: detach what is left before mounting again. */
+		run_unmount(op, true, after_dead_detached);
 		return;
 	}
 	if (!(ctx = calloc(1, sizeof(*ctx)))) {
@@ -283,14 +378,12 @@ static void do_mount(struct volume_op *op)
 		return;
 	}
 	ctx->op = op;
-	ctx->argv[0] = op->drv->mount_helper;
-	ctx->argv[1] = NFSV3_VERB_BIND;
-	ctx->argv[2] = op->drv->cfg->mount_root;
-	ctx->argv[3] = vol->spec.path;
-	ctx->argv[4] = vol->name;
-	ctx->argv[5] = vol->spec.readonly ? NFSV3_ARG_RO : NFSV3_ARG_RW;
-	ctx->argv[6] = NULL;
-	helper_run(op->drv->helpers, ctx->argv, on_bind_done, ctx);
+	if (vol->spec.kind == SOURCE_LOCAL) {
+		snprintf(ctx->backing, sizeof(ctx->backing), "%s", vol->spec.path);
+		mount_backing(ctx);
+	} else {
+		kernel_acquire(op->drv, &vol->spec, on_kernel_acquired, ctx);
+	}
 }
 
 /* ---- Unmount, Remove, Purge, Evacuate ---- */
@@ -305,6 +398,12 @@ static void after_unmount(struct volume_op *op, const struct helper_result *res)
 	}
 	vol->mounted = false;
 	vol->dead = false;
+	vol->idmapfs_pid = 0;
+	if (vol->kernel_key) {
+		kernel_release(op->drv, vol->kernel_key, NULL, NULL);
+		free(vol->kernel_key);
+		vol->kernel_key = NULL;
+	}
 	op->changed = true;
 	log_info("unmount.unmounted", json_pack("{s:s, s:f}", "volume", vol->name, "elapsed_ms", res->elapsed_ms));
 	if (op->kind == OP_REMOVE) {
@@ -401,6 +500,50 @@ static void do_evacuate(struct volume_op *op)
 	run_unmount(op, true, after_evacuate);
 }
 
+static void after_dead_unmount(struct volume_op *op, const struct helper_result *res)
+{
+	if (res->exit_status != 0)
+		log_error("idmapfs.detach-failed", json_pack("{s:s, s:s}", "volume", op->vol->name, "error", res->message));
+	else
+		log_info("idmapfs.dead-mount-detached", json_pack("{s:s}", "volume", op->vol->name));
+	finish(op, NULL);
+}
+
+static void do_dead(struct volume_op *op)
+{
+	struct volume *vol = op->vol;
+
+	if (!vol->mounted || !vol->spec.mapped) {
+		finish(op, NULL);
+		return;
+	}
+	/* Still "mounted" for its holders; the next Mount mounts it afresh. */
+	vol->dead = true;
+	vol->idmapfs_pid = 0;
+	op->changed = true;
+	run_unmount(op, true, after_dead_unmount);
+}
+
+static void on_internal_done(struct volume_op *op, const struct error *err)
+{
+	if (err)
+		log_error("operation.failed", json_pack("{s:s, s:i, s:s}", "volume", op->vol->name, "kind", (int)op->kind,
+							"error", err->message));
+}
+
+void lifecycle_submit_internal(struct driver *drv, enum op_kind kind, const char *name)
+{
+	struct volume_op *op = op_new(drv, kind, name, on_internal_done, NULL);
+
+	if (op)
+		op_submit(op);
+}
+
+void lifecycle_on_idmapfs_died(struct driver *drv, const char *name)
+{
+	lifecycle_submit_internal(drv, OP_DEAD, name);
+}
+
 static void do_read(struct volume_op *op)
 {
 	if (!op->vol->exists)
@@ -412,7 +555,7 @@ static void do_read(struct volume_op *op)
 static void (*const op_handlers[])(struct volume_op *) = {
 	[OP_CREATE] = do_create,   [OP_MOUNT] = do_mount, [OP_UNMOUNT] = do_unmount,
 	[OP_REMOVE] = do_remove,   [OP_GET] = do_read,    [OP_PATH] = do_read,
-	[OP_PURGE] = do_purge,     [OP_EVACUATE] = do_evacuate,
+	[OP_PURGE] = do_purge,     [OP_EVACUATE] = do_evacuate, [OP_DEAD] = do_dead,
 };
 
 static void run_next(struct volume *vol, struct driver *drv)

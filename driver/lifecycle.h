@@ -22,6 +22,7 @@ enum op_kind {
 	OP_PATH,
 	OP_PURGE,    /* detach a mount under the root that the state does not know */
 	OP_EVACUATE, /* unmount whatever the references say */
+	OP_DEAD,     /* its idmapfs died: detach the dead mount, mount again at the next Mount */
 };
 
 struct volume_op;
@@ -39,12 +40,18 @@ struct volume_op {
 	/* private */
 	struct error *err;
 	bool changed;
+	void *data_private; /* the step in progress */
 	struct volume_op *next;
 };
 
 /* A new operation on the named volume (the name is valid by now). */
 struct volume_op *op_new(struct driver *drv, enum op_kind kind, const char *name, op_done_cb done, void *data);
 void op_submit(struct volume_op *op);
+
+/* Queue an operation of the driver's own (purge, dead idmapfs); failures are logged. */
+void lifecycle_submit_internal(struct driver *drv, enum op_kind kind, const char *name);
+/* struct driver's on_idmapfs_died: queue OP_DEAD for the volume. */
+void lifecycle_on_idmapfs_died(struct driver *drv, const char *name);
 
 /* <mount-root>/<name>, in buf. */
 const char *volume_mountpoint(const struct driver *drv, const struct volume *vol, char *buf, size_t size);

@@ -19,6 +19,7 @@
 #include "nfsv3driver.h"
 #include "driver.h"
 #include "http.h"
+#include "kernel.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "reconcile.h"
@@ -372,6 +373,7 @@ int main(int argc, char **argv)
 	d.drv.loop = &d.loop;
 	d.drv.cfg = &d.cfg;
 	d.drv.on_idle = on_idle;
+	d.drv.on_idmapfs_died = lifecycle_on_idmapfs_died;
 	snprintf(d.drv.state_path, sizeof(d.drv.state_path), "%s/%s", d.mount_root, NFSV3_STATE_FILE);
 	if (registry_init(&d.drv.reg) < 0)
 		return 1;
@@ -418,5 +420,6 @@ int main(int argc, char **argv)
 	state_writer_free(d.drv.state);
 	helper_pool_free(d.drv.helpers);
 	registry_destroy(&d.drv.reg);
+	kernel_free_all();
 	return 0;
 }

@@ -4,7 +4,9 @@
 
 #include "nfsv3driver.h"
 #include "lifecycle.h"
+#include "kernel.h"
 #include "log.h"
+#include "supervise.h"
 #include "reconcile.h"
 
 struct seen {
@@ -40,14 +42,8 @@ static void seen_free(struct seen *s)
 	free(s->names);
 }
 
-static void on_purged(struct volume_op *op, const struct error *err)
-{
-	if (err)
-		log_error("reconcile.purge-failed", json_pack("{s:s, s:s}", "volume", op->vol->name, "error", err->message));
-}
-
-/* Names of the volume mounts directly under the mount root. */
-static struct error *read_mounts(const char *mountinfo_path, const char *root, struct seen *seen)
+/* Names of the volume mounts directly under the mount root, and keys of the kernel mounts under .kernel/. */
+static struct error *read_mounts(const char *mountinfo_path, const char *root, struct seen *seen, struct seen *keys)
 {
 	struct libmnt_table *table = mnt_new_table();
 	struct libmnt_iter *iter = mnt_new_iter(MNT_ITER_FORWARD);
@@ -68,8 +64,15 @@ static struct error *read_mounts(const char *mountinfo_path, const char *root, s
 		if (!target || strncmp(target, root, root_len) != 0 || target[root_len] != '/')
 			continue;
 		name = target + root_len + 1;
-		/* Kernel mounts under .kernel/ and anything nested inside a
-		 * volume are not volume mounts. */
+		if (strncmp(name, NFSV3_KERNEL_DIR "/", sizeof(NFSV3_KERNEL_DIR)) == 0) {
+			const char *key = name + sizeof(NFSV3_KERNEL_DIR);
+			if (!strchr(key, '/') && options_check_name(key) == NULL && !seen_has(keys, key) && seen_add(keys, key) < 0) {
+				err = error_new(ERROR_INTERNAL, "out of memory");
+				goto out;
+			}
+			continue;
+		}
+		/* Anything nested inside a volume is not a volume mount. */
 		if (strchr(name, '/') || options_check_name(name) != NULL)
 			continue;
 		if (!seen_has(seen, name) && seen_add(seen, name) < 0) {
@@ -85,14 +88,15 @@ out:
 
 int reconcile(struct driver *drv, const char *mountinfo_path, struct error **errp)
 {
-	struct seen seen = { 0 };
+	struct seen seen = { 0 }, keys = { 0 };
 	struct error *err;
 	struct volume *vol;
 	int changes = 0;
 
-	if ((err = read_mounts(mountinfo_path, drv->cfg->mount_root, &seen))) {
+	if ((err = read_mounts(mountinfo_path, drv->cfg->mount_root, &seen, &keys))) {
 		*errp = err;
 		seen_free(&seen);
+		seen_free(&keys);
 		return -1;
 	}
 	for (vol = registry_first(&drv->reg); vol; vol = registry_next(&drv->reg, vol)) {
@@ -100,9 +104,22 @@ int reconcile(struct driver *drv, const char *mountinfo_path, struct error **err
 		if (vol->mounted && live) {
 			log_info("reconcile.adopted", json_pack("{s:s, s:i}", "volume", vol->name, "references",
 								(int)volume_refs(vol)));
+			if (vol->kernel_key)
+				kernel_adopt(drv, vol->kernel_key);
+			if (vol->spec.mapped && !(vol->idmapfs_pid && supervise_adopt(drv, vol->name, vol->idmapfs_pid))) {
+				/* Its idmapfs is gone: the mount left behind is dead. */
+				log_error("reconcile.idmapfs-gone", json_pack("{s:s, s:i}", "volume", vol->name, "pid",
+									     (int)vol->idmapfs_pid));
+				vol->idmapfs_pid = 0;
+				changes++;
+				lifecycle_submit_internal(drv, OP_DEAD, vol->name);
+			}
 		} else if (vol->mounted || volume_refs(vol) > 0) {
 			log_info("reconcile.mount-gone", json_pack("{s:s}", "volume", vol->name));
 			vol->mounted = false;
+			vol->idmapfs_pid = 0;
+			free(vol->kernel_key);
+			vol->kernel_key = NULL;
 			volume_clear_refs(vol);
 			changes++;
 		}
@@ -112,10 +129,12 @@ int reconcile(struct driver *drv, const char *mountinfo_path, struct error **err
 		if (vol && vol->mounted)
 			continue;
 		log_info("reconcile.purging", json_pack("{s:s}", "volume", seen.names[i]));
-		struct volume_op *op = op_new(drv, OP_PURGE, seen.names[i], on_purged, NULL);
-		if (op)
-			op_submit(op);
+		lifecycle_submit_internal(drv, OP_PURGE, seen.names[i]);
 	}
+	for (size_t i = 0; i < keys.n; i++)
+		if (kernel_users(drv, keys.names[i]) == 0)
+			kernel_purge(drv, keys.names[i]);
 	seen_free(&seen);
+	seen_free(&keys);
 	return changes;
 }

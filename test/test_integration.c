@@ -344,7 +344,8 @@ START_TEST(hung_helper_times_out)
 	mkdir(dir, 0755);
 	snprintf(script, sizeof(script), "%s/" NFSV3_HELPER_MOUNT, dir);
 	FILE *f = fopen(script, "w");
-	fputs("#!/bin/sh\nexec sleep 1000\n", f);
+	/* A name of its own, so that only this test's sleeper is looked for. */
+	fprintf(f, "#!/bin/bash\nexec -a hung-%s sleep 1000\n", strrchr(d.dir, '.') + 1);
 	fclose(f);
 	chmod(script, 0755);
 	snprintf(d.extra, sizeof(d.extra), "--helper-dir %s --helper-timeout 1", dir);
@@ -362,7 +363,7 @@ START_TEST(hung_helper_times_out)
 	ck_assert_msg(elapsed < 3.5, "Mount took %.1f s", elapsed);
 	assert_alive();
 	/* No sleeper is left behind: the whole process group was killed. */
-	snprintf(cmd, sizeof(cmd), "pgrep -f '^sleep 1000$' >/dev/null");
+	snprintf(cmd, sizeof(cmd), "pgrep -f '^hung-%s' >/dev/null", strrchr(d.dir, '.') + 1);
 	usleep(200000);
 	ck_assert_int_ne(system(cmd), 0);
 }

@@ -1,0 +1,359 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "nfsv3driver.h"
+#include "log.h"
+#include "supervise.h"
+
+#define READY_LINE "ready"
+#define STDERR_GRACE_MS 200
+
+struct watched {
+	struct driver *drv;
+	char *name;
+	pid_t pid;
+	bool child;          /* ours by uv_spawn (else adopted through a pidfd) */
+	bool ready, stopping, exited;
+	bool reaped;         /* exit seen before ready: judged once stderr is read */
+	char how[64];
+	supervise_ready_cb cb; /* until ready */
+	void *data;
+	uv_process_t process;
+	uv_pipe_t out, err;
+	uv_timer_t deadline;
+	uv_poll_t poll;      /* adopted: readable pidfd means it exited */
+	int pidfd;
+	int open_handles;
+	char out_buf[64], err_buf[512];
+	size_t out_len, err_len;
+	struct watched *next;
+};
+
+static struct watched *watched_list;
+
+unsigned supervise_count(void)
+{
+	unsigned n = 0;
+	for (struct watched *w = watched_list; w; w = w->next)
+		if (!w->exited)
+			n++;
+	return n;
+}
+
+static struct watched *find_live(const char *name)
+{
+	for (struct watched *w = watched_list; w; w = w->next)
+		if (!w->exited && strcmp(w->name, name) == 0)
+			return w;
+	return NULL;
+}
+
+static void unlink_watched(struct watched *w)
+{
+	for (struct watched **link = &watched_list; *link; link = &(*link)->next) {
+		if (*link == w) {
+			*link = w->next;
+			return;
+		}
+	}
+}
+
+static void release(struct watched *w)
+{
+	if (--w->open_handles > 0)
+		return;
+	unlink_watched(w);
+	if (w->pidfd >= 0)
+		close(w->pidfd);
+	free(w->name);
+	free(w);
+}
+
+static void on_closed(uv_handle_t *handle)
+{
+	release(handle->data);
+}
+
+static void close_handle(struct watched *w, uv_handle_t *handle)
+{
+	if (!uv_is_closing(handle)) {
+		w->open_handles++;
+		uv_close(handle, on_closed);
+	}
+}
+
+static void close_all(struct watched *w)
+{
+	/* Hold one count so the record outlives the loop below. */
+	w->open_handles++;
+	if (w->child) {
+		close_handle(w, (uv_handle_t *)&w->process);
+		close_handle(w, (uv_handle_t *)&w->out);
+		close_handle(w, (uv_handle_t *)&w->err);
+		close_handle(w, (uv_handle_t *)&w->deadline);
+	} else {
+		close_handle(w, (uv_handle_t *)&w->poll);
+	}
+	release(w);
+}
+
+static void answer(struct watched *w, struct error *err)
+{
+	supervise_ready_cb cb = w->cb;
+
+	w->cb = NULL;
+	if (cb)
+		cb(err, err ? 0 : w->pid, w->data);
+	else
+		error_free(err);
+}
+
+/* It exited: before ready that is a failed mount; after, a death to report. */
+static void on_gone(struct watched *w, const char *how)
+{
+	struct driver *drv = w->drv;
+
+	w->exited = true;
+	if (!w->ready) {
+		w->err_buf[strcspn(w->err_buf, "\n")] = '\0';
+		answer(w, error_new(ERROR_MOUNT, "%s", w->err_buf[0] ? w->err_buf : how));
+	} else if (!w->stopping) {
+		log_error("idmapfs.died", json_pack("{s:s, s:i, s:s}", "volume", w->name, "pid", (int)w->pid, "how", how));
+		if (drv->on_idmapfs_died)
+			drv->on_idmapfs_died(drv, w->name);
+	} else {
+		log_info("idmapfs.exited", json_pack("{s:s, s:i}", "volume", w->name, "pid", (int)w->pid));
+	}
+	close_all(w);
+}
+
+static void on_deadline(uv_timer_t *timer);
+
+static void on_exit_cb(uv_process_t *process, int64_t status, int signal)
+{
+	struct watched *w = process->data;
+
+	if (signal)
+		snprintf(w->how, sizeof(w->how), "killed by signal %d", signal);
+	else
+		snprintf(w->how, sizeof(w->how), "exited with status %d", (int)status);
+	if (w->ready) {
+		on_gone(w, w->how);
+		return;
+	}
+	/* A failed start: its one line of error may still be in the pipe. */
+	w->reaped = true;
+	uv_timer_stop(&w->deadline);
+	uv_timer_start(&w->deadline, on_deadline, STDERR_GRACE_MS, 0);
+}
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+	struct watched *w = handle->data;
+	static char scratch[128];
+
+	if ((uv_pipe_t *)handle == &w->out && w->out_len < sizeof(w->out_buf) - 1)
+		*buf = uv_buf_init(w->out_buf + w->out_len, (unsigned)(sizeof(w->out_buf) - 1 - w->out_len));
+	else if ((uv_pipe_t *)handle == &w->err && w->err_len < sizeof(w->err_buf) - 1)
+		*buf = uv_buf_init(w->err_buf + w->err_len, (unsigned)(sizeof(w->err_buf) - 1 - w->err_len));
+	else
+		*buf = uv_buf_init(scratch, sizeof(scratch));
+}
+
+static void on_out(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
+{
+	struct watched *w = stream->data;
+
+	if (n < 0) {
+		uv_read_stop(stream);
+		return;
+	}
+	if (buf->base != w->out_buf + w->out_len)
+		return;
+	w->out_len += (size_t)n;
+	w->out_buf[w->out_len] = '\0';
+	if (!w->ready && strstr(w->out_buf, READY_LINE "\n")) {
+		w->ready = true;
+		uv_timer_stop(&w->deadline);
+		log_info("idmapfs.ready", json_pack("{s:s, s:i}", "volume", w->name, "pid", (int)w->pid));
+		answer(w, NULL);
+	}
+}
+
+static void on_err(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
+{
+	struct watched *w = stream->data;
+
+	if (n < 0) {
+		uv_read_stop(stream);
+		if (w->reaped && !w->exited)
+			on_gone(w, w->how);
+		return;
+	}
+	if (buf->base != w->err_buf + w->err_len)
+		return;
+	w->err_len += (size_t)n;
+	w->err_buf[w->err_len] = '\0';
+}
+
+static void on_deadline(uv_timer_t *timer)
+{
+	struct watched *w = timer->data;
+
+	if (w->reaped) {
+		if (!w->exited)
+			on_gone(w, w->how);
+		return;
+	}
+	w->stopping = true;
+	kill(-w->pid, SIGKILL);
+	answer(w, error_new(ERROR_TIMEOUT, "%s %u s starting idmapfs for volume %s", NFSV3_ERR_TIMEOUT,
+			    w->drv->cfg->helper_timeout_s, w->name));
+}
+
+void supervise_start(struct driver *drv, const char *name, const char *backing, const struct volume_spec *spec,
+		     supervise_ready_cb cb, void *data)
+{
+	char uid[16], gid[16], app_uid[16], app_gid[16];
+	uv_process_options_t options = { 0 };
+	uv_stdio_container_t stdio[3];
+	static char *env[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL };
+	char *argv[10];
+	struct watched *w = calloc(1, sizeof(*w));
+	int rc;
+
+	if (!w || !(w->name = strdup(name))) {
+		free(w);
+		cb(error_new(ERROR_INTERNAL, "out of memory"), 0, data);
+		return;
+	}
+	snprintf(uid, sizeof(uid), "%u", spec->uid);
+	snprintf(gid, sizeof(gid), "%u", spec->gid);
+	snprintf(app_uid, sizeof(app_uid), "%u", (unsigned)drv->cfg->app_uid);
+	snprintf(app_gid, sizeof(app_gid), "%u", (unsigned)drv->cfg->app_gid);
+	argv[0] = drv->idmapfs_helper;
+	argv[1] = (char *)drv->cfg->mount_root;
+	argv[2] = (char *)backing;
+	argv[3] = w->name;
+	argv[4] = uid;
+	argv[5] = gid;
+	argv[6] = app_uid;
+	argv[7] = app_gid;
+	argv[8] = spec->readonly ? NFSV3_ARG_RO : NFSV3_ARG_RW;
+	argv[9] = NULL;
+
+	w->drv = drv;
+	w->child = true;
+	w->pidfd = -1;
+	w->cb = cb;
+	w->data = data;
+	uv_pipe_init(drv->loop, &w->out, 0);
+	uv_pipe_init(drv->loop, &w->err, 0);
+	uv_timer_init(drv->loop, &w->deadline);
+	w->out.data = w->err.data = w->deadline.data = w->process.data = w;
+	stdio[0].flags = UV_IGNORE;
+	stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+	stdio[1].data.stream = (uv_stream_t *)&w->out;
+	stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+	stdio[2].data.stream = (uv_stream_t *)&w->err;
+	options.file = argv[0];
+	options.args = argv;
+	options.env = env;
+	options.exit_cb = on_exit_cb;
+	/* Its own session: a daemon restart or upgrade leaves it serving. */
+	options.flags = UV_PROCESS_DETACHED;
+	options.stdio = stdio;
+	options.stdio_count = 3;
+	w->next = watched_list;
+	watched_list = w;
+	rc = uv_spawn(drv->loop, &w->process, &options);
+	if (rc < 0) {
+		w->exited = true;
+		answer(w, error_new(ERROR_MOUNT, "cannot start %s: %s", argv[0], uv_strerror(rc)));
+		close_all(w);
+		return;
+	}
+	w->pid = w->process.pid;
+	uv_read_start((uv_stream_t *)&w->out, on_alloc, on_out);
+	uv_read_start((uv_stream_t *)&w->err, on_alloc, on_err);
+	uv_timer_start(&w->deadline, on_deadline, (uint64_t)drv->cfg->helper_timeout_s * 1000, 0);
+}
+
+bool supervise_stop(struct driver *drv, const char *name)
+{
+	struct watched *w = find_live(name);
+
+	if (!w)
+		return false;
+	w->stopping = true;
+	/* idmapfs detaches lazily and exits once the last open file closes. */
+	kill(w->pid, SIGTERM);
+	return true;
+}
+
+static void on_pidfd(uv_poll_t *poll, int status, int events)
+{
+	struct watched *w = poll->data;
+	on_gone(w, "exited while adopted");
+}
+
+/* Is pid an idmapfs serving name under our mount root? */
+static bool is_our_idmapfs(struct driver *drv, pid_t pid, const char *name)
+{
+	char path[64], cmdline[8192];
+	const char *args[4] = { 0 };
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, cmdline, sizeof(cmdline) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	cmdline[n] = '\0';
+	const char *p = cmdline;
+	for (int i = 0; i < 4 && p < cmdline + n; i++, p += strlen(p) + 1)
+		args[i] = p;
+	if (!args[3])
+		return false;
+	const char *base = strrchr(args[0], '/');
+	return strcmp(base ? base + 1 : args[0], NFSV3_HELPER_IDMAPFS) == 0 &&
+	       strcmp(args[1], drv->cfg->mount_root) == 0 && strcmp(args[3], name) == 0;
+}
+
+bool supervise_adopt(struct driver *drv, const char *name, pid_t pid)
+{
+	struct watched *w = NULL;
+	int pidfd;
+
+	/* Open the pidfd first: then the check below cannot race pid reuse. */
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0)
+		return false;
+	if (!is_our_idmapfs(drv, pid, name) || !(w = calloc(1, sizeof(*w))) || !(w->name = strdup(name))) {
+		if (w)
+			free(w);
+		close(pidfd);
+		return false;
+	}
+	w->drv = drv;
+	w->pid = pid;
+	w->pidfd = pidfd;
+	w->ready = true;
+	uv_poll_init(drv->loop, &w->poll, pidfd);
+	w->poll.data = w;
+	uv_poll_start(&w->poll, UV_READABLE, on_pidfd);
+	w->next = watched_list;
+	watched_list = w;
+	log_info("idmapfs.adopted", json_pack("{s:s, s:i}", "volume", name, "pid", (int)pid));
+	return true;
+}

@@ -1,0 +1,38 @@
+/*
+ * Supervising idmapfs, the long-lived per-binding remap: started with
+ * uv_spawn in a session of its own (so that it outlives a daemon restart),
+ * ready when it writes "ready" on stdout within the helper deadline, and
+ * watched until it exits: through its process handle while it is our child,
+ * through a pidfd once a restarted daemon has adopted it. Only processes we
+ * started or adopted by the pid in the state (checked against /proc) are
+ * ever signalled.
+ */
+#ifndef NFSV3_SUPERVISE_H
+#define NFSV3_SUPERVISE_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "driver.h"
+#include "error.h"
+#include "options.h"
+
+typedef void (*supervise_ready_cb)(struct error *err, pid_t pid, void *data);
+
+/* Start idmapfs serving backing on <mount-root>/<name> for spec's ids. */
+void supervise_start(struct driver *drv, const char *name, const char *backing, const struct volume_spec *spec,
+		     supervise_ready_cb cb, void *data);
+
+/* Ask the named volume's idmapfs to detach and exit (SIGTERM). False when none is watched. */
+bool supervise_stop(struct driver *drv, const char *name);
+
+/*
+ * After a restart: watch pid for name if it is alive and is our idmapfs for
+ * that name. Returns false (and watches nothing) otherwise.
+ */
+bool supervise_adopt(struct driver *drv, const char *name, pid_t pid);
+
+/* Pids of every idmapfs we watch, for /evacuate and tests. */
+unsigned supervise_count(void);
+
+#endif
