@@ -91,7 +91,7 @@ static void sleep_ms(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
-static int client_connect_fd(struct fixture *fx)
+static int client_try_connect(struct fixture *fx)
 {
 	int fd;
 	if (fx->transport == TRANSPORT_TCP) {
@@ -115,6 +115,12 @@ static int client_connect_fd(struct fixture *fx)
 		struct timeval tv = { .tv_sec = 5 };
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	}
+	return fd;
+}
+
+static int client_connect_fd(struct fixture *fx)
+{
+	int fd = client_try_connect(fx);
 	client_check(fx, fd >= 0);
 	return fd;
 }
@@ -770,14 +776,31 @@ static void client_too_many(struct fixture *fx)
 	client_send_text(b, "GET /b HTTP/1.1\r\n\r\n");
 	client_check(fx, client_read(a, &fx->responses[0]));
 	client_check(fx, client_read(b, &fx->responses[1]));
-	struct client *c = client_connect(fx);
-	client_check(fx, client_sees_eof(c));
-	client_free(c);
+	/* A burst of refusals, all at once. */
+	struct client *extra[20];
+	for (int i = 0; i < 20; i++)
+		extra[i] = client_connect(fx);
+	for (int i = 0; i < 20; i++) {
+		client_check(fx, client_sees_eof(extra[i]));
+		client_free(extra[i]);
+	}
 	/* Those already in are still served. */
 	client_send_text(a, "GET /again HTTP/1.1\r\n\r\n");
 	client_check(fx, client_read(a, &fx->responses[2]));
 	client_free(a);
 	client_free(b);
+	/* Once they are gone, the listener takes new clients again (after the
+	 * server has seen them go). */
+	bool served = false;
+	for (int i = 0; i < 100 && !served; i++) {
+		struct client *c = client_connect(fx);
+		client_send_text(c, "GET /later HTTP/1.1\r\n\r\n");
+		served = client_read(c, &fx->responses[3]);
+		client_free(c);
+		if (!served)
+			sleep_ms(10);
+	}
+	client_check(fx, served);
 }
 
 START_TEST(test_max_connections)
@@ -785,8 +808,9 @@ START_TEST(test_max_connections)
 	struct fixture fx;
 	struct http_limits limits = { .max_connections = 2 };
 	run(_i, &limits, NULL, client_too_many, &fx);
-	ck_assert_uint_eq(atomic_load(&fx.requests), 3);
+	ck_assert_uint_eq(atomic_load(&fx.requests), 4);
 	ck_assert_str_eq(fx.responses[2].body, "GET /again [-] [-] 0 ");
+	ck_assert_str_eq(fx.responses[3].body, "GET /later [-] [-] 0 ");
 }
 END_TEST
 
@@ -948,6 +972,35 @@ START_TEST(test_client_never_reads)
 }
 END_TEST
 
+static void stop_on_request(struct fixture *fx, struct http_request *req)
+{
+	if (strcmp(http_request_path(req), "/stop") == 0)
+		http_server_stop_accepting(fx->srv);
+	echo(req);
+}
+
+static void client_stop_accepting(struct fixture *fx)
+{
+	struct client *c = client_connect(fx);
+	client_send_text(c, "GET /stop HTTP/1.1\r\n\r\n");
+	client_check(fx, client_read(c, &fx->responses[0]));
+	int fd = client_try_connect(fx);
+	client_check(fx, fd < 0);
+	if (fd >= 0)
+		close(fd);
+	client_send_text(c, "GET /still HTTP/1.1\r\n\r\n");
+	client_check(fx, client_read(c, &fx->responses[1]));
+	client_free(c);
+}
+
+START_TEST(test_stop_accepting)
+{
+	struct fixture fx;
+	run(_i, NULL, stop_on_request, client_stop_accepting, &fx);
+	ck_assert_str_eq(fx.responses[1].body, "GET /still [-] [-] 0 ");
+}
+END_TEST
+
 /* ---- Listeners without a client ------------------------------------------ */
 
 static void on_flag(void *data)
@@ -1092,6 +1145,7 @@ static Suite *http_suite(void)
 	tcase_add_loop_test(tc, test_pipelined_flood, 0, TRANSPORTS);
 	tcase_add_loop_test(tc, test_close_from_request, 0, TRANSPORTS);
 	tcase_add_loop_test(tc, test_client_never_reads, 0, TRANSPORTS);
+	tcase_add_loop_test(tc, test_stop_accepting, 0, TRANSPORTS);
 	tcase_add_test(tc, test_unix_socket_file);
 	tcase_add_test(tc, test_listen_errors);
 	tcase_add_test(tc, test_many_listeners);
