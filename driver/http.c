@@ -102,7 +102,8 @@ struct http_server {
 	void *closed_data;
 };
 
-enum http_part { HTTP_PART_URL, HTTP_PART_FIELD, HTTP_PART_VALUE };
+/* Which part of the request the parser is handing over. */
+enum http_part { HTTP_PART_URL, HTTP_PART_FIELD, HTTP_PART_VALUE, HTTP_PART_BODY };
 
 struct http_connection {
 	union http_stream stream;
@@ -397,9 +398,21 @@ static int switch_part(struct http_connection *conn, enum http_part part)
 	return 0;
 }
 
+/* Trailers of a chunked body come after the body: no part of the request
+ * we keep, but they count against the header limit. */
+static int count_trailer(struct http_connection *conn, size_t len)
+{
+	conn->header_bytes += len;
+	if (conn->header_bytes > conn->server->limits.max_header_bytes)
+		return parse_refuse(conn, 431);
+	return 0;
+}
+
 static int on_header_field(http_parser *parser, const char *at, size_t len)
 {
 	struct http_connection *conn = parser->data;
+	if (conn->part == HTTP_PART_BODY)
+		return count_trailer(conn, len);
 	if (switch_part(conn, HTTP_PART_FIELD) != 0)
 		return -1;
 	return append_header_bytes(conn, at, len);
@@ -408,6 +421,8 @@ static int on_header_field(http_parser *parser, const char *at, size_t len)
 static int on_header_value(http_parser *parser, const char *at, size_t len)
 {
 	struct http_connection *conn = parser->data;
+	if (conn->part == HTTP_PART_BODY)
+		return count_trailer(conn, len);
 	if (switch_part(conn, HTTP_PART_VALUE) != 0)
 		return -1;
 	return append_header_bytes(conn, at, len);
@@ -433,6 +448,7 @@ static int on_headers_complete(http_parser *parser)
 		return parse_refuse(conn, 500);
 	if (conn->part == HTTP_PART_URL)
 		req->headers_at = req->len;
+	conn->part = HTTP_PART_BODY;
 	req->buf[strcspn(req->buf, "?#")] = '\0';
 	req->method = parser->method;
 	req->http10 = parser->http_major == 1 && parser->http_minor == 0;

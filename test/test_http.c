@@ -369,7 +369,8 @@ static void client_chunked(struct fixture *fx)
 	client_send_text(c, "POST /VolumeDriver.Mount HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
 			    "4\r\n{\"Na\r\n");
 	sleep_ms(20);
-	client_send_text(c, "9\r\nme\":\"vol\"\r\n1\r\n}\r\n0\r\n\r\n");
+	/* Trailers are read and dropped. */
+	client_send_text(c, "9\r\nme\":\"vol\"\r\n1\r\n}\r\n0\r\nX-Trailer: t\r\n\r\n");
 	client_check(fx, client_read(c, &fx->responses[0]));
 	client_free(c);
 }
