@@ -9,6 +9,7 @@
  *   ctlbench hangping PORT ADMIN_PORT SOURCE HANGS PINGS
  *   ctlbench create   PORT SOURCE N [mount]
  *   ctlbench teardown PORT N
+ *   ctlbench parts    HELPER MOUNT_ROOT SOURCE N STATE_BYTES
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,7 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
+#include <spawn.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -348,6 +352,18 @@ static int cmd_hangping(int port, int admin, const char *source, int hangs, int 
 	}
 	if (hangs < 1 || pings < 1)
 		fail("hangping: HANGS and PINGS must be positive");
+	/* The same pings with nothing hanging first: what the machine gives. */
+	struct conn a = { admin, -1, 0 };
+	double *lat = calloc(pings, sizeof *lat);
+	int bad = 0;
+	for (int i = 0; i < pings; i++) {
+		double t = now_ms();
+		if (http(&a, "GET", "/ping", NULL, resp) != 200)
+			bad++;
+		lat[i] = now_ms() - t;
+	}
+	report_lat("ping_idle", lat, pings);
+	bad = 0;
 	struct hanger *h = calloc(hangs, sizeof *h);
 	double t0 = now_ms();
 	for (int i = 0; i < hangs; i++) {
@@ -355,9 +371,6 @@ static int cmd_hangping(int port, int admin, const char *source, int hangs, int 
 		pthread_create(&h[i].tid, NULL, hang_main, &h[i]);
 	}
 	usleep(200 * 1000); /* let every helper start */
-	struct conn a = { admin, -1, 0 };
-	double *lat = calloc(pings, sizeof *lat);
-	int bad = 0;
 	double p0 = now_ms();
 	for (int i = 0; i < pings; i++) {
 		double t = now_ms();
@@ -411,6 +424,54 @@ static int cmd_teardown(int port, int n)
 	return 0;
 }
 
+/* Where a cycle's time goes, without the daemon: the pieces it is made of,
+ * timed one by one (spawn+wait of a trivial program, of the helper's bind and
+ * unmount verbs, and one atomic state write: write, fsync, rename, fsync dir). */
+extern char **environ;
+
+static double run_prog(char *const argv[])
+{
+	pid_t pid;
+	int status;
+	double t = now_ms();
+	if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ))
+		fail("spawn %s", argv[0]);
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
+		fail("%s %s exited with %d", argv[0], argv[1] ? argv[1] : "", status);
+	return now_ms() - t;
+}
+
+static int cmd_parts(const char *helper, const char *root, const char *source, int n, int state_bytes)
+{
+	double *tt = calloc(n, sizeof(double)), *bind = calloc(n, sizeof(double)), *unb = calloc(n, sizeof(double)),
+	       *st = calloc(n, sizeof(double));
+	char *text = malloc(state_bytes + 1), tmp[4096], path[4096];
+	memset(text, 'x', state_bytes);
+	snprintf(path, sizeof path, "%s/parts-state.json", root);
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	for (int i = 0; i < n; i++) {
+		char name[32];
+		snprintf(name, sizeof name, "parts%d", i);
+		tt[i] = run_prog((char *[]){ "/bin/true", NULL });
+		bind[i] = run_prog((char *[]){ (char *)helper, "bind", (char *)root, (char *)source, name, "rw", NULL });
+		unb[i] = run_prog((char *[]){ (char *)helper, "unmount", (char *)root, name, "lazy", NULL });
+		double t = now_ms();
+		int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0 || write(fd, text, state_bytes) != state_bytes || fsync(fd) || close(fd) || rename(tmp, path))
+			fail("state write %s: %s", tmp, strerror(errno));
+		int dfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		fsync(dfd);
+		close(dfd);
+		st[i] = now_ms() - t;
+	}
+	unlink(path);
+	report_lat("spawn_true", tt, n);
+	report_lat("helper_bind", bind, n);
+	report_lat("helper_unmount", unb, n);
+	report_lat("state_write", st, n);
+	return 0;
+}
+
 static int cmd_freeport(void)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -461,6 +522,8 @@ int main(int argc, char **argv)
 		return cmd_create(num(argv[2]), argv[3], num(argv[4]), argc == 6);
 	if (!strcmp(cmd, "teardown") && argc == 4)
 		return cmd_teardown(num(argv[2]), num(argv[3]));
+	if (!strcmp(cmd, "parts") && argc == 7)
+		return cmd_parts(argv[2], argv[3], argv[4], num(argv[5]), num(argv[6]));
 	fprintf(stderr, "usage: see the comment at the top of bench/control/ctlbench.c\n");
 	return 2;
 }

@@ -124,6 +124,7 @@ load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # (a) and (b): one daemon, local sources, helper timeout 30 s.
 start main "$helper_dir" --helper-timeout 30
+state_one=400 # bytes: driver-state.json holding one volume, about
 echo "(a) sequential Create+Mount+Unmount+Remove x $SEQ_ITER, a new connection per call ..."
 d0=$(cpu_self "$pid") h0=$(cpu_children "$pid")
 seq_out=$("$ctl" seq "$port" "$src" "$SEQ_ITER")
@@ -174,6 +175,12 @@ rss_after=$(rss_kib "$pid")
 mem_leak=$(mounts_under "$root")
 stop
 
+# (e) The pieces a cycle is made of, without the daemon (same machine, same moment).
+echo "(e) the pieces: spawn of /bin/true, helper bind, helper unmount, one state write ..."
+mkdir -p "$tmp/parts/root"
+parts_out=$("$ctl" parts "$helper_dir/nfsv3driver-mount" "$tmp/parts/root" "$src" 200 "$state_one")
+indent "$parts_out"
+
 # The table.
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 read -r c50 c99 cmax <<<"$(lat cycle "$seq_out")"
@@ -200,6 +207,8 @@ row "(b') $CONC_CLIENTS clients keep-alive: errors" "$conck_err (cleanup $(field
 row "(b') $CONC_CLIENTS clients keep-alive: ops/s" "$(field ops_per_s "$conck_out")" "" ""
 row "(b') leaked mounts after" "$conck_leak" "0" "$(verdict "$conck_leak" = 0)"
 row "(b) daemon RSS after (a)+(b)" "$(mib "$main_rss_after")" "" ""
+read -r i50 i99 imax <<<"$(lat ping_idle "$hang_out")"
+row "(c) /ping p50 / p99 with nothing hanging (max $imax ms)" "$i50 / $i99 ms" "" ""
 row "(c) /ping p50 with $HANGS helpers hanging" "$p50 ms" "" ""
 row "(c) /ping p99 with $HANGS helpers hanging (max $pmax ms)" "$p99 ms" "< 5 ms" "$(verdict "$p99" '<' 5)"
 row "(c) slowest hung Mount answered after" "$(field hung_mount_slowest_ms "$hang_out") ms" "~5000 ms" ""
@@ -209,4 +218,8 @@ row "(d) RSS with $MEM_VOLUMES volumes created (state $state_created B)" "$(mib 
 row "(d) RSS with $mounted_n volumes mounted (state $state_mounted B)" "$(mib "$rss_mounted")" "" ""
 row "(d) RSS after all unmounted and removed" "$(mib "$rss_after")" "" ""
 row "(d) leaked mounts after" "$mem_leak" "0" "$(verdict "$mem_leak" = 0)"
+for piece in spawn_true helper_bind helper_unmount state_write; do
+	read -r o50 o99 _ <<<"$(lat "$piece" "$parts_out")"
+	row "(e) $piece p50 / p99 (outside the daemon)" "$o50 / $o99 ms" "" ""
+done
 echo "load average at start: $load_start; at end: $load_end (latencies are wall clock: other load on the machine inflates them)"
