@@ -7,6 +7,7 @@
 # appended here, holding:
 #   /init                  init.sh: NFS server up, cases run, verdict, poweroff
 #   /vm/lib.sh             helpers for the cases
+#   /vm/bin/*              tools/*.c built with the host's cc (vm-lock), on PATH
 #   /cases/*.sh            the CASE scripts, run in name order
 #   /build/bin/*, /build/libexec/nfsv3driver/*
 #                          the project's binaries from $NFSV3_BUILD, same layout
@@ -61,7 +62,7 @@ mkdir -p "$ov"/{cases,vm,etc,usr/lib/x86_64-linux-gnu}
 copy_file() {
 	local src=$1 dest=$2 line name path
 	mkdir -p "$ov/$(dirname "$dest")"
-	cp -L "$src" "$ov/$dest"
+	[ "$src" -ef "$ov/$dest" ] || cp -L "$src" "$ov/$dest"
 	head -c4 "$src" | grep -q ELF || return 0
 	ldd "$src" >"$tmp/ldd" 2>&1 || return 0 # static, or not a program
 	while read -r line; do
@@ -92,6 +93,13 @@ done
 for c in "$@"; do
 	[ -f "$c" ] || vm_die "$c: no such case script"
 	cp "$c" "$ov/cases/$(basename "$c")"
+done
+# Test tools (tools/*.c), built here with the host's compiler.
+mkdir -p "$ov/vm/bin"
+for t in "$here"/tools/*.c; do
+	[ -e "$t" ] || continue
+	cc -O2 -Wall -o "$ov/vm/bin/$(basename "$t" .c)" "$t" || vm_die "cannot build $t"
+	copy_file "$ov/vm/bin/$(basename "$t" .c)" "vm/bin/$(basename "$t" .c)"
 done
 cp "$here/init.sh" "$ov/init"
 cp "$here/lib.sh" "$ov/vm/lib.sh"

@@ -4,7 +4,7 @@
 #   vm-case NAME: pass|fail <why>
 # per case and "vm-verdict pass=N fail=N" at the end, and powers off. A
 # watchdog powers off first if anything hangs.
-export PATH=/build/bin:/build/libexec/nfsv3driver:/usr/sbin:/usr/bin
+export PATH=/vm/bin:/build/bin:/build/libexec/nfsv3driver:/usr/sbin:/usr/bin
 export HOME=/root
 umask 022
 
@@ -69,8 +69,15 @@ EOF
 
 nfs_server_start() {
 	exportfs -ra || return 1
-	# -G/-L: the shortest grace and lease the kernel takes (10 s).
-	rpc.nfsd -N 4 -V 3 -G 10 -L 10 4 || return 1
+	# Grace periods: a fresh server has no locks to be reclaimed, but lockd
+	# refuses new locks while nfsd's grace period runs (measured: 10 s after
+	# rpc.nfsd, with the least grace time nfsd takes, set here; rpc.nfsd -G
+	# would also stretch lockd's own to 12 s). lib.sh's nfs_wait_grace waits
+	# out what is left of it.
+	echo 10 >/proc/fs/nfsd/nfsv4gracetime
+	echo 10 >/proc/fs/nfsd/nfsv4leasetime
+	rpc.nfsd -N 4 -V 3 4 || return 1
+	cut -d' ' -f1 /proc/uptime >/run/vm-nfs-started
 	pidof rpc.mountd >/dev/null || rpc.mountd -N 4 || return 1
 }
 rpcbind -w || die "rpcbind failed"
