@@ -54,6 +54,8 @@ void daemon_init(struct daemon *d, const char *extra)
 	memset(d, 0, sizeof(*d));
 	snprintf(d->dir, sizeof(d->dir), "/tmp/nfsv3-it.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(d->dir));
+	/* Apps (uid 2000) must be able to reach the mount root, as on a cell. */
+	chmod(d->dir, 0755);
 	snprintf(d->root, sizeof(d->root), "%s/root", d->dir);
 	snprintf(d->sock, sizeof(d->sock), "%s/d.sock", d->dir);
 	snprintf(d->log, sizeof(d->log), "%s/log", d->dir);
