@@ -257,7 +257,7 @@ static void send_all(int fd, const char *data, size_t len)
 }
 
 /* Read until the connection closes or timeout_ms passes without data. */
-static char *read_reply(int fd, int timeout_ms, size_t *out_len)
+static char *read_reply(int fd, int timeout_ms, bool first_answer_only, size_t *out_len)
 {
 	size_t cap = 4096, len = 0;
 	char *buf = malloc(cap);
@@ -275,7 +275,7 @@ static char *read_reply(int fd, int timeout_ms, size_t *out_len)
 		buf[len] = '\0';
 		/* A complete answer with Content-Length: stop there. */
 		char *head_end = strstr(buf, "\r\n\r\n"), *cl = strcasestr(buf, "Content-Length:");
-		if (head_end && cl && cl < head_end && len >= (size_t)(head_end + 4 - buf) + strtoul(cl + 15, NULL, 10))
+		if (first_answer_only && head_end && cl && cl < head_end && len >= (size_t)(head_end + 4 - buf) + strtoul(cl + 15, NULL, 10))
 			break;
 	}
 	buf[len] = '\0';
@@ -297,7 +297,7 @@ static json_t *exchange(int fd, const char *method, const char *route, const cha
 	send_all(fd, head, strlen(head));
 	if (body_len)
 		send_all(fd, body, body_len);
-	reply = read_reply(fd, 60000, NULL);
+	reply = read_reply(fd, 60000, true, NULL);
 	close(fd);
 	ck_assert_msg(strncmp(reply, "HTTP/1.1 ", 9) == 0, "not an HTTP answer to %s: \"%s\"", route, reply);
 	if (status)
@@ -331,7 +331,7 @@ char *raw_unix(const struct daemon *d, const char *bytes, size_t len, int timeou
 	char *reply;
 
 	send_all(fd, bytes, len);
-	reply = read_reply(fd, timeout_ms, NULL);
+	reply = read_reply(fd, timeout_ms, false, NULL);
 	close(fd);
 	return reply;
 }
