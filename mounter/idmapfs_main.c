@@ -33,6 +33,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <linux/capability.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -283,20 +284,62 @@ static void close_all_but(int a, int b)
 	close_range((unsigned)b + 1, ~0U, 0);
 }
 
+/* The mount ID the kernel shows for the mount an fd is on (its fdinfo "mnt_id:"), or -1. */
+static long mount_id_of(int fd)
+{
+	char path[64], line[128];
+	long id = -1;
+	FILE *file;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	file = fopen(path, "re");
+	if (file == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), file) != NULL) {
+		if (strncmp(line, "mnt_id:", 7) == 0)
+			id = strtol(line + 7, NULL, 10);
+	}
+	fclose(file);
+	return id;
+}
+
+/* Whether mount id is still attached in our namespace: a line of mountinfo starts with it. */
+static bool mount_attached(FILE *mountinfo, long id)
+{
+	char *line = NULL;
+	size_t size = 0;
+	bool found = false;
+
+	rewind(mountinfo);
+	while (!found && getline(&line, &size, mountinfo) > 0)
+		found = strtol(line, NULL, 10) == id;
+	free(line);
+	/* A read error says nothing about the mount: keep it as attached. */
+	return found || ferror(mountinfo);
+}
+
 /*
  * The sentry, in a child forked after the mount is attached.
  * Trusts: the pipe from its parent, whose only meaning is "detach now".
  * Checks: nothing; it holds CAP_SYS_ADMIN alone, no other fd than the pipe,
- * the mount's fd and stderr, and it can only detach that one mount. It
- * ignores the signals a process group receives on shutdown, so a group
- * SIGTERM reaches the server, which asks for the detach itself.
+ * the mount's fd, mountinfo and stderr, and it can only detach that one
+ * mount. It ignores the signals a process group receives on shutdown, so a
+ * group SIGTERM reaches the server, which asks for the detach itself.
+ *
+ * Its fd keeps the mount alive, so once someone else detaches the mount
+ * (umount -l), the sentry must let go for the kernel to end the session:
+ * it watches mountinfo (POLLPRI on every change of the mount table) and
+ * closes the fd when its mount ID is gone. The ID cannot be reused by
+ * another mount while the fd holds it.
  */
 static noreturn void run_sentry(int pipe_fd, int mount_fd)
 {
 	static const int keep[] = {CAP_SYS_ADMIN};
+	struct pollfd pfd[2];
+	FILE *mountinfo;
+	long id;
 	int null_fd;
 	char byte;
-	ssize_t n;
 
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
@@ -310,12 +353,31 @@ static noreturn void run_sentry(int pipe_fd, int mount_fd)
 		die_errno(NFSV3_EXIT_INTERNAL, "unmount sentry: cannot leave the working directory");
 	prctl(PR_SET_NAME, "idmapfs-sentry", 0, 0, 0);
 	privilege_keep_only(keep, 1);
+	id = mount_id_of(mount_fd);
+	mountinfo = fopen("/proc/self/mountinfo", "re");
+	if (id < 0 || mountinfo == NULL)
+		die_errno(NFSV3_EXIT_INTERNAL, "unmount sentry: cannot watch the mount table");
 
-	do
-		n = read(pipe_fd, &byte, 1);
-	while (n < 0 && errno == EINTR);
-	/* Already detached (umount -l by someone else, or the session ended) is fine. */
-	if (detach(mount_fd) != 0 && errno != EINVAL && errno != ENOENT)
+	pfd[0] = (struct pollfd){.fd = pipe_fd, .events = POLLIN};
+	pfd[1] = (struct pollfd){.fd = fileno(mountinfo), .events = POLLPRI};
+	while (mount_attached(mountinfo, id)) {
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			die_errno(NFSV3_EXIT_INTERNAL, "unmount sentry: poll");
+		}
+		if (pfd[0].revents != 0)
+			break;
+	}
+	if (!mount_attached(mountinfo, id)) {
+		/* Detached by someone else: let the kernel end the session, then wait for the server. */
+		close(mount_fd);
+		mount_fd = -1;
+	}
+	while (read(pipe_fd, &byte, 1) < 0 && errno == EINTR)
+		;
+	/* Already detached meanwhile (the session ended, umount -l by someone else) is fine. */
+	if (mount_fd >= 0 && detach(mount_fd) != 0 && errno != EINVAL && errno != ENOENT)
 		die_errno(NFSV3_EXIT_MOUNT, "cannot detach the mount");
 	_exit(NFSV3_EXIT_OK);
 }

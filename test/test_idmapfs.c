@@ -1,0 +1,1373 @@
+/*
+ * nfsv3driver-idmapfs, driven as the daemon drives it: the real binary with
+ * its fixed argv, "ready" on stdout, SIGTERM to stop, one line of stderr and
+ * an exit code on refusal. The client side runs in forked children that
+ * become the app uid (2000) or another uid (3000), as an app would.
+ *
+ * Needs root and /dev/fuse; skips with 77 otherwise. Every test runs in
+ * Check's forked child, which moves into a private mount namespace and
+ * mounts its own tmpfs (the mount root and the backing directory) on a
+ * directory made under /tmp, so a failing test can never leave a mount on
+ * the host; each test still stops what it started and the teardown asserts
+ * that nothing but the tmpfs is mounted below it.
+ */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/fs.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "nfsv3driver.h"
+
+#define BOUND 1234
+#define APP 2000
+#define OTHER 3000
+#define READY_TIMEOUT_MS 10000
+
+static char helper[4096];
+static char base[] = "/tmp/nfsv3-idmapfs-XXXXXX";
+static char root[sizeof(base) + 16], back[sizeof(base) + 16];
+/* Where the first and the second instance of a test are mounted. */
+static char mnt[sizeof(base) + 32], mnt2[sizeof(base) + 32];
+
+struct result {
+	int code;        /* exit code, or 128 + signal */
+	char err[2048];  /* everything on stderr */
+};
+
+static void path_join(char *out, size_t size, const char *dir, const char *name)
+{
+	ck_assert_int_lt(snprintf(out, size, "%s/%s", dir, name), (int)size);
+}
+
+/* Number of mounts in our namespace at or below dir. */
+static int mounts_below(const char *dir)
+{
+	char line[4096], point[4096];
+	size_t len = strlen(dir);
+	int count = 0;
+	FILE *file = fopen("/proc/self/mountinfo", "re");
+
+	ck_assert_ptr_nonnull(file);
+	while (fgets(line, sizeof(line), file) != NULL) {
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", point) == 1 && strncmp(point, dir, len) == 0 &&
+		    (point[len] == '\0' || point[len] == '/'))
+			count++;
+	}
+	fclose(file);
+	return count;
+}
+
+static int status_code(int status)
+{
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* ---- running idmapfs ---------------------------------------------------- */
+
+/* Process groups of the instances a test started, killed by the teardown if still there. */
+static pid_t started[8];
+static int nstarted;
+
+/* A started instance. */
+struct instance {
+	pid_t pid;
+	char mountpoint[sizeof(mnt)];
+};
+
+/* Exec idmapfs with args after the program name; stdout and stderr on the given fds. */
+static pid_t spawn(const char *const *args, int out_fd, int err_fd)
+{
+	const char *argv[16] = {helper};
+	size_t n = 1;
+	pid_t pid;
+
+	for (; args[n - 1] != NULL && n < 15; n++)
+		argv[n] = args[n - 1];
+	argv[n] = NULL;
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		/* Its own process group, as the daemon starts it: a group kill reaches the sentry too. */
+		if (setpgid(0, 0) != 0 || dup2(out_fd, STDOUT_FILENO) < 0 || dup2(err_fd, STDERR_FILENO) < 0)
+			_exit(124);
+		execv(helper, (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+/*
+ * Start idmapfs on MOUNT_ROOT/name over backing and wait for its "ready"
+ * line. Its stderr stays ours, so whatever it says shows in the test log.
+ */
+static struct instance start_on(const char *name, const char *backing, const char *mode)
+{
+	const char *args[] = {root, backing, name, "1234", "1234", "2000", "2000", mode, NULL};
+	struct instance inst;
+	struct pollfd pfd;
+	char buf[64];
+	size_t len = 0;
+	int out[2], status;
+
+	ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
+	inst.pid = spawn(args, out[1], STDERR_FILENO);
+	if (nstarted < 8)
+		started[nstarted++] = inst.pid;
+	close(out[1]);
+	pfd.fd = out[0];
+	pfd.events = POLLIN;
+	while (len < sizeof(buf) - 1) {
+		ssize_t got;
+
+		ck_assert_msg(poll(&pfd, 1, READY_TIMEOUT_MS) == 1, "no ready line after %d ms",
+			      READY_TIMEOUT_MS);
+		got = read(out[0], buf + len, sizeof(buf) - 1 - len);
+		if (got <= 0)
+			break;
+		len += (size_t)got;
+		if (memchr(buf, '\n', len) != NULL)
+			break;
+	}
+	buf[len] = '\0';
+	if (strcmp(buf, "ready\n") != 0) {
+		waitpid(inst.pid, &status, 0);
+		ck_abort_msg("idmapfs said \"%s\" and exited %d", buf, status_code(status));
+	}
+	/* Nothing more comes on stdout: it is closed once ready. */
+	ck_assert_int_eq(read(out[0], buf, sizeof(buf)), 0);
+	close(out[0]);
+	path_join(inst.mountpoint, sizeof(inst.mountpoint), root, name);
+	ck_assert_int_eq(mounts_below(inst.mountpoint), 1);
+	return inst;
+}
+
+static struct instance start(void)
+{
+	return start_on("vol", back, NFSV3_ARG_RW);
+}
+
+/* Wait up to timeout_ms for pid to exit; its exit code, or -1 if still running. */
+static int wait_exit(pid_t pid, int timeout_ms)
+{
+	int status;
+
+	for (int waited = 0; waited <= timeout_ms; waited += 10) {
+		pid_t got = waitpid(pid, &status, WNOHANG);
+
+		ck_assert_int_ge(got, 0);
+		if (got == pid)
+			return status_code(status);
+		usleep(10000);
+	}
+	return -1;
+}
+
+/* SIGTERM: it must exit 0 with nothing left mounted. */
+static void stop(struct instance *inst)
+{
+	ck_assert_int_eq(kill(inst->pid, SIGTERM), 0);
+	ck_assert_int_eq(wait_exit(inst->pid, 5000), 0);
+	ck_assert_int_eq(mounts_below(inst->mountpoint), 0);
+}
+
+/* Run idmapfs with args expecting a refusal: exit code, one stderr line with needle, no mount. */
+static void expect_refused(int code, const char *needle, const char *const *args)
+{
+	const char *prefix = NFSV3_HELPER_IDMAPFS ": ";
+	struct result r = {.code = -1};
+	size_t len = 0;
+	ssize_t got;
+	int err[2], null_fd, status, mounted = mounts_below(root);
+	pid_t pid;
+
+	null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	ck_assert_int_ge(null_fd, 0);
+	ck_assert_int_eq(pipe2(err, O_CLOEXEC), 0);
+	pid = spawn(args, null_fd, err[1]);
+	close(err[1]);
+	close(null_fd);
+	while ((got = read(err[0], r.err + len, sizeof(r.err) - 1 - len)) > 0)
+		len += (size_t)got;
+	r.err[len] = '\0';
+	close(err[0]);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	r.code = status_code(status);
+	ck_assert_msg(r.code == code, "exit %d, wanted %d; stderr: %s", r.code, code, r.err);
+	ck_assert_msg(strncmp(r.err, prefix, strlen(prefix)) == 0, "stderr: %s", r.err);
+	ck_assert_msg(len > 0 && strchr(r.err, '\n') == r.err + len - 1, "not one line: %s", r.err);
+	ck_assert_msg(strstr(r.err, needle) != NULL, "stderr lacks \"%s\": %s", needle, r.err);
+	ck_assert_int_eq(mounts_below(root), mounted);
+}
+
+#define REFUSED(code, needle, ...) expect_refused(code, needle, (const char *const[]){__VA_ARGS__, NULL})
+
+/* ---- the client side ---------------------------------------------------- */
+
+/*
+ * In the client child: a failed expectation prints where and why and exits
+ * 1, which the parent's ck_assert reports.
+ */
+#define EXPECT(cond)                                                                        \
+	do {                                                                                \
+		if (!(cond)) {                                                              \
+			fprintf(stderr, "%s:%d: expected %s (errno: %s)\n", __FILE__, __LINE__, \
+				#cond, strerror(errno));                                    \
+			_exit(1);                                                           \
+		}                                                                           \
+	} while (0)
+
+/* Start fn in a child with uid and gid id (0: stay root); returns its pid. */
+static pid_t spawn_as(uid_t id, int (*fn)(void))
+{
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (id != 0 && (setgroups(0, NULL) != 0 || setresgid(id, id, id) != 0 ||
+				setresuid(id, id, id) != 0))
+			_exit(99);
+		_exit(fn());
+	}
+	return pid;
+}
+
+/* Run fn in a child with uid and gid id; returns its exit code. */
+static int as_uid(uid_t id, int (*fn)(void))
+{
+	int status;
+	pid_t pid = spawn_as(id, fn);
+
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	return status_code(status);
+}
+
+#define AS(id, fn) ck_assert_msg(as_uid(id, fn) == 0, "%s as uid %d failed", #fn, id)
+
+/* Paths inside the mount and on the backing side. */
+static const char *in_mnt(const char *name)
+{
+	static char paths[8][sizeof(mnt) + 64];
+	static int next;
+	char *p = paths[next++ % 8];
+
+	snprintf(p, sizeof(paths[0]), "%s/%s", mnt, name);
+	return p;
+}
+
+static const char *in_back(const char *name)
+{
+	static char paths[8][sizeof(back) + 64];
+	static int next;
+	char *p = paths[next++ % 8];
+
+	snprintf(p, sizeof(paths[0]), "%s/%s", back, name);
+	return p;
+}
+
+static void write_text(const char *path, const char *text, uid_t owner)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	ck_assert_int_eq(fchown(fd, owner, owner), 0);
+	close(fd);
+}
+
+static void expect_owner(const char *path, uid_t uid, gid_t gid)
+{
+	struct stat st;
+
+	ck_assert_msg(lstat(path, &st) == 0, "lstat %s: %s", path, strerror(errno));
+	ck_assert_msg(st.st_uid == uid && st.st_gid == gid, "%s owned %d:%d, wanted %d:%d", path,
+		      (int)st.st_uid, (int)st.st_gid, (int)uid, (int)gid);
+}
+
+/* ---- fixture ------------------------------------------------------------- */
+
+static void setup(void)
+{
+	ck_assert_int_eq(unshare(CLONE_NEWNS), 0);
+	ck_assert_int_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
+	ck_assert_int_eq(mount("tmpfs", base, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=8g"), 0);
+	ck_assert_int_eq(mkdir(root, 0755), 0);
+	ck_assert_int_eq(mkdir(back, 0755), 0);
+	ck_assert_int_eq(chown(back, BOUND, BOUND), 0);
+	path_join(mnt, sizeof(mnt), root, "vol");
+	path_join(mnt2, sizeof(mnt2), root, "vol2");
+}
+
+static void teardown(void)
+{
+	/* A failed test may leave its instances running: the group holds server and sentry. */
+	for (int i = 0; i < nstarted; i++) {
+		if (kill(-started[i], SIGKILL) == 0)
+			waitpid(started[i], NULL, 0);
+	}
+	for (int i = 0; i < 4 && mounts_below(base) > 1; i++)
+		usleep(100000);
+	ck_assert_int_eq(mounts_below(base), 1);
+	umount2(base, MNT_DETACH);
+}
+
+/* ---- ownership ------------------------------------------------------------ */
+
+static int client_create_all(void)
+{
+	int fd = open(in_mnt("file"), O_WRONLY | O_CREAT | O_EXCL, 0640);
+
+	EXPECT(fd >= 0);
+	EXPECT(write(fd, "data", 4) == 4);
+	EXPECT(close(fd) == 0);
+	EXPECT(mkdir(in_mnt("dir"), 0750) == 0);
+	EXPECT(symlink("file", in_mnt("link")) == 0);
+	EXPECT(mkfifo(in_mnt("fifo"), 0600) == 0);
+	EXPECT(mknod(in_mnt("plain"), S_IFREG | 0600, 0) == 0);
+	return 0;
+}
+
+START_TEST(test_created_files_owned_by_bound_ids)
+{
+	struct instance inst = start();
+	struct stat st;
+
+	AS(APP, client_create_all);
+	expect_owner(in_back("file"), BOUND, BOUND);
+	expect_owner(in_back("dir"), BOUND, BOUND);
+	expect_owner(in_back("link"), BOUND, BOUND);
+	expect_owner(in_back("fifo"), BOUND, BOUND);
+	expect_owner(in_back("plain"), BOUND, BOUND);
+	/* Modes as the app asked (our umask is 0, the app's is 022). */
+	ck_assert_int_eq(stat(in_back("file"), &st), 0);
+	ck_assert_int_eq(st.st_mode & 07777, 0640);
+	ck_assert_int_eq(stat(in_back("dir"), &st), 0);
+	ck_assert_int_eq(st.st_mode & 07777, 0750);
+	stop(&inst);
+}
+END_TEST
+
+static int client_sees_mapped_owners(void)
+{
+	struct dirent *entry;
+	struct stat st;
+	DIR *dir;
+	int seen = 0;
+
+	EXPECT(stat(in_mnt("mine"), &st) == 0);
+	EXPECT(st.st_uid == APP && st.st_gid == APP);
+	EXPECT(stat(in_mnt("theirs"), &st) == 0);
+	EXPECT(st.st_uid == 4321 && st.st_gid == 4321);
+	/* A listing (readdirplus) carries the same mapped owners. */
+	dir = opendir(mnt);
+	EXPECT(dir != NULL);
+	while ((entry = readdir(dir)) != NULL) {
+		if (entry->d_name[0] == '.')
+			continue;
+		EXPECT(fstatat(dirfd(dir), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0);
+		if (strcmp(entry->d_name, "mine") == 0)
+			EXPECT(st.st_uid == APP && st.st_gid == APP);
+		else
+			EXPECT(st.st_uid == 4321);
+		seen++;
+	}
+	EXPECT(seen == 2);
+	closedir(dir);
+	/* The mount root is the backing directory, owned by the bound ids. */
+	EXPECT(stat(mnt, &st) == 0);
+	EXPECT(st.st_uid == APP && st.st_gid == APP);
+	return 0;
+}
+
+START_TEST(test_bound_owner_shows_as_app)
+{
+	struct instance inst;
+
+	write_text(in_back("mine"), "m", BOUND);
+	write_text(in_back("theirs"), "t", 4321);
+	inst = start();
+	AS(APP, client_sees_mapped_owners);
+	stop(&inst);
+}
+END_TEST
+
+static int client_chowns(void)
+{
+	EXPECT(chown(in_mnt("f"), APP, APP) == 0);
+	EXPECT(lchown(in_mnt("l"), APP, APP) == 0);
+	/* Anything else is the backing's decision: the bound uid may not give files away. */
+	EXPECT(chown(in_mnt("f"), 4321, -1) == -1 && errno == EPERM);
+	EXPECT(chown(in_mnt("g"), APP, -1) == -1 && errno == EPERM);
+	return 0;
+}
+
+START_TEST(test_chown_to_app_becomes_bound)
+{
+	struct instance inst;
+
+	write_text(in_back("f"), "f", BOUND);
+	ck_assert_int_eq(chown(in_back("f"), BOUND, 4321), 0);
+	write_text(in_back("g"), "g", 4321);
+	ck_assert_int_eq(symlink("f", in_back("l")), 0);
+	ck_assert_int_eq(lchown(in_back("l"), BOUND, 4321), 0);
+	inst = start();
+	AS(APP, client_chowns);
+	expect_owner(in_back("f"), BOUND, BOUND);
+	expect_owner(in_back("l"), BOUND, BOUND);
+	expect_owner(in_back("g"), 4321, 4321);
+	stop(&inst);
+}
+END_TEST
+
+/* ---- who may ask ------------------------------------------------------------ */
+
+static int client_other_refused(void)
+{
+	struct stat st;
+	int fd;
+
+	EXPECT(stat(in_mnt("f"), &st) == -1 && errno == EACCES);
+	fd = open(in_mnt("f"), O_RDONLY);
+	EXPECT(fd == -1 && errno == EACCES);
+	EXPECT(opendir(mnt) == NULL && errno == EACCES);
+	EXPECT(open(in_mnt("new"), O_WRONLY | O_CREAT, 0644) == -1 && errno == EACCES);
+	EXPECT(mkdir(in_mnt("d"), 0755) == -1 && errno == EACCES);
+	EXPECT(unlink(in_mnt("f")) == -1 && errno == EACCES);
+	EXPECT(access(mnt, R_OK) == -1 && errno == EACCES);
+	return 0;
+}
+
+static int client_root_stats_only(void)
+{
+	struct statvfs vfs;
+	struct stat st;
+
+	EXPECT(stat(mnt, &st) == 0);
+	EXPECT(st.st_uid == APP);
+	EXPECT(stat(in_mnt("g"), &st) == 0);
+	EXPECT(st.st_uid == APP && st.st_size == 1);
+	EXPECT(statvfs(mnt, &vfs) == 0);
+	EXPECT(open(in_mnt("g"), O_RDONLY) == -1 && errno == EACCES);
+	EXPECT(opendir(mnt) == NULL && errno == EACCES);
+	EXPECT(unlink(in_mnt("g")) == -1 && errno == EACCES);
+	return 0;
+}
+
+START_TEST(test_other_uid_refused_root_only_stats)
+{
+	struct instance inst;
+
+	/* Made on the backing side, so no app lookup has put them in the kernel's cache. */
+	write_text(in_back("f"), "f", BOUND);
+	write_text(in_back("g"), "g", BOUND);
+	inst = start();
+	AS(OTHER, client_other_refused);
+	AS(0, client_root_stats_only);
+	ck_assert_int_eq(access(in_back("f"), F_OK), 0);
+	stop(&inst);
+}
+END_TEST
+
+/* ---- privilege --------------------------------------------------------------- */
+
+/* The value of a /proc/<pid>/status field, whitespace-trimmed. */
+static void status_field(pid_t pid, const char *key, char *out, size_t size)
+{
+	char path[64], line[512];
+	FILE *file;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	file = fopen(path, "re");
+	ck_assert_ptr_nonnull(file);
+	out[0] = '\0';
+	while (fgets(line, sizeof(line), file) != NULL) {
+		if (strncmp(line, key, strlen(key)) == 0 && line[strlen(key)] == ':') {
+			char *v = line + strlen(key) + 1;
+
+			v += strspn(v, " \t");
+			v[strcspn(v, "\n")] = '\0';
+			snprintf(out, size, "%s", v);
+		}
+	}
+	fclose(file);
+}
+
+START_TEST(test_no_capabilities_and_bound_fs_ids)
+{
+	struct instance inst = start();
+	char value[256];
+	unsigned fs_uid = 0, fs_gid = 0;
+
+	status_field(inst.pid, "CapEff", value, sizeof(value));
+	ck_assert_str_eq(value, "0000000000000000");
+	status_field(inst.pid, "CapPrm", value, sizeof(value));
+	ck_assert_str_eq(value, "0000000000000000");
+	status_field(inst.pid, "NoNewPrivs", value, sizeof(value));
+	ck_assert_str_eq(value, "1");
+	status_field(inst.pid, "Uid", value, sizeof(value));
+	ck_assert_int_eq(sscanf(value, "%*u %*u %*u %u", &fs_uid), 1);
+	ck_assert_uint_eq(fs_uid, BOUND);
+	status_field(inst.pid, "Gid", value, sizeof(value));
+	ck_assert_int_eq(sscanf(value, "%*u %*u %*u %u", &fs_gid), 1);
+	ck_assert_uint_eq(fs_gid, BOUND);
+	status_field(inst.pid, "Groups", value, sizeof(value));
+	ck_assert_str_eq(value, "");
+	stop(&inst);
+}
+END_TEST
+
+/* ---- stopping and dying ------------------------------------------------------ */
+
+START_TEST(test_sigterm_waits_for_open_files)
+{
+	struct instance inst = start();
+	int fd;
+
+	write_text(in_back("f"), "f", BOUND);
+	fd = open(in_mnt("f"), O_RDONLY);
+	/* Root may not open: take the file open as the app would, in this process. */
+	ck_assert_int_eq(fd, -1);
+	ck_assert_int_eq(setresuid(-1, APP, -1), 0);
+	fd = open(in_mnt("f"), O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(setresuid(-1, 0, -1), 0);
+	ck_assert_int_eq(kill(inst.pid, SIGTERM), 0);
+	/* Detached at once, but still serving the open file until it is closed. */
+	usleep(300000);
+	ck_assert_int_eq(mounts_below(inst.mountpoint), 0);
+	ck_assert_int_eq(wait_exit(inst.pid, 0), -1);
+	{
+		char c;
+
+		ck_assert_int_eq(pread(fd, &c, 1, 0), 1);
+		ck_assert_int_eq(c, 'f');
+	}
+	close(fd);
+	ck_assert_int_eq(wait_exit(inst.pid, 5000), 0);
+}
+END_TEST
+
+START_TEST(test_sigterm_unmounts_and_exits_zero)
+{
+	struct instance inst = start();
+
+	stop(&inst);
+	/* The mountpoint directory stays for the mount helper's unmount to remove. */
+	ck_assert_int_eq(access(inst.mountpoint, F_OK), 0);
+}
+END_TEST
+
+START_TEST(test_sigkill_detached_by_sentry)
+{
+	struct instance inst = start();
+	int waited;
+
+	ck_assert_int_eq(kill(inst.pid, SIGKILL), 0);
+	ck_assert_int_eq(wait_exit(inst.pid, 5000), 128 + SIGKILL);
+	for (waited = 0; waited < 1000 && mounts_below(inst.mountpoint) != 0; waited += 10)
+		usleep(10000);
+	ck_assert_msg(waited < 1000, "the dead mount is still there after a second");
+}
+END_TEST
+
+START_TEST(test_sigkill_of_group_leaves_dead_mount_umount_clears)
+{
+	struct instance inst = start();
+	struct stat st;
+	char path[sizeof(mnt) + 8];
+
+	/* The daemon's deadline kills the whole process group: sentry included. */
+	ck_assert_int_eq(kill(-inst.pid, SIGKILL), 0);
+	ck_assert_int_eq(wait_exit(inst.pid, 5000), 128 + SIGKILL);
+	usleep(200000);
+	ck_assert_int_eq(mounts_below(inst.mountpoint), 1);
+	path_join(path, sizeof(path), inst.mountpoint, "x");
+	ck_assert_int_eq(stat(path, &st), -1);
+	ck_assert_int_eq(errno, ENOTCONN);
+	ck_assert_int_eq(umount2(inst.mountpoint, MNT_DETACH), 0);
+	ck_assert_int_eq(mounts_below(inst.mountpoint), 0);
+}
+END_TEST
+
+START_TEST(test_umount_by_someone_else_ends_session)
+{
+	struct instance inst = start();
+
+	ck_assert_int_eq(umount2(inst.mountpoint, MNT_DETACH), 0);
+	ck_assert_int_eq(wait_exit(inst.pid, 5000), 0);
+}
+END_TEST
+
+/* ---- refusals ------------------------------------------------------------------ */
+
+START_TEST(test_bad_arguments_refused)
+{
+	char file[sizeof(back) + 16], linked[sizeof(base) + 16], via_link[sizeof(base) + 32];
+	char outside[sizeof(base) + 16];
+
+	path_join(file, sizeof(file), back, "plain");
+	write_text(file, "x", 0);
+	path_join(linked, sizeof(linked), base, "linked");
+	ck_assert_int_eq(symlink("back", linked), 0);
+	path_join(via_link, sizeof(via_link), linked, ".");
+	path_join(outside, sizeof(outside), base, "outside");
+	ck_assert_int_eq(mkdir(outside, 0755), 0);
+
+	REFUSED(NFSV3_EXIT_USAGE, "usage", root, back, "v", "1234", "1234", "2000", "2000");
+	REFUSED(NFSV3_EXIT_REFUSED, "uid \"0\"", root, back, "v", "0", "1234", "2000", "2000", "rw");
+	REFUSED(NFSV3_EXIT_REFUSED, "gid \"0\"", root, back, "v", "1234", "0", "2000", "2000", "rw");
+	REFUSED(NFSV3_EXIT_REFUSED, "app uid", root, back, "v", "1234", "1234", "0", "2000", "rw");
+	REFUSED(NFSV3_EXIT_REFUSED, "uid \"-1\"", root, back, "v", "-1", "1234", "2000", "2000", "rw");
+	REFUSED(NFSV3_EXIT_REFUSED, "uid \"4294967295\"", root, back, "v", "4294967295", "1234",
+		"2000", "2000", "rw");
+	REFUSED(NFSV3_EXIT_REFUSED, "uid \"01234\"", root, back, "v", "01234", "1234", "2000",
+		"2000", "rw");
+	REFUSED(NFSV3_EXIT_REFUSED, "gid \"12a\"", root, back, "v", "1234", "12a", "2000", "2000", "rw");
+	REFUSED(NFSV3_EXIT_REFUSED, "mode", root, back, "v", "1234", "1234", "2000", "2000", "rwx");
+	REFUSED(NFSV3_EXIT_REFUSED, "not a directory", root, file, "v", "1234", "1234", "2000",
+		"2000", "rw");
+	REFUSED(NFSV3_EXIT_REFUSED, "not an absolute path", root, "back", "v", "1234", "1234",
+		"2000", "2000", "rw");
+	REFUSED(NFSV3_EXIT_REFUSED, "symlink", root, via_link, "v", "1234", "1234", "2000", "2000",
+		"rw");
+	REFUSED(NFSV3_EXIT_REFUSED, "name \"a/b\"", root, back, "a/b", "1234", "1234", "2000",
+		"2000", "rw");
+	REFUSED(NFSV3_EXIT_REFUSED, "name \"..\"", root, back, "..", "1234", "1234", "2000", "2000",
+		"rw");
+	REFUSED(NFSV3_EXIT_REFUSED, "mount root", "relative", back, "v", "1234", "1234", "2000",
+		"2000", "rw");
+	/* A symlinked mountpoint, pointing out of the mount root. */
+	ck_assert_int_eq(symlink(outside, mnt), 0);
+	REFUSED(NFSV3_EXIT_REFUSED, "mountpoint vol: is a symlink", root, back, "vol", "1234", "1234",
+		"2000", "2000", "rw");
+	ck_assert_int_eq(unlink(mnt), 0);
+	/* A mountpoint that holds files would hide them. */
+	ck_assert_int_eq(mkdir(mnt, 0755), 0);
+	write_text(in_mnt("x"), "x", 0);
+	REFUSED(NFSV3_EXIT_REFUSED, "not empty", root, back, "vol", "1234", "1234", "2000", "2000",
+		"rw");
+	/* No mountpoint directory is left behind by a refusal after it was made. */
+	{
+		char made[sizeof(root) + 8];
+
+		path_join(made, sizeof(made), root, "v");
+		ck_assert_int_eq(access(made, F_OK), -1);
+	}
+}
+END_TEST
+
+START_TEST(test_already_mounted_refused)
+{
+	struct instance inst = start();
+
+	REFUSED(NFSV3_EXIT_REFUSED, "already mounted", root, back, "vol", "1234", "1234", "2000",
+		"2000", "rw");
+	stop(&inst);
+}
+END_TEST
+
+START_TEST(test_without_privilege_refused)
+{
+	const char *args[] = {root, back, "vol", "1234", "1234", "2000", "2000", "rw", NULL};
+	char err[1024] = "";
+	int pipe_fds[2], status;
+	ssize_t len;
+	pid_t pid;
+
+	ck_assert_int_eq(pipe2(pipe_fds, O_CLOEXEC), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		const char *argv[10] = {helper};
+
+		for (int i = 0; args[i] != NULL; i++)
+			argv[i + 1] = args[i];
+		if (dup2(pipe_fds[1], STDERR_FILENO) < 0 || setgroups(0, NULL) != 0 ||
+		    setresgid(65534, 65534, 65534) != 0 || setresuid(65534, 65534, 65534) != 0)
+			_exit(99);
+		execv(helper, (char *const *)argv);
+		_exit(127);
+	}
+	close(pipe_fds[1]);
+	len = read(pipe_fds[0], err, sizeof(err) - 1);
+	err[len > 0 ? len : 0] = '\0';
+	close(pipe_fds[0]);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(status_code(status) == NFSV3_EXIT_PRIVILEGE, "exit %d: %s", status_code(status),
+		      err);
+	ck_assert_ptr_nonnull(strstr(err, "not permitted"));
+	ck_assert_int_eq(mounts_below(root), 0);
+}
+END_TEST
+
+/* ---- operations ------------------------------------------------------------------- */
+
+static int client_file_ops(void)
+{
+	char buf[64];
+	struct stat st;
+	struct statvfs vfs;
+	struct timespec times[2] = {{.tv_sec = 1000000000}, {.tv_sec = 1100000000}};
+	char *map;
+	int fd;
+
+	/* O_EXCL, O_TRUNC, O_APPEND. */
+	fd = open(in_mnt("f"), O_RDWR | O_CREAT | O_EXCL, 0644);
+	EXPECT(fd >= 0);
+	EXPECT(write(fd, "hello world", 11) == 11);
+	EXPECT(fsync(fd) == 0 && fdatasync(fd) == 0);
+	EXPECT(pread(fd, buf, 5, 6) == 5 && memcmp(buf, "world", 5) == 0);
+	EXPECT(close(fd) == 0);
+	EXPECT(open(in_mnt("f"), O_RDWR | O_CREAT | O_EXCL, 0644) == -1 && errno == EEXIST);
+	fd = open(in_mnt("f"), O_WRONLY | O_APPEND);
+	EXPECT(fd >= 0);
+	EXPECT(write(fd, "!", 1) == 1);
+	EXPECT(close(fd) == 0);
+	EXPECT(stat(in_mnt("f"), &st) == 0 && st.st_size == 12);
+	fd = open(in_mnt("f"), O_WRONLY | O_TRUNC);
+	EXPECT(fd >= 0);
+	EXPECT(fstat(fd, &st) == 0 && st.st_size == 0);
+	EXPECT(write(fd, "abc", 3) == 3);
+	EXPECT(close(fd) == 0);
+
+	/* truncate, fallocate, chmod, utimensat, access. */
+	EXPECT(truncate(in_mnt("f"), 10) == 0);
+	EXPECT(stat(in_mnt("f"), &st) == 0 && st.st_size == 10);
+	fd = open(in_mnt("f"), O_RDWR);
+	EXPECT(fd >= 0);
+	EXPECT(ftruncate(fd, 2) == 0);
+	EXPECT(fallocate(fd, 0, 0, 1 << 20) == 0);
+	EXPECT(fstat(fd, &st) == 0 && st.st_size == 1 << 20);
+	EXPECT(fallocate(fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, 0, 4096) == 0);
+
+	/* mmap, shared and private. */
+	map = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	EXPECT(map != MAP_FAILED);
+	memcpy(map, "mapped", 6);
+	EXPECT(msync(map, 4096, MS_SYNC) == 0);
+	EXPECT(munmap(map, 4096) == 0);
+	EXPECT(pread(fd, buf, 6, 0) == 6 && memcmp(buf, "mapped", 6) == 0);
+	map = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	EXPECT(map != MAP_FAILED);
+	memcpy(map, "privat", 6);
+	EXPECT(munmap(map, 4096) == 0);
+	EXPECT(pread(fd, buf, 6, 0) == 6 && memcmp(buf, "mapped", 6) == 0);
+	EXPECT(close(fd) == 0);
+
+	EXPECT(chmod(in_mnt("f"), 0600) == 0);
+	EXPECT(stat(in_mnt("f"), &st) == 0 && (st.st_mode & 07777) == 0600);
+	EXPECT(utimensat(AT_FDCWD, in_mnt("f"), times, 0) == 0);
+	EXPECT(stat(in_mnt("f"), &st) == 0 && st.st_atime == 1000000000 &&
+	       st.st_mtime == 1100000000);
+	EXPECT(utimensat(AT_FDCWD, in_mnt("f"), NULL, 0) == 0);
+	EXPECT(stat(in_mnt("f"), &st) == 0 && st.st_mtime > 1100000000);
+	EXPECT(access(in_mnt("f"), R_OK | W_OK) == 0);
+	EXPECT(access(in_mnt("f"), X_OK) == -1 && errno == EACCES);
+
+	/* Directories, symlinks, rename, unlink, rmdir, statfs. */
+	EXPECT(mkdir(in_mnt("d"), 0755) == 0);
+	EXPECT(mkdir(in_mnt("d/sub"), 0755) == 0);
+	EXPECT(rmdir(in_mnt("d")) == -1 && errno == ENOTEMPTY);
+	EXPECT(rmdir(in_mnt("d/sub")) == 0);
+	EXPECT(symlink("../f", in_mnt("d/l")) == 0);
+	EXPECT(readlink(in_mnt("d/l"), buf, sizeof(buf)) == 4 && memcmp(buf, "../f", 4) == 0);
+	EXPECT(stat(in_mnt("d/l"), &st) == 0 && S_ISREG(st.st_mode));
+	EXPECT(rename(in_mnt("f"), in_mnt("d/g")) == 0);
+	EXPECT(stat(in_mnt("f"), &st) == -1 && errno == ENOENT);
+	EXPECT(stat(in_mnt("d/g"), &st) == 0);
+	EXPECT(unlink(in_mnt("d/g")) == 0);
+	EXPECT(unlink(in_mnt("d/l")) == 0);
+	EXPECT(rmdir(in_mnt("d")) == 0);
+	EXPECT(statvfs(mnt, &vfs) == 0 && vfs.f_blocks > 0);
+	EXPECT(!(vfs.f_flag & ST_RDONLY) && (vfs.f_flag & ST_NOSUID) && (vfs.f_flag & ST_NODEV));
+	return 0;
+}
+
+START_TEST(test_file_operations)
+{
+	struct instance inst = start();
+
+	AS(APP, client_file_ops);
+	ck_assert_int_eq(access(in_back("f"), F_OK), -1);
+	stop(&inst);
+}
+END_TEST
+
+static int client_direct_io(void)
+{
+	void *buf;
+	int fd;
+
+	EXPECT(posix_memalign(&buf, 4096, 8192) == 0);
+	memset(buf, 'd', 8192);
+	fd = open(in_mnt("direct"), O_RDWR | O_CREAT | O_DIRECT, 0644);
+	EXPECT(fd >= 0);
+	EXPECT(pwrite(fd, buf, 8192, 0) == 8192);
+	memset(buf, 0, 8192);
+	EXPECT(pread(fd, buf, 4096, 4096) == 4096);
+	EXPECT(((char *)buf)[4095] == 'd');
+	EXPECT(close(fd) == 0);
+	free(buf);
+	return 0;
+}
+
+START_TEST(test_direct_io)
+{
+	struct instance inst = start();
+	struct stat st;
+
+	AS(APP, client_direct_io);
+	ck_assert_int_eq(stat(in_back("direct"), &st), 0);
+	ck_assert_int_eq(st.st_size, 8192);
+	stop(&inst);
+}
+END_TEST
+
+static int client_renames(void)
+{
+	char buf[8];
+	int fd;
+
+	EXPECT(rename(in_mnt("a"), in_mnt("b")) == 0);
+	EXPECT(renameat2(AT_FDCWD, in_mnt("b"), AT_FDCWD, in_mnt("c"), RENAME_NOREPLACE) == -1 &&
+	       errno == EEXIST);
+	EXPECT(renameat2(AT_FDCWD, in_mnt("b"), AT_FDCWD, in_mnt("c"), RENAME_EXCHANGE) == 0);
+	fd = open(in_mnt("b"), O_RDONLY);
+	EXPECT(fd >= 0 && read(fd, buf, 1) == 1 && buf[0] == 'c');
+	close(fd);
+	fd = open(in_mnt("c"), O_RDONLY);
+	EXPECT(fd >= 0 && read(fd, buf, 1) == 1 && buf[0] == 'a');
+	close(fd);
+	EXPECT(renameat2(AT_FDCWD, in_mnt("c"), AT_FDCWD, in_mnt("d"), RENAME_NOREPLACE) == 0);
+	EXPECT(renameat2(AT_FDCWD, in_mnt("d"), AT_FDCWD, in_mnt("e"), RENAME_EXCHANGE) == -1 &&
+	       errno == ENOENT);
+	return 0;
+}
+
+START_TEST(test_rename_flags)
+{
+	struct instance inst;
+
+	write_text(in_back("a"), "a", BOUND);
+	write_text(in_back("c"), "c", BOUND);
+	inst = start();
+	AS(APP, client_renames);
+	ck_assert_int_eq(access(in_back("d"), F_OK), 0);
+	stop(&inst);
+}
+END_TEST
+
+static int client_hard_links(void)
+{
+	struct stat a, b;
+
+	EXPECT(link(in_mnt("a"), in_mnt("b")) == 0);
+	EXPECT(stat(in_mnt("a"), &a) == 0 && stat(in_mnt("b"), &b) == 0);
+	EXPECT(a.st_ino == b.st_ino && a.st_nlink == 2 && b.st_nlink == 2);
+	EXPECT(link(in_mnt("a"), in_mnt("c")) == 0);
+	EXPECT(stat(in_mnt("c"), &b) == 0 && b.st_ino == a.st_ino && b.st_nlink == 3);
+	EXPECT(unlink(in_mnt("a")) == 0);
+	EXPECT(stat(in_mnt("b"), &b) == 0 && b.st_nlink == 2);
+	EXPECT(link(in_mnt("b"), in_mnt("b")) == -1 && errno == EEXIST);
+	return 0;
+}
+
+START_TEST(test_hard_links)
+{
+	struct instance inst;
+	struct stat st;
+
+	write_text(in_back("a"), "a", BOUND);
+	inst = start();
+	AS(APP, client_hard_links);
+	ck_assert_int_eq(stat(in_back("b"), &st), 0);
+	ck_assert_int_eq(st.st_nlink, 2);
+	stop(&inst);
+}
+END_TEST
+
+static int client_fifo(void)
+{
+	struct stat st;
+	char c;
+	int fd;
+
+	EXPECT(mkfifo(in_mnt("p"), 0600) == 0);
+	EXPECT(stat(in_mnt("p"), &st) == 0 && S_ISFIFO(st.st_mode) && st.st_uid == APP);
+	fd = open(in_mnt("p"), O_RDWR);
+	EXPECT(fd >= 0);
+	EXPECT(write(fd, "z", 1) == 1 && read(fd, &c, 1) == 1 && c == 'z');
+	close(fd);
+	EXPECT(mknod(in_mnt("dev"), S_IFCHR | 0600, makedev(1, 3)) == -1 && errno == EPERM);
+	return 0;
+}
+
+START_TEST(test_fifo)
+{
+	struct instance inst = start();
+	struct stat st;
+
+	AS(APP, client_fifo);
+	ck_assert_int_eq(lstat(in_back("p"), &st), 0);
+	ck_assert(S_ISFIFO(st.st_mode));
+	stop(&inst);
+}
+END_TEST
+
+#define MANY_FILES 10000
+
+static int client_readdir_many(void)
+{
+	struct dirent *entry;
+	struct stat st;
+	DIR *dir = opendir(mnt);
+	int count = 0;
+
+	EXPECT(dir != NULL);
+	while ((entry = readdir(dir)) != NULL) {
+		if (entry->d_name[0] == '.')
+			continue;
+		EXPECT(fstatat(dirfd(dir), entry->d_name, &st, 0) == 0 && st.st_uid == APP);
+		count++;
+	}
+	EXPECT(count == MANY_FILES);
+	closedir(dir);
+	return 0;
+}
+
+START_TEST(test_readdir_10000_entries)
+{
+	struct instance inst;
+	char name[32];
+
+	for (int i = 0; i < MANY_FILES; i++) {
+		int fd;
+
+		snprintf(name, sizeof(name), "file-%05d", i);
+		fd = openat(AT_FDCWD, in_back(name), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(fchown(fd, BOUND, BOUND), 0);
+		close(fd);
+	}
+	inst = start();
+	AS(APP, client_readdir_many);
+	stop(&inst);
+}
+END_TEST
+
+static int client_sparse(void)
+{
+	const off_t far = (off_t)5 << 30;
+	struct stat st;
+	char c = 0;
+	int fd = open(in_mnt("sparse"), O_RDWR | O_CREAT, 0644);
+
+	EXPECT(fd >= 0);
+	EXPECT(pwrite(fd, "x", 1, far) == 1);
+	EXPECT(fstat(fd, &st) == 0 && st.st_size == far + 1);
+	EXPECT(st.st_blocks < 64);
+	EXPECT(pread(fd, &c, 1, far) == 1 && c == 'x');
+	EXPECT(pread(fd, &c, 1, (off_t)1 << 32) == 1 && c == 0);
+	EXPECT(lseek(fd, 0, SEEK_DATA) >= far - 4096);
+	EXPECT(lseek(fd, 0, SEEK_HOLE) == 0);
+	EXPECT(lseek(fd, far, SEEK_HOLE) == far + 1);
+	close(fd);
+	return 0;
+}
+
+START_TEST(test_sparse_file_over_4gib)
+{
+	struct instance inst = start();
+	struct stat st;
+
+	AS(APP, client_sparse);
+	ck_assert_int_eq(stat(in_back("sparse"), &st), 0);
+	ck_assert_int_eq(st.st_size, ((off_t)5 << 30) + 1);
+	stop(&inst);
+}
+END_TEST
+
+static int client_xattrs(void)
+{
+	char buf[256];
+	ssize_t len;
+
+	EXPECT(setxattr(in_mnt("f"), "user.color", "blue", 4, 0) == 0);
+	EXPECT(getxattr(in_mnt("f"), "user.color", buf, sizeof(buf)) == 4 &&
+	       memcmp(buf, "blue", 4) == 0);
+	EXPECT(getxattr(in_mnt("f"), "user.color", NULL, 0) == 4);
+	EXPECT(getxattr(in_mnt("f"), "user.color", buf, 2) == -1 && errno == ERANGE);
+	EXPECT(setxattr(in_mnt("f"), "user.color", "red", 3, XATTR_CREATE) == -1 && errno == EEXIST);
+	len = listxattr(in_mnt("f"), buf, sizeof(buf));
+	EXPECT(len > 0 && memmem(buf, (size_t)len, "user.color", sizeof("user.color")) != NULL);
+	EXPECT(removexattr(in_mnt("f"), "user.color") == 0);
+	EXPECT(getxattr(in_mnt("f"), "user.color", buf, sizeof(buf)) == -1 && errno == ENODATA);
+	/* trusted.* needs CAP_SYS_ADMIN, which the bound identity never has. */
+	EXPECT(setxattr(in_mnt("f"), "trusted.x", "1", 1, 0) == -1 && errno == EPERM);
+	return 0;
+}
+
+START_TEST(test_xattrs)
+{
+	struct instance inst;
+	char buf[16];
+
+	write_text(in_back("f"), "f", BOUND);
+	inst = start();
+	AS(APP, client_xattrs);
+	ck_assert_int_eq(setxattr(in_back("f"), "user.k", "v", 1, 0), 0);
+	AS(APP, client_xattrs);
+	ck_assert_int_eq(getxattr(in_back("f"), "user.k", buf, sizeof(buf)), 1);
+	stop(&inst);
+}
+END_TEST
+
+static int client_no_xattrs(void)
+{
+	char buf[64];
+
+	for (int i = 0; i < 3; i++) {
+		EXPECT(setxattr(in_mnt("f"), "user.color", "blue", 4, 0) == -1 && errno == EOPNOTSUPP);
+		EXPECT(getxattr(in_mnt("f"), "user.color", buf, sizeof(buf)) == -1 &&
+		       errno == EOPNOTSUPP);
+		EXPECT(listxattr(in_mnt("f"), buf, sizeof(buf)) <= 0);
+	}
+	return 0;
+}
+
+START_TEST(test_xattrs_unsupported)
+{
+	char ramfs[sizeof(base) + 16], file[sizeof(base) + 16];
+	struct instance inst;
+	int fd;
+
+	/* ramfs keeps no xattrs at all: the ENOTSUP path, remembered by the kernel after one ENOSYS. */
+	path_join(ramfs, sizeof(ramfs), base, "ramfs");
+	ck_assert_int_eq(mkdir(ramfs, 0755), 0);
+	ck_assert_int_eq(mount("ramfs", ramfs, "ramfs", 0, "mode=0755"), 0);
+	ck_assert_int_eq(chown(ramfs, BOUND, BOUND), 0);
+	path_join(file, sizeof(file), ramfs, "f");
+	fd = open(file, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fchown(fd, BOUND, BOUND), 0);
+	close(fd);
+	inst = start_on("vol", ramfs, NFSV3_ARG_RW);
+	AS(APP, client_no_xattrs);
+	stop(&inst);
+	ck_assert_int_eq(umount2(ramfs, 0), 0);
+}
+END_TEST
+
+static int client_read_only(void)
+{
+	char buf[8];
+	int fd;
+
+	fd = open(in_mnt("f"), O_RDONLY);
+	EXPECT(fd >= 0 && read(fd, buf, 1) == 1 && buf[0] == 'f');
+	close(fd);
+	EXPECT(open(in_mnt("f"), O_WRONLY) == -1 && errno == EROFS);
+	EXPECT(open(in_mnt("g"), O_WRONLY | O_CREAT, 0644) == -1 && errno == EROFS);
+	EXPECT(unlink(in_mnt("f")) == -1 && errno == EROFS);
+	EXPECT(mkdir(in_mnt("d"), 0755) == -1 && errno == EROFS);
+	return 0;
+}
+
+START_TEST(test_read_only)
+{
+	struct instance inst;
+
+	write_text(in_back("f"), "f", BOUND);
+	inst = start_on("vol", back, NFSV3_ARG_RO);
+	AS(APP, client_read_only);
+	stop(&inst);
+}
+END_TEST
+
+/* ---- locks across two mounts of one backing directory ------------------------------ */
+
+/* The holder: take both locks through the first mount, say so, hold until told. */
+static int lock_holder_go = -1, lock_holder_done = -1;
+
+static int client_hold_locks(void)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 100};
+	char c = 'x';
+	int fd_flock, fd_posix;
+
+	fd_flock = open(in_mnt("flock"), O_RDWR);
+	fd_posix = open(in_mnt("posix"), O_RDWR);
+	EXPECT(fd_flock >= 0 && fd_posix >= 0);
+	EXPECT(flock(fd_flock, LOCK_EX | LOCK_NB) == 0);
+	EXPECT(fcntl(fd_posix, F_SETLK, &fl) == 0);
+	EXPECT(write(lock_holder_go, &c, 1) == 1);
+	EXPECT(read(lock_holder_done, &c, 1) == 1);
+	/* Unlock one explicitly; the other goes with close. */
+	fl.l_type = F_UNLCK;
+	EXPECT(fcntl(fd_posix, F_SETLK, &fl) == 0);
+	close(fd_flock);
+	close(fd_posix);
+	return 0;
+}
+
+static int client_contend(void)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 50, .l_len = 10};
+	char path[sizeof(mnt2) + 16];
+	int fd_flock, fd_posix;
+
+	snprintf(path, sizeof(path), "%s/flock", mnt2);
+	fd_flock = open(path, O_RDWR);
+	snprintf(path, sizeof(path), "%s/posix", mnt2);
+	fd_posix = open(path, O_RDWR);
+	EXPECT(fd_flock >= 0 && fd_posix >= 0);
+	EXPECT(flock(fd_flock, LOCK_EX | LOCK_NB) == -1 && errno == EWOULDBLOCK);
+	EXPECT(fcntl(fd_posix, F_SETLK, &fl) == -1 && (errno == EAGAIN || errno == EACCES));
+	EXPECT(fcntl(fd_posix, F_GETLK, &fl) == 0 && fl.l_type == F_WRLCK && fl.l_start == 0 &&
+	       fl.l_len == 100);
+	/* A range nobody holds is free. */
+	fl = (struct flock){.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 200, .l_len = 10};
+	EXPECT(fcntl(fd_posix, F_SETLK, &fl) == 0);
+	close(fd_flock);
+	close(fd_posix);
+	return 0;
+}
+
+/* Blocking waits through the second mount, granted once the holder lets go. */
+static int client_wait(void)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+	char path[sizeof(mnt2) + 16];
+	int fd_flock, fd_posix;
+
+	snprintf(path, sizeof(path), "%s/flock", mnt2);
+	fd_flock = open(path, O_RDWR);
+	snprintf(path, sizeof(path), "%s/posix", mnt2);
+	fd_posix = open(path, O_RDWR);
+	EXPECT(fd_flock >= 0 && fd_posix >= 0);
+	EXPECT(flock(fd_flock, LOCK_EX) == 0);
+	EXPECT(fcntl(fd_posix, F_SETLKW, &fl) == 0);
+	return 0;
+}
+
+START_TEST(test_locks_across_two_mounts)
+{
+	struct instance one, two;
+	int go[2], done[2], status;
+	pid_t holder, waiter;
+	char c;
+
+	write_text(in_back("flock"), "", BOUND);
+	write_text(in_back("posix"), "", BOUND);
+	one = start_on("vol", back, NFSV3_ARG_RW);
+	two = start_on("vol2", back, NFSV3_ARG_RW);
+	ck_assert_int_eq(pipe(go), 0);
+	ck_assert_int_eq(pipe(done), 0);
+	lock_holder_go = go[1];
+	lock_holder_done = done[0];
+	holder = spawn_as(APP, client_hold_locks);
+	ck_assert_int_eq(read(go[0], &c, 1), 1);
+	AS(APP, client_contend);
+
+	waiter = spawn_as(APP, client_wait);
+	usleep(300000);
+	ck_assert_int_eq(waitpid(waiter, &status, WNOHANG), 0);
+	ck_assert_int_eq(write(done[1], "x", 1), 1);
+	ck_assert_int_eq(waitpid(holder, &status, 0), holder);
+	ck_assert_int_eq(status_code(status), 0);
+	ck_assert_int_eq(wait_exit(waiter, 5000), 0);
+	stop(&one);
+	stop(&two);
+}
+END_TEST
+
+static int client_wait_forever(void)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	int fd = open(in_mnt("posix"), O_RDWR);
+
+	EXPECT(fd >= 0);
+	fcntl(fd, F_SETLKW, &fl);
+	return 1;
+}
+
+static int client_still_serving(void)
+{
+	struct stat st;
+	int fd = open(in_mnt("other"), O_RDWR | O_CREAT, 0644);
+
+	EXPECT(fd >= 0);
+	EXPECT(write(fd, "x", 1) == 1 && fstat(fd, &st) == 0 && st.st_size == 1);
+	close(fd);
+	return 0;
+}
+
+static int client_lock_free_again(void)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	int fd = open(in_mnt("posix"), O_RDWR);
+	int tries = 0;
+
+	EXPECT(fd >= 0);
+	/* The killed waiters' files are released asynchronously: give that a moment. */
+	while (fcntl(fd, F_SETLK, &fl) != 0 && tries++ < 100)
+		usleep(10000);
+	EXPECT(tries <= 100);
+	return 0;
+}
+
+static void on_alarm(int sig)
+{
+}
+
+static int client_wait_interrupted(void)
+{
+	struct sigaction sa = {.sa_handler = on_alarm};
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	int fd = open(in_mnt("posix"), O_RDWR);
+
+	EXPECT(fd >= 0);
+	/* No SA_RESTART: the signal ends the wait, through FUSE's interrupt. */
+	EXPECT(sigaction(SIGALRM, &sa, NULL) == 0);
+	alarm(1);
+	EXPECT(fcntl(fd, F_SETLKW, &fl) == -1 && errno == EINTR);
+	return 0;
+}
+
+START_TEST(test_lock_waits_bounded_and_interruptible)
+{
+	struct instance inst;
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	pid_t waiters[20];
+	int fd, status;
+
+	write_text(in_back("posix"), "", BOUND);
+	inst = start();
+	/* Held on the backing side directly: every wait through the mount blocks. */
+	fd = open(in_back("posix"), O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fcntl(fd, F_OFD_SETLK, &fl), 0);
+	/* More waiters than workers: the surplus gets ENOLCK, the mount keeps serving. */
+	for (int i = 0; i < 20; i++)
+		waiters[i] = spawn_as(APP, client_wait_forever);
+	usleep(500000);
+	AS(APP, client_still_serving);
+	/* Killed waiters free their workers: as many new waits block again, then end by a signal. */
+	for (int i = 0; i < 20; i++) {
+		kill(waiters[i], SIGKILL);
+		waitpid(waiters[i], NULL, 0);
+	}
+	usleep(200000);
+	for (int i = 0; i < 12; i++)
+		waiters[i] = spawn_as(APP, client_wait_interrupted);
+	for (int i = 0; i < 12; i++) {
+		ck_assert_int_eq(waitpid(waiters[i], &status, 0), waiters[i]);
+		ck_assert_msg(status_code(status) == 0, "waiter %d exited %d", i, status_code(status));
+	}
+	close(fd);
+	AS(APP, client_lock_free_again);
+	stop(&inst);
+}
+END_TEST
+
+static Suite *idmapfs_suite(void)
+{
+	Suite *suite = suite_create("idmapfs");
+	struct {
+		const char *name;
+		const TTest *test;
+	} cases[] = {
+		{"ownership", test_created_files_owned_by_bound_ids},
+		{"ownership", test_bound_owner_shows_as_app},
+		{"ownership", test_chown_to_app_becomes_bound},
+		{"callers", test_other_uid_refused_root_only_stats},
+		{"privilege", test_no_capabilities_and_bound_fs_ids},
+		{"privilege", test_without_privilege_refused},
+		{"lifecycle", test_sigterm_unmounts_and_exits_zero},
+		{"lifecycle", test_sigterm_waits_for_open_files},
+		{"lifecycle", test_sigkill_detached_by_sentry},
+		{"lifecycle", test_sigkill_of_group_leaves_dead_mount_umount_clears},
+		{"lifecycle", test_umount_by_someone_else_ends_session},
+		{"refusals", test_bad_arguments_refused},
+		{"refusals", test_already_mounted_refused},
+		{"operations", test_file_operations},
+		{"operations", test_direct_io},
+		{"operations", test_rename_flags},
+		{"operations", test_hard_links},
+		{"operations", test_fifo},
+		{"operations", test_readdir_10000_entries},
+		{"operations", test_sparse_file_over_4gib},
+		{"operations", test_xattrs},
+		{"operations", test_xattrs_unsupported},
+		{"operations", test_read_only},
+		{"locks", test_locks_across_two_mounts},
+		{"locks", test_lock_waits_bounded_and_interruptible},
+	};
+	TCase *tc = NULL;
+	const char *current = NULL;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (current == NULL || strcmp(current, cases[i].name) != 0) {
+			current = cases[i].name;
+			tc = tcase_create(current);
+			tcase_add_checked_fixture(tc, setup, teardown);
+			tcase_set_timeout(tc, 120);
+			suite_add_tcase(suite, tc);
+		}
+		tcase_add_test(tc, cases[i].test);
+	}
+	return suite;
+}
+
+int main(void)
+{
+	const char *build = getenv("NFSV3_BUILD");
+	SRunner *runner;
+	int failed;
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "test_idmapfs: skipped: idmapfs mounts, which needs root\n");
+		return 77;
+	}
+	if (access("/dev/fuse", R_OK | W_OK) != 0) {
+		fprintf(stderr, "test_idmapfs: skipped: no /dev/fuse on this machine\n");
+		return 77;
+	}
+	snprintf(helper, sizeof(helper), "%s/%s/%s", build != NULL ? build : "build",
+		 NFSV3_HELPER_SUBDIR, NFSV3_HELPER_IDMAPFS);
+	if (access(helper, X_OK) != 0) {
+		fprintf(stderr, "test_idmapfs: %s: %s (build it first)\n", helper, strerror(errno));
+		return 1;
+	}
+	if (mkdtemp(base) == NULL) {
+		fprintf(stderr, "test_idmapfs: mkdtemp %s: %s\n", base, strerror(errno));
+		return 1;
+	}
+	snprintf(root, sizeof(root), "%s/root", base);
+	snprintf(back, sizeof(back), "%s/back", base);
+	runner = srunner_create(idmapfs_suite());
+	srunner_run_all(runner, CK_NORMAL);
+	failed = srunner_ntests_failed(runner);
+	srunner_free(runner);
+	rmdir(base);
+	return failed == 0 ? 0 : 1;
+}
