@@ -1,7 +1,15 @@
 # Sourced by build.sh, boot.sh and run.sh: the cache location and the host
 # tools the VM test bed needs, installed from Debian only when missing.
 
-vm_cache=${NFSV3_VM_CACHE:-/var/cache/nfsv3driver-vm}
+# The cache: NFSV3_VM_CACHE, else /var/cache/nfsv3driver-vm for root, else
+# the user's cache directory.
+if [ -n "${NFSV3_VM_CACHE:-}" ]; then
+	vm_cache=$NFSV3_VM_CACHE
+elif [ "$(id -u)" = 0 ]; then
+	vm_cache=/var/cache/nfsv3driver-vm
+else
+	vm_cache=${XDG_CACHE_HOME:-$HOME/.cache}/nfsv3driver-vm
+fi
 vm_prog=${vm_prog:-vm}
 
 vm_die() { echo "$vm_prog: $*" >&2; exit 1; }
