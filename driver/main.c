@@ -25,6 +25,7 @@
 #include "reconcile.h"
 #include "routes.h"
 #include "smoke.h"
+#include "supervise.h"
 
 #define EXIT_USAGE 2
 #define SHUTDOWN_GRACE_S 5
@@ -276,6 +277,7 @@ static void finish_shutdown(void)
 	json_decref(doc);
 	if (d.spec_path[0])
 		unlink(d.spec_path);
+	supervise_let_go();
 	log_info("driver-server.stopped", NULL);
 	d.closing = d.admin ? 2 : 1;
 	http_server_close(d.plugin, on_server_closed, NULL);

@@ -32,6 +32,9 @@ bool supervise_stop(struct driver *drv, const char *name);
  */
 bool supervise_adopt(struct driver *drv, const char *name, pid_t pid);
 
+/* At exit: stop watching, leave every idmapfs serving. */
+void supervise_let_go(void);
+
 /* Pids of every idmapfs we watch, for /evacuate and tests. */
 unsigned supervise_count(void);
 

@@ -814,6 +814,28 @@ START_TEST(restart_adopts_idmapfs_and_evacuate_stops_only_ours)
 }
 END_TEST
 
+START_TEST(sigterm_leaves_idmapfs_serving)
+{
+	char cmd[1024];
+	pid_t pid;
+	int status;
+
+	chmod(src, 0777);
+	create_mapped("t1");
+	json_decref(ok_call(false, NFSV3_ROUTE_MOUNT, "{\"Name\":\"t1\"}", NULL));
+	pid = idmapfs_pid_of("t1");
+	status = daemon_stop(&d);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ck_assert_int_eq(kill(pid, 0), 0);
+	snprintf(cmd, sizeof(cmd), "cat %s/t1/hello", d.root);
+	ck_assert_int_eq(as_app(cmd), 0);
+	daemon_start(&d);
+	wait_for_log("idmapfs.adopted", 1, 2000);
+	json_decref(ok_call(false, NFSV3_ROUTE_UNMOUNT, "{\"Name\":\"t1\"}", NULL));
+	ck_assert_int_eq(mounts_under(d.root), 0);
+}
+END_TEST
+
 START_TEST(nfs_source_error_reaches_the_app_developer)
 {
 	int status;
@@ -871,6 +893,7 @@ static Suite *integration_suite(void)
 	tcase_add_test(tc, unmount_with_open_file_detaches_lazily);
 	tcase_add_test(tc, restart_adopts_idmapfs_and_evacuate_stops_only_ours);
 	tcase_add_test(tc, nfs_source_error_reaches_the_app_developer);
+	tcase_add_test(tc, sigterm_leaves_idmapfs_serving);
 	suite_add_tcase(s, tc);
 	return s;
 }
