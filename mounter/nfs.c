@@ -513,12 +513,23 @@ static void read_kernel_log(int fs_fd, char *out, size_t size)
 	}
 }
 
+/*
+ * One line for a failed mount. The kernel's own message, when it logged one,
+ * says it best ("NFS: Version unavailable", "NFS: Unsupported transport
+ * protocol udp"); otherwise the errno is explained. Server refusals and
+ * silence (mountd's "access denied", refused connections, timeouts) come back
+ * as bare errnos and exit NFSV3_EXIT_SERVER; a version or transport this
+ * kernel lacks is logged by the client and exits NFSV3_EXIT_MOUNT.
+ */
 static noreturn void die_mount(const struct nfs_request *req, int errnum, const char *kernel_text)
 {
 	int code = is_server_error(errnum) ? NFSV3_EXIT_SERVER : NFSV3_EXIT_MOUNT;
 
-	if (kernel_text != NULL && kernel_text[0] != '\0')
-		die(code, "mounting %s: %s (%s)", req->source, kernel_text, explain(errnum));
+	if (kernel_text != NULL && kernel_text[0] != '\0') {
+		if (errnum == EPROTONOSUPPORT || errnum == EPFNOSUPPORT || errnum == EOPNOTSUPP)
+			code = NFSV3_EXIT_MOUNT;
+		die(code, "mounting %s: %s", req->source, kernel_text);
+	}
 	die(code, "mounting %s: %s", req->source, explain(errnum));
 }
 

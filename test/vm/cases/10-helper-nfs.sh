@@ -75,6 +75,12 @@ helper_fails 6 "" nfs "$ROOT" "$KEY" 127.0.0.1:/srv/export/nope 127.0.0.1 "$OPTS
 # Nothing listens on this port: the connection is refused.
 helper_fails 6 "" nfs "$ROOT" "$KEY" 127.0.0.1:/srv/export 127.0.0.1 "$OPTS,port=9,mountport=9,timeo=10,retrans=1"
 
+# The kernel refuses (exit 5), in its own words.
+helper_fails 5 "out of range" nfs "$ROOT" "$KEY" 127.0.0.1:/srv/export 127.0.0.1 "$OPTS,nconnect=99"
+helper_fails 5 "minorversion" nfs "$ROOT" "$KEY" 127.0.0.1:/srv/export 127.0.0.1 "$OPTS,minorversion=1"
+helper_fails 5 "udp" nfs "$ROOT" "$KEY" 127.0.0.1:/srv/export 127.0.0.1 "$OPTS,proto=udp"
+[ -e "$TARGET" ] && fail "a refused mount left $TARGET behind"
+
 # 3. The helper's own refusals (exit 3), nothing mounted.
 helper_fails 3 "sec=krb5" nfs "$ROOT" "$KEY" 127.0.0.1:/srv/export 127.0.0.1 "$OPTS,sec=krb5"
 helper_fails 3 "suid" nfs "$ROOT" "$KEY" 127.0.0.1:/srv/export 127.0.0.1 "vers=3,suid"
@@ -121,8 +127,21 @@ t0=$(now_ms)
 ERR=$(timeout -s KILL 40 "$MOUNT_HELPER" nfs "$ROOT" "$KEY" 127.0.0.1:/srv/export 127.0.0.1 \
 	"vers=3,proto=tcp,sec=sys,hard,timeo=10,retrans=1" 2>&1)
 RC=$?
-kill -CONT $(pidof rpc.mountd)
 note "hung mountd: exit $RC after $(($(now_ms) - t0)) ms: $ERR"
 [ "$RC" = 0 ] && fail "mounted although mountd is stopped"
-run "unmount after the hung mount" "$MOUNT_HELPER" unmount "$ROOT" ".kernel/$KEY" lazy
+# With the default timeo=600 the kernel would wait minutes: the daemon's
+# deadline kills the helper (SIGKILL), which must end it at once and leave
+# nothing mounted; the next mount on the same key then works.
+t0=$(now_ms)
+timeout -s KILL 3 "$MOUNT_HELPER" nfs "$ROOT" "$KEY" 127.0.0.1:/srv/export 127.0.0.1 "$OPTS" 2>/dev/null
+RC=$?
+took=$(($(now_ms) - t0))
+note "hung mountd, default options, killed after 3 s: exit $RC after $took ms"
+[ "$RC" = 0 ] && fail "mounted although mountd is stopped"
+[ "$took" -lt 6000 ] || fail "the helper took $took ms to die from SIGKILL"
+is_mounted "$TARGET" && fail "a killed mount is mounted"
+kill -CONT $(pidof rpc.mountd)
+run "mount after a killed mount" "$MOUNT_HELPER" nfs "$ROOT" "$KEY" 127.0.0.1:/srv/export 127.0.0.1 "$OPTS"
+run "unmount after the hung mounts" "$MOUNT_HELPER" unmount "$ROOT" ".kernel/$KEY" lazy
+[ -e "$TARGET" ] && fail "$TARGET left behind"
 exit 0
