@@ -7,5 +7,9 @@ $(BUILD)/bench/ctlbench: bench/control/ctlbench.c
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -pthread -o $@ $< -pthread
 
-bench-control: deps $(BIN_DIR)/nfsv3driver $(HELPER_DIR)/nfsv3driver-mount $(BUILD)/bench/ctlbench
+$(BUILD)/bench/spawnbench: bench/control/spawnbench.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags libuv) -o $@ $< $(shell $(PKG_CONFIG) --libs libuv)
+
+bench-control: deps $(BIN_DIR)/nfsv3driver $(HELPER_DIR)/nfsv3driver-mount $(BUILD)/bench/ctlbench $(BUILD)/bench/spawnbench
 	bench/control/run.sh $(BIN_DIR)/nfsv3driver $(HELPER_DIR) $(BUILD)/bench/ctlbench

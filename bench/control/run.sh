@@ -181,6 +181,15 @@ mkdir -p "$tmp/parts/root"
 parts_out=$("$ctl" parts "$helper_dir/nfsv3driver-mount" "$tmp/parts/root" "$src" 200 "$state_one")
 indent "$parts_out"
 
+# (f) How the daemon spawns: libuv's fork against posix_spawn (vfork).
+spawnbench=$(dirname "$ctl")/spawnbench
+spawn_out=
+if [ -x "$spawnbench" ]; then
+	echo "(f) uv_spawn (fork) against posix_spawn (vfork), 300 spawns of /bin/true each ..."
+	spawn_out=$("$spawnbench" 300 /bin/true)
+	indent "$spawn_out"
+fi
+
 # The table.
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 read -r c50 c99 cmax <<<"$(lat cycle "$seq_out")"
@@ -222,4 +231,10 @@ for piece in spawn_true helper_bind helper_unmount state_write; do
 	read -r o50 o99 _ <<<"$(lat "$piece" "$parts_out")"
 	row "(e) $piece p50 / p99 (outside the daemon)" "$o50 / $o99 ms" "" ""
 done
+if [ -n "$spawn_out" ]; then
+	for how in uv_spawn posix_spawn; do
+		row "(f) $how: loop blocked p50 / p99; spawn to exit p50" \
+			"$(awk -v h="$how" '$1 == h { print $5 " / " $7 " ms; " $11 " ms" }' <<<"$spawn_out")" "" ""
+	done
+fi
 echo "load average at start: $load_start; at end: $load_end (latencies are wall clock: other load on the machine inflates them)"
