@@ -107,6 +107,10 @@ chmod 0755 "$ov/init" "$ov"/cases/*
 printf 'VM_WATCHDOG=%s\nVM_CASE_TIMEOUT=%s\n' "$watchdog" "$case_timeout" >"$ov/etc/vm.conf"
 
 cp "$base/base.cpio.gz" "$tmp/initrd"
+# The kernel finds the next archive only at a 4-byte boundary (it skips zero
+# padding up to there).
+pad=$(( (4 - $(stat -c %s "$tmp/initrd") % 4) % 4 ))
+head -c "$pad" /dev/zero >>"$tmp/initrd"
 (cd "$ov" && find . | sort | cpio -o -H newc -R +0:+0 --quiet) >>"$tmp/initrd"
 
 mkdir -p "$(dirname "$log")"
@@ -126,11 +130,18 @@ took=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
 
 verdict=$(grep -a '^vm-verdict ' "$log" | tail -n1 || true)
 if [ -z "$verdict" ]; then
-	if ! grep -qa 'vm-init' "$log" && [ "$rc" != 124 ] && [ "$rc" != 137 ]; then
+	# qemu failed before the guest printed a single byte: this machine cannot run it.
+	if ! [ -s "$log" ] && [ "$rc" != 0 ] && [ "$rc" != 124 ] && [ "$rc" != 137 ]; then
 		echo "$vm_prog: qemu cannot run on this machine (exit $rc): $(head -c 2000 "$tmp/qemu.err")" >&2
 		exit 77
 	fi
-	[ "$rc" = 124 ] || [ "$rc" = 137 ] && why="killed by the host timeout" || why="qemu exit $rc"
+	if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+		why="killed by the host timeout"
+	elif grep -qa 'Kernel panic' "$log"; then
+		why="kernel panic"
+	else
+		why="qemu exit $rc"
+	fi
 	vm_log "no verdict from the guest after $took s ($why); console in $log"
 	[ -s "$tmp/qemu.err" ] && vm_log "qemu: $(head -c 2000 "$tmp/qemu.err")"
 	exit 1

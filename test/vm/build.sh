@@ -40,7 +40,7 @@ binaries="rpcbind rpcinfo rpc.nfsd rpc.mountd exportfs rpc.statd sm-notify mount
 	fusermount3"
 
 # Modules to load, in dependency order (resolved with modprobe --show-depends).
-modules="sunrpc grace lockd nfs_acl auth_rpcgss nfs nfsv3 nfsd fuse"
+modules="sunrpc grace lockd nfs_acl auth_rpcgss nfs nfsv3 nfsv4 nfsd fuse"
 
 apt_opts=(-q -o APT::Sandbox::User=root)
 

@@ -5,10 +5,11 @@
 # PATH. Exit 0 is a pass; anything else a fail whose reason is the last line
 # printed (fail "why" prints it and exits 1).
 #
-# The guest's NFS server: exports 127.0.0.1:/srv/export (fresh tmpfs, fsid=1,
-# rw,no_root_squash) and 127.0.0.1:/srv/denied (only for 127.0.0.2: mounting it
-# from here is refused). rpcbind, rpc.mountd and rpc.statd run; no network
-# device exists besides lo.
+# The guest's NFS server (NFSv3 and v4.0-4.2): exports 127.0.0.1:/srv/export
+# (fresh tmpfs, fsid=1, rw,no_root_squash) and 127.0.0.1:/srv/denied (only for
+# 127.0.0.2: mounting it from here is refused). rpcbind, rpc.mountd and
+# rpc.statd run; no network device exists besides lo. Tools on PATH:
+# vm-lock (flock/fcntl lock without waiting), vm-runas UID GID CMD.
 
 MOUNT_HELPER=$NFSV3_BUILD/libexec/nfsv3driver/nfsv3driver-mount
 DRIVER=$NFSV3_BUILD/bin/nfsv3driver
@@ -66,15 +67,15 @@ nfs_server_start() {
 	exportfs -ra || return 1
 	echo 10 >/proc/fs/nfsd/nfsv4gracetime
 	echo 10 >/proc/fs/nfsd/nfsv4leasetime
-	rpc.nfsd -N 4 -V 3 4 && now >/run/vm-nfs-started
+	rpc.nfsd 4 && now >/run/vm-nfs-started
 }
 
-# lockd refuses new locks for a grace period after nfsd starts (10 s, see
-# init.sh), and a client refused for grace retries only every 5 s. A case that
-# takes locks calls this first: it sleeps until the grace period since the
-# last server start is over.
+# For a grace period after nfsd starts (10 s, see init.sh) lockd refuses new
+# locks and nfsd refuses NFSv4 opens, and a client refused for grace retries
+# only every 5 s. A case that takes locks or opens files over NFSv4 calls this
+# first: it sleeps until the grace period since the last server start is over.
 nfs_wait_grace() {
 	_left=$(awk -v s="$(cat /run/vm-nfs-started 2>/dev/null || echo 0)" -v n="$(now)" \
 		'BEGIN {l = s + 11 - n; printf "%.1f", (l > 0 ? l : 0)}')
-	[ "$_left" = 0.0 ] || { note "waiting ${_left} s for lockd's grace period"; sleep "$_left"; }
+	[ "$_left" = 0.0 ] || { note "waiting ${_left} s for the server's grace period"; sleep "$_left"; }
 }
