@@ -53,7 +53,7 @@ log "modules loaded"
 ip link set lo up || die "cannot bring up lo"
 hostname nfsvm
 
-# The server: two fresh tmpfs exports. /srv/export is open to 127.0.0.1;
+# The server: two fresh tmpfs exports. /srv/export is open to 127.0.0.1 and ::1;
 # /srv/denied is exported only to 127.0.0.2, so mounting it from 127.0.0.1
 # is refused by mountd ("access denied by server").
 mkdir -p /srv/export /srv/denied /proc/fs/nfsd /run/rpcbind /var/lib/nfs/rpc_pipefs
@@ -63,7 +63,7 @@ mount -t nfsd nfsd /proc/fs/nfsd || die "cannot mount the nfsd filesystem"
 chown _rpc /run/rpcbind
 chown statd /var/lib/nfs/sm /var/lib/nfs/sm.bak /var/lib/nfs
 cat >/etc/exports <<'EOF'
-/srv/export 127.0.0.1(rw,no_root_squash,insecure,no_subtree_check,fsid=1)
+/srv/export 127.0.0.1(rw,no_root_squash,insecure,no_subtree_check,fsid=1) ::1(rw,no_root_squash,insecure,no_subtree_check,fsid=1)
 /srv/denied 127.0.0.2(rw,no_root_squash,insecure,no_subtree_check,fsid=2)
 EOF
 

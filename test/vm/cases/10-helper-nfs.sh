@@ -55,6 +55,18 @@ note "unmount took $(($(now_ms) - t0)) ms"
 is_mounted "$TARGET" && fail "$TARGET still mounted after unmount"
 [ -e "$TARGET" ] && fail "$TARGET still exists after unmount"
 
+# IPv6: a bracketed source and a v6 ADDR. proto=tcp with a v6 address is
+# refused by the kernel: the caller must say proto=tcp6.
+helper_fails 5 "does not match proto" nfs "$ROOT" "$KEY" "[::1]:/srv/export" ::1 "$OPTS"
+run "mount [::1]" "$MOUNT_HELPER" nfs "$ROOT" "$KEY" "[::1]:/srv/export" ::1 \
+	"rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2,actimeo=0,vers=3,proto=tcp6,sec=sys"
+opts=$(mount_opts "$TARGET")
+note "IPv6 options: $opts"
+case ",$opts," in *,proto=tcp6,*addr=::1,*) ;; *) fail "IPv6 mount: no proto=tcp6, addr=::1 in $opts" ;; esac
+echo v6 >"$TARGET/v6.txt" && [ "$(cat /srv/export/v6.txt)" = v6 ] || fail "IPv6 mount: write failed"
+rm -f "$TARGET/v6.txt"
+run "unmount [::1]" "$MOUNT_HELPER" unmount "$ROOT" ".kernel/$KEY" lazy
+
 # nolock and a few other allowed options reach the kernel in their form.
 run "mount nolock" "$MOUNT_HELPER" nfs "$ROOT" "$KEY" 127.0.0.1:/srv/export 127.0.0.1 \
 	"vers=3,proto=tcp,sec=sys,nolock,soft,timeo=50,retrans=3,noac,lookupcache=none,noexec"

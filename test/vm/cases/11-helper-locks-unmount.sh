@@ -47,6 +47,12 @@ echo data >"$M1/file"
 nfs_server_stop
 bg stuck cat "$M1/file"
 sleep 1
+# Mounting again on the dead mount's key is refused at once, without touching it.
+t0=$(now_ms)
+ERR=$(timeout -s KILL 10 "$MOUNT_HELPER" nfs "$ROOT" "$K1" 127.0.0.1:/srv/export 127.0.0.1 "$OPTS" 2>&1)
+RC=$?
+note "nfs on a dead mount's key: exit $RC after $(($(now_ms) - t0)) ms: $ERR"
+[ "$RC" = 3 ] || fail "nfs on a dead mount's key: exit $RC, expected 3 (already mounted): $ERR"
 t0=$(now_ms)
 timeout -s KILL 30 "$MOUNT_HELPER" unmount "$ROOT" ".kernel/$K1" force
 RC=$?
