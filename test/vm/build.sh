@@ -87,6 +87,11 @@ linux-image-*) ;;
 *) vm_die "NFSV3_VM_KERNEL=$kpkg is not a linux-image-* package" ;;
 esac
 
+# One build at a time per cache: several checkouts (or engineers) may run
+# the stage at once on one machine.
+exec 9>"$vm_cache/.lock"
+flock 9
+
 # shellcheck disable=SC2086
 fetch "$kpkg" $packages
 
@@ -100,6 +105,7 @@ done
 key=$( { cat "$here/build.sh"; printf '%s\n' "${deb_files[@]##*/}"; } | sha256sum | cut -c1-16)
 out=$vm_cache/base-$key
 if [ -z "${NFSV3_VM_REBUILD:-}" ] && [ -s "$out/base.cpio.gz" ] && [ -s "$out/vmlinuz" ]; then
+	touch "$out"
 	echo "$out"
 	exit 0
 fi
@@ -227,8 +233,10 @@ echo "$kpkg" >"$out.tmp/kpkg"
 	gzip -1 >"$out.tmp/base.cpio.gz"
 rm -rf "$out"
 mv "$out.tmp" "$out"
-# Keep only this image and the newest kernel unpack; old ones are dead weight.
-for d in "$vm_cache"/base-*; do [ "$d" = "$out" ] || rm -rf "$d"; done
-for d in "$vm_cache"/kernel-*; do [ "$d" = "$kstage" ] || rm -rf "$d"; done
+# Other images and kernel unpacks are dead weight once nobody has used them
+# for a day (another checkout may still boot them).
+touch "$kstage"
+find "$vm_cache" -maxdepth 1 \( -name 'base-*' -o -name 'kernel-*' \) ! -name "${out##*/}" \
+	! -name "${kstage##*/}" -mmin +1440 -exec rm -rf {} +
 vm_log "base image built in $((SECONDS - start)) s: $(du -h "$out/base.cpio.gz" | cut -f1) initramfs, kernel $kver"
 echo "$out"

@@ -17,7 +17,7 @@ vm_log() { echo "$vm_prog: $*" >&2; }
 
 # Host packages, by the command that proves each is there.
 vm_host_tools="qemu-system-x86_64:qemu-system-x86 cpio:cpio depmod:kmod modprobe:kmod
-	dpkg-deb:dpkg apt-get:apt timeout:coreutils gzip:gzip"
+	dpkg-deb:dpkg apt-get:apt timeout:coreutils gzip:gzip flock:util-linux cc:gcc"
 
 # Install missing host tools. Exit 77 (with the reason) when they are missing
 # and cannot be installed: then this machine cannot run the VM at all.
