@@ -168,7 +168,7 @@ static bool is_dns_name(const char *host, size_t len)
 	if (len == 0 || len > HOST_MAX)
 		return false;
 	for (size_t i = 0; i < len; i++) {
-		if (!strchr(chars, host[i]) || host[i] == '\0')
+		if (host[i] == '\0' || !strchr(chars, host[i]))
 			return false;
 		if (host[i] == '.') {
 			if (label == 0)
