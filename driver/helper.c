@@ -1,4 +1,9 @@
 #include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +19,10 @@ struct helper_job {
 	char *argv[HELPER_MAX_ARGS + 1];
 	helper_done_cb done;
 	void *data;
-	uv_process_t process;
+	pid_t pid;
+	int pidfd;
+	bool polling;             /* exit_poll is initialised (the helper started) */
+	uv_poll_t exit_poll;      /* the pidfd: readable once the helper has exited */
 	uv_pipe_t err_pipe;
 	uv_timer_t deadline;
 	int open_handles;       /* closed in on_handle_closed; the job is freed at 0 */
@@ -62,6 +70,9 @@ unsigned helper_pool_running(const struct helper_pool *pool)
 
 static void job_free(struct helper_job *job)
 {
+	if (job->pidfd >= 0)
+		close(job->pidfd);
+
 	for (char **a = job->argv; *a; a++)
 		free(*a);
 	free(job);
@@ -97,18 +108,23 @@ static void maybe_close(struct helper_job *job)
 	if (!job->exited || !job->pipe_done)
 		return;
 	uv_close((uv_handle_t *)&job->deadline, on_handle_closed);
-	uv_close((uv_handle_t *)&job->process, on_handle_closed);
+	if (job->polling)
+		uv_close((uv_handle_t *)&job->exit_poll, on_handle_closed);
 	uv_close((uv_handle_t *)&job->err_pipe, on_handle_closed);
 }
 
 static void on_deadline(uv_timer_t *timer);
 
-static void on_exit_cb(uv_process_t *process, int64_t status, int signal)
+static void on_pidfd(uv_poll_t *poll, int status, int events)
 {
-	struct helper_job *job = process->data;
+	struct helper_job *job = poll->data;
+	siginfo_t info = { 0 };
 
-	job->result.exit_status = signal ? -1 : (int)status;
-	job->result.term_signal = signal;
+	if (waitid((idtype_t)P_PIDFD, (id_t)job->pidfd, &info, WEXITED | WNOHANG) < 0 || info.si_pid == 0)
+		return;
+	uv_poll_stop(poll);
+	job->result.exit_status = info.si_code == CLD_EXITED ? info.si_status : -1;
+	job->result.term_signal = info.si_code == CLD_EXITED ? 0 : info.si_status;
 	job->exited = true;
 	uv_timer_stop(&job->deadline);
 	/* Its last words may still be in the pipe: read until EOF, but a
@@ -162,48 +178,88 @@ static void on_deadline(uv_timer_t *timer)
 	}
 	job->result.timed_out = true;
 	/* The helper leads its own process group (UV_PROCESS_DETACHED). */
-	if (kill(-job->process.pid, SIGKILL) < 0)
-		uv_process_kill(&job->process, SIGKILL);
+	if (kill(-job->pid, SIGKILL) < 0)
+		kill(job->pid, SIGKILL);
 	log_error("helper.deadline-expired",
-		  json_pack("{s:s, s:i, s:i}", "helper", job->argv[0], "pid", job->process.pid, "timeout_s",
+		  json_pack("{s:s, s:i, s:i}", "helper", job->argv[0], "pid", (int)job->pid, "timeout_s",
 			    (int)job->pool->timeout_s));
+}
+
+/*
+ * posix_spawn, not uv_spawn: glibc's is a vfork-style clone that copies no
+ * page tables, where libuv forks; with a helper per Mount and Unmount, the
+ * fork's page-table copy and copy-on-write faults were most of the loop's
+ * time. The helper leads a process group of its own (the deadline kills the
+ * group), has default signal dispositions and an empty mask, /dev/null for
+ * stdin and stdout, and a pipe for stderr. Its exit is watched through a
+ * pidfd; libuv's SIGCHLD handling only reaps the children it spawned.
+ */
+static int spawn_helper(struct helper_job *job, int *err_fd)
+{
+	posix_spawn_file_actions_t actions;
+	posix_spawnattr_t attr;
+	sigset_t none, all;
+	int pipe_fds[2], rc;
+
+	if (pipe2(pipe_fds, O_CLOEXEC) < 0)
+		return -errno;
+	posix_spawn_file_actions_init(&actions);
+	posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDERR_FILENO);
+	posix_spawnattr_init(&attr);
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &all);
+	posix_spawnattr_setpgroup(&attr, 0);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	rc = posix_spawn(&job->pid, job->argv[0], &actions, &attr, job->argv, helper_env);
+	posix_spawn_file_actions_destroy(&actions);
+	posix_spawnattr_destroy(&attr);
+	close(pipe_fds[1]);
+	if (rc != 0) {
+		close(pipe_fds[0]);
+		return -rc;
+	}
+	job->pidfd = (int)syscall(SYS_pidfd_open, job->pid, 0);
+	if (job->pidfd < 0) {
+		/* Our own unreaped child always has a pidfd; never leave one unwatched. */
+		rc = errno;
+		kill(-job->pid, SIGKILL);
+		waitpid(job->pid, NULL, 0);
+		close(pipe_fds[0]);
+		return -rc;
+	}
+	*err_fd = pipe_fds[0];
+	return 0;
 }
 
 static void start_job(struct helper_job *job)
 {
 	struct helper_pool *pool = job->pool;
-	uv_process_options_t options = { 0 };
-	uv_stdio_container_t stdio[3];
-	int rc;
+	int rc, err_fd = -1;
 
 	job->started_ms = uv_now(pool->loop);
 	pool->running++;
 	uv_pipe_init(pool->loop, &job->err_pipe, 0);
 	uv_timer_init(pool->loop, &job->deadline);
-	job->err_pipe.data = job->deadline.data = job->process.data = job;
+	job->err_pipe.data = job->deadline.data = job->exit_poll.data = job;
 	job->open_handles = 3;
-
-	stdio[0].flags = UV_IGNORE;
-	stdio[1].flags = UV_IGNORE;
-	stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-	stdio[2].data.stream = (uv_stream_t *)&job->err_pipe;
-	options.file = job->argv[0];
-	options.args = job->argv;
-	options.env = helper_env;
-	options.exit_cb = on_exit_cb;
-	options.flags = UV_PROCESS_DETACHED;
-	options.stdio = stdio;
-	options.stdio_count = 3;
-	rc = uv_spawn(pool->loop, &job->process, &options);
+	rc = spawn_helper(job, &err_fd);
 	if (rc < 0) {
 		snprintf(job->result.message, sizeof(job->result.message), "cannot start %s: %s", job->argv[0],
-			 uv_strerror(rc));
+			 strerror(-rc));
 		job->result.exit_status = -1;
 		job->exited = job->pipe_done = true;
-		/* uv_spawn initialised the process handle even on failure. */
+		job->open_handles = 2;
 		maybe_close(job);
 		return;
 	}
+	uv_pipe_open(&job->err_pipe, err_fd);
+	uv_poll_init(pool->loop, &job->exit_poll, job->pidfd);
+	job->polling = true;
+	uv_poll_start(&job->exit_poll, UV_READABLE, on_pidfd);
 	uv_read_start((uv_stream_t *)&job->err_pipe, on_alloc, on_read);
 	uv_timer_start(&job->deadline, on_deadline, (uint64_t)pool->timeout_s * 1000, 0);
 }
@@ -233,6 +289,7 @@ void helper_run(struct helper_pool *pool, const char *const *argv, helper_done_c
 	for (i = 0; argv[i] && i < HELPER_MAX_ARGS; i++)
 		job->argv[i] = strdup(argv[i]);
 	job->pool = pool;
+	job->pidfd = -1;
 	job->done = done;
 	job->data = data;
 	if (pool->wait_tail)

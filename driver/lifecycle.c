@@ -269,7 +269,10 @@ static void on_bind_done(const struct helper_result *res, void *data)
 	if (res->exit_status != 0) {
 		op->err = helper_error(op, res);
 		if (res->timed_out) {
-			/* It may have mounted just before it was killed: undo that. */
+			/* Answer now; the volume stays busy until the cleanup ends.
+			 * It may have mounted just before it was killed: undo that. */
+			op->done(op, op->err);
+			op->done = NULL;
 			op->data_private = ctx;
 			run_unmount(op, true, after_late_bind_cleanup);
 			return;
