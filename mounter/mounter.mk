@@ -4,6 +4,11 @@ MOUNTER_COMMON = $(BUILD)/mounter/privilege.o
 MOUNT_OBJS = $(patsubst mounter/%.c,$(BUILD)/mounter/%.o,$(wildcard mounter/mount*.c mounter/nfs*.c))
 IDMAPFS_OBJS = $(patsubst mounter/%.c,$(BUILD)/mounter/%.o,$(wildcard mounter/idmapfs*.c))
 
+# The mount helper runs once per Mount and Unmount: linked statically it
+# starts without the dynamic loader (about 1 ms a run on a cell). Sanitizer
+# builds link dynamically.
+MOUNT_STATIC ?= $(if $(findstring sanitize,$(CFLAGS)),,-static-pie)
+
 $(BUILD)/mounter/idmapfs%.o: MOUNTER_CFLAGS += $(shell $(PKG_CONFIG) --cflags fuse3)
 
 $(BUILD)/mounter/%.o: mounter/%.c $(wildcard mounter/*.h) include/nfsv3driver.h
@@ -12,7 +17,7 @@ $(BUILD)/mounter/%.o: mounter/%.c $(wildcard mounter/*.h) include/nfsv3driver.h
 
 $(HELPER_DIR)/nfsv3driver-mount: $(MOUNT_OBJS) $(MOUNTER_COMMON)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(shell $(PKG_CONFIG) --libs libcap-ng)
+	$(CC) $(CFLAGS) $(LDFLAGS) $(MOUNT_STATIC) -o $@ $^ $(shell $(PKG_CONFIG) --libs libcap-ng)
 
 $(HELPER_DIR)/nfsv3driver-idmapfs: $(IDMAPFS_OBJS) $(MOUNTER_COMMON)
 	@mkdir -p $(@D)
