@@ -233,7 +233,7 @@ static void km_start_mount(struct driver *drv, struct kernel_mount *km)
 
 static void acquire_key(struct driver *drv, const char *addr, const struct volume_spec *spec, kernel_cb cb, void *data)
 {
-	char key[KERNEL_KEY_LEN + 1], *options = options_kernel_string(spec, drv->cfg);
+	char key[KERNEL_KEY_LEN + 1], *options = options_kernel_string(spec, drv->cfg, strchr(addr, ':') != NULL);
 	struct kernel_mount *km;
 	struct km_waiter *w;
 

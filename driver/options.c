@@ -584,7 +584,7 @@ static void kv_apply(struct kv_list *kv, const char *list)
 	}
 }
 
-char *options_kernel_string(const struct volume_spec *spec, const struct config *cfg)
+char *options_kernel_string(const struct volume_spec *spec, const struct config *cfg, bool ipv6)
 {
 	struct kv_list kv = { .n = 0 };
 	char item[64], *out = NULL;
@@ -602,6 +602,16 @@ char *options_kernel_string(const struct volume_spec *spec, const struct config 
 	if (spec->port) {
 		snprintf(item, sizeof(item), "port=%u", spec->port);
 		kv_set(&kv, item, strlen(item));
+	}
+	/* The kernel refuses proto=tcp with an IPv6 server address. */
+	for (size_t i = 0; ipv6 && i < kv.n; i++) {
+		char *item6;
+		if ((strcmp(kv.items[i], "proto=tcp") == 0 || strcmp(kv.items[i], "proto=udp") == 0 ||
+		     strcmp(kv.items[i], "mountproto=tcp") == 0 || strcmp(kv.items[i], "mountproto=udp") == 0) &&
+		    asprintf(&item6, "%s6", kv.items[i]) >= 0) {
+			free(kv.items[i]);
+			kv.items[i] = item6;
+		}
 	}
 	f = open_memstream(&out, &len);
 	for (size_t i = 0; i < kv.n; i++) {

@@ -45,9 +45,10 @@ json_t *options_sanitize(const json_t *opts);
 /*
  * The kernel option string for an NFS spec: the defaults, then the
  * operator's, then the binding's, later values replacing earlier ones of the
- * same name; addr= is not included (the resolver adds it). Caller frees.
+ * same name; addr= is not included (the resolver adds it). For an IPv6
+ * server, tcp and udp become tcp6 and udp6. Caller frees.
  */
-char *options_kernel_string(const struct volume_spec *spec, const struct config *cfg);
+char *options_kernel_string(const struct volume_spec *spec, const struct config *cfg, bool ipv6);
 
 /*
  * Check a comma list of NFS options against the allowlist (comma list of

@@ -5,7 +5,8 @@ set -eu
 build="gcc make pkg-config libc6-dev libuv1-dev libhttp-parser-dev libjansson-dev
        libmount-dev libcap-ng-dev libfuse3-dev fuse3"
 test="check curl util-linux procps psmisc docker.io containerd runc iptables tini
-      busybox-static valgrind libclang-rt-14-dev clang"
+      busybox-static valgrind libclang-rt-14-dev clang qemu-system-x86 cpio kmod
+      seabios"
 case "${1:-}" in
 build) want=$build ;;
 test) want="$build $test" ;;

@@ -146,15 +146,18 @@ START_TEST(kernel_string_layers_defaults_operator_binding)
 	char *text;
 
 	ck_assert_ptr_null(parse_text("{\"source\":\"h:/e\"}", &spec));
-	text = options_kernel_string(&spec, &cfg);
+	text = options_kernel_string(&spec, &cfg, false);
 	ck_assert_str_eq(text, "rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2,actimeo=0,vers=3,proto=tcp,sec=sys");
 	free(text);
 	volume_spec_clear(&spec);
 
 	cfg.nfs_options = "nolock,timeo=100";
 	ck_assert_ptr_null(parse_text("{\"source\":\"nfs://h:2050/e\",\"cache\":true,\"nfs_options\":\"soft,lock\",\"version\":\"4.1\"}", &spec));
-	text = options_kernel_string(&spec, &cfg);
+	text = options_kernel_string(&spec, &cfg, false);
 	ck_assert_str_eq(text, "rsize=1048576,wsize=1048576,timeo=100,retrans=2,vers=4.1,proto=tcp,sec=sys,soft,lock,port=2050");
+	free(text);
+	text = options_kernel_string(&spec, &cfg, true);
+	ck_assert_str_eq(text, "rsize=1048576,wsize=1048576,timeo=100,retrans=2,vers=4.1,proto=tcp6,sec=sys,soft,lock,port=2050");
 	free(text);
 	volume_spec_clear(&spec);
 	cfg.nfs_options = NULL;

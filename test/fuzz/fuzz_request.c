@@ -91,7 +91,7 @@ static void fuzz_body(const uint8_t *data, size_t size)
 		error_free(options_check_name(json_string_value(name)));
 	err = options_parse(json_object_get(doc, "Opts"), &cfg, &spec);
 	if (!err) {
-		free(options_kernel_string(&spec, &cfg));
+		free(options_kernel_string(&spec, &cfg, size % 2));
 		volume_spec_clear(&spec);
 	}
 	error_free(err);
