@@ -80,3 +80,48 @@ nfs_wait_grace() {
 		'BEGIN {l = s + 11 - n; printf "%.1f", (l > 0 ? l : 0)}')
 	[ "$_left" = 0.0 ] || { note "waiting ${_left} s for the server's grace period"; sleep "$_left"; }
 }
+
+# ---- nfsv3driver itself, driven through its protocol (the driver cases) ----
+DRIVER_ROOT=$VM_SCRATCH/mounts
+DRIVER_SOCK=$VM_SCRATCH/driver.sock
+
+# driver_start [ARGS...]: start the daemon (log: $VM_SCRATCH/driver.log) and
+# wait until it serves. HELPER_TIMEOUT sets --helper-timeout (default 10).
+driver_start() {
+	mkdir -p "$DRIVER_ROOT"
+	_starts=$(grep -c driver-server.started "$VM_SCRATCH/driver.log" 2>/dev/null)
+	"$DRIVER" --listen "unix:$DRIVER_SOCK" --admin tcp://127.0.0.1:7590 --mount-root "$DRIVER_ROOT" \
+		--helper-timeout "${HELPER_TIMEOUT:-10}" "$@" >>"$VM_SCRATCH/driver.log" 2>&1 &
+	DRIVER_PID=$!
+	echo "$DRIVER_PID" >>"$VM_SCRATCH/.pids"
+	wait_for 15 sh -c "[ \$(grep -c driver-server.started '$VM_SCRATCH/driver.log') -gt ${_starts:-0} ]" ||
+		fail "the driver did not start: $(tail -3 "$VM_SCRATCH/driver.log")"
+}
+
+# call ROUTE BODY: POST /VolumeDriver.ROUTE (or /Plugin.Activate), print the answer.
+call() {
+	case $1 in
+	Activate) _r=/Plugin.Activate ;;
+	*) _r=/VolumeDriver.$1 ;;
+	esac
+	curl -sS --max-time 60 --unix-socket "$DRIVER_SOCK" -X POST -d "$2" "http://driver$_r"
+}
+
+# ok ROUTE BODY: the call must succeed (Err empty); prints the answer.
+ok() {
+	_a=$(call "$1" "$2") || fail "$1 $2: no answer"
+	case $_a in
+	*'"Err":""'*) echo "$_a" ;;
+	*) fail "$1 $2: $_a" ;;
+	esac
+}
+
+# mountpoint_of ANSWER
+mountpoint_of() { echo "$1" | sed -n 's/.*"Mountpoint":"\([^"]*\)".*/\1/p'; }
+
+# Mounts under the driver's mount root (kernel mounts included).
+driver_mounts() { awk -v r="$DRIVER_ROOT/" 'index($2, r) == 1' /proc/mounts | wc -l; }
+kernel_mounts() { awk -v r="$DRIVER_ROOT/.kernel/" 'index($2, r) == 1' /proc/mounts | wc -l; }
+
+# ping_ms: how long GET /ping on the admin port takes, in ms.
+ping_ms() { curl -s -o /dev/null --max-time 10 -w '%{time_total}' http://127.0.0.1:7590/ping | awk '{printf "%d", $1 * 1000}'; }

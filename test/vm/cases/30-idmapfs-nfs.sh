@@ -1,0 +1,42 @@
+# idmapfs over real NFS (issue 4): what the app writes through a uid 1234
+# binding is owned 1234:1234 on the server; a file chowned to 1234 on the
+# server looks owned by the app (2000); in a sticky world-writable directory
+# the uid 5000 binding reads but cannot delete the 1234 binding's file; a
+# lock through one binding blocks the same lock through the other.
+. /vm/lib.sh
+driver_start
+mkdir -p /srv/export/shared && chmod 1777 /srv/export/shared
+for b in "a 1234" "b 5000"; do
+	set -- $b
+	ok Create "{\"Name\":\"$1\",\"Opts\":{\"source\":\"nfs://127.0.0.1/srv/export\",\"uid\":\"$2\",\"gid\":\"$2\"}}" >/dev/null
+done
+MA=$(mountpoint_of "$(ok Mount '{"Name":"a"}')")
+MB=$(mountpoint_of "$(ok Mount '{"Name":"b"}')")
+out=$(vm-runas 2000 2000 sh -c "echo one >$MA/shared/f1 && chmod 0644 $MA/shared/f1 && stat -c %u:%g $MA/shared/f1" 2>&1) ||
+	fail "write through the 1234 binding: $out"
+[ "$out" = 2000:2000 ] || fail "the app sees its file owned by $out"
+[ "$(stat -c %u:%g /srv/export/shared/f1)" = 1234:1234 ] || fail "on the server: $(stat -c %u:%g /srv/export/shared/f1)"
+echo srv >/srv/export/shared/srvfile && chown 1234:1234 /srv/export/shared/srvfile
+[ "$(vm-runas 2000 2000 stat -c %u "$MA/shared/srvfile")" = 2000 ] || fail "server's 1234 file not shown as 2000"
+[ "$(vm-runas 2000 2000 cat "$MB/shared/f1")" = one ] || fail "uid 5000 binding cannot read the 0644 file"
+vm-runas 2000 2000 rm -f "$MB/shared/f1" 2>/dev/null && fail "uid 5000 binding deleted uid 1234's file in a sticky dir"
+[ -e /srv/export/shared/f1 ] || fail "the file is gone"
+# Another uid on the host gets nothing through the mount.
+vm-runas 3000 3000 ls "$MA/shared" >/dev/null 2>&1 && fail "uid 3000 could list through the binding"
+
+nfs_wait_grace
+: >/srv/export/shared/lk && chmod 666 /srv/export/shared/lk
+for kind in flock fcntl; do
+	bg "holder-$kind" vm-runas 2000 2000 vm-lock "$kind" "$MA/shared/lk" 60
+	H=$BG_PID
+	wait_for 30 grep -q locked "$VM_SCRATCH/holder-$kind.log" || fail "$kind: first lock not granted: $(cat "$VM_SCRATCH/holder-$kind.log")"
+	out=$(timeout -s KILL 30 vm-runas 2000 2000 vm-lock "$kind" "$MB/shared/lk" 2>&1)
+	[ $? = 1 ] || fail "$kind: the same lock through the other binding: $out (expected busy)"
+	kill "$H"
+	wait "$H" 2>/dev/null
+done
+ok Unmount '{"Name":"a"}' >/dev/null
+ok Unmount '{"Name":"b"}' >/dev/null
+wait_for 10 sh -c "[ \$(awk -v r='$DRIVER_ROOT/' 'index(\$2, r) == 1' /proc/mounts | wc -l) = 0 ]" ||
+	fail "leaked: $(awk -v r="$DRIVER_ROOT/" 'index($2, r) == 1 {print $2}' /proc/mounts)"
+exit 0
