@@ -7,6 +7,7 @@ TEST_LIBS = $(DRIVER_LIBS) $(shell $(PKG_CONFIG) --libs check) -pthread
 TEST_SRCS = $(wildcard test/test_*.c)
 TEST_BINS = $(patsubst test/%.c,$(BUILD)/test/%,$(TEST_SRCS))
 HARNESS_OBJS = $(patsubst test/%.c,$(BUILD)/test/%.o,$(wildcard test/harness*.c))
+.SECONDARY: $(HARNESS_OBJS)
 
 $(BUILD)/test/%.o: test/%.c $(wildcard test/*.h) $(wildcard driver/*.h) include/nfsv3driver.h
 	@mkdir -p $(@D)
