@@ -329,14 +329,11 @@ static void on_kernel_acquired(struct error *err, const char *key, void *data)
 
 static void do_mount(struct volume_op *op);
 
-static void after_dead_detached(struct volume_op *op, const struct helper_result *res)
+/* The Mountpoint is gone: let go of what it held. */
+static void mark_unmounted(struct volume_op *op)
 {
 	struct volume *vol = op->vol;
 
-	if (res->exit_status != 0) {
-		finish(op, helper_error(op, res));
-		return;
-	}
 	vol->mounted = false;
 	vol->dead = false;
 	vol->idmapfs_pid = 0;
@@ -346,6 +343,16 @@ static void after_dead_detached(struct volume_op *op, const struct helper_result
 		vol->kernel_key = NULL;
 	}
 	op->changed = true;
+}
+
+static void after_dead_detached(struct volume_op *op, const struct helper_result *res)
+{
+
+	if (res->exit_status != 0) {
+		finish(op, helper_error(op, res));
+		return;
+	}
+	mark_unmounted(op);
 	do_mount(op);
 }
 
@@ -399,15 +406,7 @@ static void after_unmount(struct volume_op *op, const struct helper_result *res)
 		finish(op, helper_error(op, res));
 		return;
 	}
-	vol->mounted = false;
-	vol->dead = false;
-	vol->idmapfs_pid = 0;
-	if (vol->kernel_key) {
-		kernel_release(op->drv, vol->kernel_key, NULL, NULL);
-		free(vol->kernel_key);
-		vol->kernel_key = NULL;
-	}
-	op->changed = true;
+	mark_unmounted(op);
 	log_info("unmount.unmounted", json_pack("{s:s, s:f}", "volume", vol->name, "elapsed_ms", res->elapsed_ms));
 	if (op->kind == OP_REMOVE) {
 		volume_forget_options(vol);

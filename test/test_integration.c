@@ -331,27 +331,41 @@ END_TEST
 
 /* ---- helpers that hang ---- */
 
-START_TEST(hung_helper_times_out)
+/*
+ * Start the daemon afresh with a stand-in for the mount helper: a script
+ * with the given body (after "#!/bin/bash\n", %s is the test dir's unique
+ * suffix) and extra daemon options.
+ */
+static void restart_with_fake_helper(const char *body_fmt, const char *options)
 {
-	char dir[512], script[600], cmd[1200];
-	struct timespec t0, t1;
-	int status;
-	json_t *a;
+	char dir[512], script[600];
+	FILE *f;
 
 	daemon_cleanup(&d);
 	daemon_init(&d, NULL);
 	snprintf(dir, sizeof(dir), "%s/helpers", d.dir);
 	mkdir(dir, 0755);
 	snprintf(script, sizeof(script), "%s/" NFSV3_HELPER_MOUNT, dir);
-	FILE *f = fopen(script, "w");
-	/* A name of its own, so that only this test's sleeper is looked for. */
-	fprintf(f, "#!/bin/bash\nexec -a hung-%s sleep 1000\n", strrchr(d.dir, '.') + 1);
+	f = fopen(script, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("#!/bin/bash\n", f);
+	fprintf(f, body_fmt, strrchr(d.dir, '.') + 1);
 	fclose(f);
 	chmod(script, 0755);
-	snprintf(d.extra, sizeof(d.extra), "--helper-dir %s --helper-timeout 1", dir);
+	snprintf(d.extra, sizeof(d.extra), "--helper-dir %s %s", dir, options);
 	snprintf(src, sizeof(src), "%s/src", d.dir);
 	make_source_dir(src);
 	daemon_start(&d);
+}
+
+START_TEST(hung_helper_times_out)
+{
+	char cmd[1200];
+	struct timespec t0, t1;
+	int status;
+	json_t *a;
+
+	restart_with_fake_helper("exec -a hung-%s sleep 1000\n", "--helper-timeout 1");
 	create_local(true, "hang", NULL);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	a = call_tcp(&d, NFSV3_ROUTE_MOUNT, "{\"Name\":\"hang\"}", NULL, &status);
@@ -375,23 +389,11 @@ END_TEST
 
 START_TEST(ping_answers_while_helpers_hang)
 {
-	char dir[512], script[600], body[64];
+	char body[64];
 	pid_t kids[4];
 	int status;
 
-	daemon_cleanup(&d);
-	daemon_init(&d, NULL);
-	snprintf(dir, sizeof(dir), "%s/helpers", d.dir);
-	mkdir(dir, 0755);
-	snprintf(script, sizeof(script), "%s/" NFSV3_HELPER_MOUNT, dir);
-	FILE *f = fopen(script, "w");
-	fputs("#!/bin/sh\nexec sleep 1000\n", f);
-	fclose(f);
-	chmod(script, 0755);
-	snprintf(d.extra, sizeof(d.extra), "--helper-dir %s --helper-timeout 2", dir);
-	snprintf(src, sizeof(src), "%s/src", d.dir);
-	make_source_dir(src);
-	daemon_start(&d);
+	restart_with_fake_helper("exec sleep 1000\n", "--helper-timeout 2");
 	for (int i = 0; i < 4; i++) {
 		snprintf(body, sizeof(body), "h%d", i);
 		create_local(true, body, NULL);
@@ -588,23 +590,11 @@ END_TEST
 
 START_TEST(operations_on_different_volumes_run_in_parallel)
 {
-	char dir[512], script[600], body[64];
+	char body[64];
 	struct timespec t0, t1;
 	pid_t kids[4];
 
-	daemon_cleanup(&d);
-	daemon_init(&d, NULL);
-	snprintf(dir, sizeof(dir), "%s/helpers", d.dir);
-	mkdir(dir, 0755);
-	snprintf(script, sizeof(script), "%s/" NFSV3_HELPER_MOUNT, dir);
-	FILE *f = fopen(script, "w");
-	fputs("#!/bin/sh\nsleep 1\nexit 5\n", f);
-	fclose(f);
-	chmod(script, 0755);
-	snprintf(d.extra, sizeof(d.extra), "--helper-dir %s --max-parallel 4", dir);
-	snprintf(src, sizeof(src), "%s/src", d.dir);
-	make_source_dir(src);
-	daemon_start(&d);
+	restart_with_fake_helper("sleep 1\nexit 5\n", "--max-parallel 4");
 	for (int i = 0; i < 4; i++) {
 		snprintf(body, sizeof(body), "p%d", i);
 		create_local(true, body, NULL);
