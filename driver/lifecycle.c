@@ -347,7 +347,6 @@ static void mark_unmounted(struct volume_op *op)
 
 static void after_dead_detached(struct volume_op *op, const struct helper_result *res)
 {
-
 	if (res->exit_status != 0) {
 		finish(op, helper_error(op, res));
 		return;

@@ -305,8 +305,23 @@ static void expect_owner(const char *path, uid_t uid, gid_t gid)
 
 /* ---- fixture ------------------------------------------------------------- */
 
+/*
+ * A failed assertion ends the test's process with exit(), skipping the
+ * teardown: instances still running are killed from atexit, their whole
+ * group (server and sentry), so none outlives its test.
+ */
+static void kill_instances(void)
+{
+	for (int i = 0; i < nstarted; i++) {
+		if (kill(-started[i], SIGKILL) == 0)
+			waitpid(started[i], NULL, 0);
+	}
+	nstarted = 0;
+}
+
 static void setup(void)
 {
+	atexit(kill_instances);
 	ck_assert_int_eq(unshare(CLONE_NEWNS), 0);
 	ck_assert_int_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
 	ck_assert_int_eq(mount("tmpfs", base, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=8g"), 0);
@@ -319,11 +334,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	/* A failed test may leave its instances running: the group holds server and sentry. */
-	for (int i = 0; i < nstarted; i++) {
-		if (kill(-started[i], SIGKILL) == 0)
-			waitpid(started[i], NULL, 0);
-	}
+	kill_instances();
 	for (int i = 0; i < 4 && mounts_below(base) > 1; i++)
 		usleep(100000);
 	ck_assert_int_eq(mounts_below(base), 1);
