@@ -533,6 +533,7 @@ int main(int argc, char **argv)
 
 	fuse_set_log_func(on_fuse_log);
 	se = fuse_session_new(&args, &idmapfs_ops, sizeof(idmapfs_ops), &fs);
+	fuse_opt_free_args(&args);
 	if (se == NULL)
 		die(NFSV3_EXIT_INTERNAL, "cannot create the FUSE session");
 	fuse_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);

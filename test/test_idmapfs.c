@@ -306,22 +306,45 @@ static void expect_owner(const char *path, uid_t uid, gid_t gid)
 /* ---- fixture ------------------------------------------------------------- */
 
 /*
- * A failed assertion ends the test's process with exit(), skipping the
- * teardown: instances still running are killed from atexit, their whole
- * group (server and sentry), so none outlives its test.
+ * A failed assertion ends the test's process with _exit(), skipping the
+ * checked teardown, and could leave its instances running in their private
+ * mount namespace. After each test case, the runner itself kills every
+ * process whose command line names our base directory (a server or its
+ * sentry): none outlives the case that started it.
  */
-static void kill_instances(void)
+static void kill_leftovers(void)
 {
-	for (int i = 0; i < nstarted; i++) {
-		if (kill(-started[i], SIGKILL) == 0)
-			waitpid(started[i], NULL, 0);
+	struct dirent *entry;
+	DIR *proc = opendir("/proc");
+
+	if (proc == NULL)
+		return;
+	while ((entry = readdir(proc)) != NULL) {
+		char path[300], cmdline[4096];
+		ssize_t len;
+		int fd;
+
+		if (entry->d_name[0] < '1' || entry->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", entry->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		len = read(fd, cmdline, sizeof(cmdline) - 1);
+		close(fd);
+		for (ssize_t i = 0; i < len; i++) {
+			if (cmdline[i] == '\0')
+				cmdline[i] = ' ';
+		}
+		cmdline[len > 0 ? len : 0] = '\0';
+		if (strstr(cmdline, helper) != NULL && strstr(cmdline, base) != NULL)
+			kill(atoi(entry->d_name), SIGKILL);
 	}
-	nstarted = 0;
+	closedir(proc);
 }
 
 static void setup(void)
 {
-	atexit(kill_instances);
 	ck_assert_int_eq(unshare(CLONE_NEWNS), 0);
 	ck_assert_int_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
 	ck_assert_int_eq(mount("tmpfs", base, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=8g"), 0);
@@ -334,7 +357,10 @@ static void setup(void)
 
 static void teardown(void)
 {
-	kill_instances();
+	for (int i = 0; i < nstarted; i++) {
+		if (kill(-started[i], SIGKILL) == 0)
+			waitpid(started[i], NULL, 0);
+	}
 	for (int i = 0; i < 4 && mounts_below(base) > 1; i++)
 		usleep(100000);
 	ck_assert_int_eq(mounts_below(base), 1);
@@ -1341,6 +1367,7 @@ static Suite *idmapfs_suite(void)
 			current = cases[i].name;
 			tc = tcase_create(current);
 			tcase_add_checked_fixture(tc, setup, teardown);
+			tcase_add_unchecked_fixture(tc, NULL, kill_leftovers);
 			tcase_set_timeout(tc, 120);
 			suite_add_tcase(suite, tc);
 		}
