@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -351,6 +352,22 @@ static void prepare_mount_root(void)
 		log_error("mount-root.kernel-dir-failed", json_pack("{s:s, s:s}", "path", kernel_dir, "error", strerror(errno)));
 }
 
+/*
+ * Every connection is a descriptor, and every idmapfs (which inherits this
+ * limit) holds one per inode the kernel remembers: the default soft limit
+ * of 1024 is far too low for either. Take the hard limit.
+ */
+static void raise_fd_limit(void)
+{
+	struct rlimit lim;
+
+	if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+		lim.rlim_cur = lim.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
+			log_error("rlimit.raise-failed", json_pack("{s:s}", "error", strerror(errno)));
+	}
+}
+
 static void on_reconciled_saved(struct error *err, void *data)
 {
 	if (err)
@@ -368,6 +385,7 @@ int main(int argc, char **argv)
 	parse_args(argc, argv, &d.cfg, &helper_dir);
 	log_setup(d.cfg.name, log_min_level);
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
 	prepare_mount_root();
 	find_helpers(&d.drv, helper_dir);
 
