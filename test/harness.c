@@ -336,6 +336,20 @@ char *raw_unix(const struct daemon *d, const char *bytes, size_t len, int timeou
 	return reply;
 }
 
+char *raw_unix_trickle(const struct daemon *d, const char *bytes, size_t len, int pause_ms)
+{
+	int fd = connect_unix(d->sock);
+	char *reply;
+
+	for (size_t i = 0; i < len; i++) {
+		send_all(fd, bytes + i, 1);
+		usleep((useconds_t)pause_ms * 1000);
+	}
+	reply = read_reply(fd, 5000, true, NULL);
+	close(fd);
+	return reply;
+}
+
 const char *answer_err(json_t *answer)
 {
 	json_t *err = json_object_get(answer, "Err");

@@ -110,6 +110,10 @@ cleanup() {
 # ---- Machine prerequisites ------------------------------------------------
 
 [ "$(id -u)" = 0 ] || skip "needs root to run dockerd and mount volumes"
+# Inside a chroot / is not a mount point, and containerd's image unpacking
+# (which remounts /) fails: dockerd cannot run containers there.
+awk '$5 == "/" {found = 1} END {exit !found}' /proc/self/mountinfo ||
+	skip "/ is not a mount point here (a chroot?): dockerd cannot unpack images"
 [ -d /sys/fs/cgroup ] && [ -n "$(ls /sys/fs/cgroup 2>/dev/null)" ] ||
 	skip "no cgroup filesystem mounted: dockerd cannot run containers here"
 
