@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "nfsv3driver.h"
 #include "harness.h"
 
 const char *harness_build_path(const char *relative)
@@ -49,26 +50,26 @@ static int free_port(void)
 	return port;
 }
 
-void daemon_init(struct daemon *d, const char *extra)
+void daemon_init(struct daemon *dm, const char *extra)
 {
-	memset(d, 0, sizeof(*d));
-	snprintf(d->dir, sizeof(d->dir), "/tmp/nfsv3-it.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(d->dir));
+	memset(dm, 0, sizeof(*dm));
+	snprintf(dm->dir, sizeof(dm->dir), "/tmp/nfsv3-it.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dm->dir));
 	/* Apps (uid 2000) must be able to reach the mount root, as on a cell. */
-	chmod(d->dir, 0755);
-	snprintf(d->root, sizeof(d->root), "%s/root", d->dir);
-	snprintf(d->sock, sizeof(d->sock), "%s/d.sock", d->dir);
-	snprintf(d->log, sizeof(d->log), "%s/log", d->dir);
-	snprintf(d->drivers, sizeof(d->drivers), "%s/drivers", d->dir);
-	mkdir(d->drivers, 0755);
-	d->port = free_port();
-	d->admin_port = free_port();
-	snprintf(d->extra, sizeof(d->extra), "%s", extra ? extra : "");
+	chmod(dm->dir, 0755);
+	snprintf(dm->root, sizeof(dm->root), "%s/root", dm->dir);
+	snprintf(dm->sock, sizeof(dm->sock), "%s/d.sock", dm->dir);
+	snprintf(dm->log, sizeof(dm->log), "%s/log", dm->dir);
+	snprintf(dm->drivers, sizeof(dm->drivers), "%s/drivers", dm->dir);
+	mkdir(dm->drivers, 0755);
+	dm->port = free_port();
+	dm->admin_port = free_port();
+	snprintf(dm->extra, sizeof(dm->extra), "%s", extra ? extra : "");
 }
 
-int daemon_log_count(const struct daemon *d, const char *text)
+int daemon_log_count(const struct daemon *dm, const char *text)
 {
-	FILE *f = fopen(d->log, "r");
+	FILE *f = fopen(dm->log, "r");
 	char line[8192];
 	int n = 0;
 
@@ -81,16 +82,16 @@ int daemon_log_count(const struct daemon *d, const char *text)
 	return n;
 }
 
-void daemon_start(struct daemon *d)
+void daemon_start(struct daemon *dm)
 {
 	char listen_tcp[64], admin[64], extra[1024];
 	char *argv[64];
 	int argc = 0, fd;
 
-	snprintf(listen_tcp, sizeof(listen_tcp), "tcp://127.0.0.1:%d", d->port);
-	snprintf(admin, sizeof(admin), "tcp://127.0.0.1:%d", d->admin_port);
+	snprintf(listen_tcp, sizeof(listen_tcp), "tcp://127.0.0.1:%d", dm->port);
+	snprintf(admin, sizeof(admin), "tcp://127.0.0.1:%d", dm->admin_port);
 	char listen_unix[320];
-	snprintf(listen_unix, sizeof(listen_unix), "unix:%s", d->sock);
+	snprintf(listen_unix, sizeof(listen_unix), "unix:%s", dm->sock);
 	argv[argc++] = strdup(harness_build_path("bin/nfsv3driver"));
 	argv[argc++] = "--listen";
 	argv[argc++] = listen_unix;
@@ -99,22 +100,22 @@ void daemon_start(struct daemon *d)
 	argv[argc++] = "--admin";
 	argv[argc++] = admin;
 	argv[argc++] = "--mount-root";
-	argv[argc++] = d->root;
+	argv[argc++] = dm->root;
 	argv[argc++] = "--drivers-path";
-	argv[argc++] = d->drivers;
+	argv[argc++] = dm->drivers;
 	argv[argc++] = "--allow-local-sources";
 	argv[argc++] = "--log-level";
 	argv[argc++] = "debug";
-	snprintf(extra, sizeof(extra), "%s", d->extra);
+	snprintf(extra, sizeof(extra), "%s", dm->extra);
 	for (char *tok = strtok(extra, " "); tok && argc < 60; tok = strtok(NULL, " "))
 		argv[argc++] = tok;
 	argv[argc] = NULL;
 
-	int before = daemon_log_count(d, "driver-server.started");
-	d->pid = fork();
-	ck_assert_int_ge(d->pid, 0);
-	if (d->pid == 0) {
-		fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	int before = daemon_log_count(dm, "driver-server.started");
+	dm->pid = fork();
+	ck_assert_int_ge(dm->pid, 0);
+	if (dm->pid == 0) {
+		fd = open(dm->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		dup2(fd, 1);
 		dup2(fd, 2);
 		execv(argv[0], argv);
@@ -124,45 +125,45 @@ void daemon_start(struct daemon *d)
 	free(argv[0]);
 	for (int i = 0; i < 500; i++) {
 		int status;
-		if (daemon_log_count(d, "driver-server.started") > before)
+		if (daemon_log_count(dm, "driver-server.started") > before)
 			return;
-		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
-			d->pid = 0;
-			ck_abort_msg("daemon exited at start, status %d; log %s", status, d->log);
+		if (waitpid(dm->pid, &status, WNOHANG) == dm->pid) {
+			dm->pid = 0;
+			ck_abort_msg("daemon exited at start, status %d; log %s", status, dm->log);
 		}
 		usleep(10000);
 	}
-	ck_abort_msg("daemon did not print driver-server.started within 5 s; log %s", d->log);
+	ck_abort_msg("daemon did not print driver-server.started within 5 s; log %s", dm->log);
 }
 
-int daemon_stop(struct daemon *d)
+int daemon_stop(struct daemon *dm)
 {
 	int status = -1;
 
-	if (d->pid <= 0)
+	if (dm->pid <= 0)
 		return -1;
-	kill(d->pid, SIGTERM);
+	kill(dm->pid, SIGTERM);
 	for (int i = 0; i < 1000; i++) {
-		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
-			d->pid = 0;
+		if (waitpid(dm->pid, &status, WNOHANG) == dm->pid) {
+			dm->pid = 0;
 			return status;
 		}
 		usleep(10000);
 	}
-	kill(d->pid, SIGKILL);
-	waitpid(d->pid, &status, 0);
-	d->pid = 0;
+	kill(dm->pid, SIGKILL);
+	waitpid(dm->pid, &status, 0);
+	dm->pid = 0;
 	ck_abort_msg("daemon did not exit within 10 s of SIGTERM");
 	return status;
 }
 
-void daemon_kill9(struct daemon *d)
+void daemon_kill9(struct daemon *dm)
 {
-	if (d->pid <= 0)
+	if (dm->pid <= 0)
 		return;
-	kill(d->pid, SIGKILL);
-	waitpid(d->pid, NULL, 0);
-	d->pid = 0;
+	kill(dm->pid, SIGKILL);
+	waitpid(dm->pid, NULL, 0);
+	dm->pid = 0;
 }
 
 static int unmount_under(const char *prefix)
@@ -184,17 +185,17 @@ static int unmount_under(const char *prefix)
 	return n;
 }
 
-void daemon_cleanup(struct daemon *d)
+void daemon_cleanup(struct daemon *dm)
 {
 	char cmd[600];
 
-	if (d->pid > 0)
-		daemon_kill9(d);
-	while (unmount_under(d->dir) > 0)
+	if (dm->pid > 0)
+		daemon_kill9(dm);
+	while (unmount_under(dm->dir) > 0)
 		;
-	snprintf(cmd, sizeof(cmd), "rm -rf --one-file-system '%s'", d->dir);
+	snprintf(cmd, sizeof(cmd), "rm -rf --one-file-system '%s'", dm->dir);
 	if (system(cmd) != 0)
-		fprintf(stderr, "cleanup of %s failed\n", d->dir);
+		fprintf(stderr, "cleanup of %s failed\n", dm->dir);
 }
 
 int mounts_under(const char *prefix)
@@ -310,24 +311,24 @@ static json_t *exchange(int fd, const char *method, const char *route, const cha
 	return answer;
 }
 
-json_t *call_unix(const struct daemon *d, const char *route, const char *body, const char *extra_headers, int *status)
+json_t *call_unix(const struct daemon *dm, const char *route, const char *body, const char *extra_headers, int *status)
 {
-	return exchange(connect_unix(d->sock), "POST", route, body, extra_headers, status);
+	return exchange(connect_unix(dm->sock), "POST", route, body, extra_headers, status);
 }
 
-json_t *call_tcp(const struct daemon *d, const char *route, const char *body, const char *extra_headers, int *status)
+json_t *call_tcp(const struct daemon *dm, const char *route, const char *body, const char *extra_headers, int *status)
 {
-	return exchange(connect_tcp(d->port), "POST", route, body, extra_headers, status);
+	return exchange(connect_tcp(dm->port), "POST", route, body, extra_headers, status);
 }
 
-json_t *call_admin(const struct daemon *d, const char *path, int *status)
+json_t *call_admin(const struct daemon *dm, const char *path, int *status)
 {
-	return exchange(connect_tcp(d->admin_port), "GET", path, NULL, NULL, status);
+	return exchange(connect_tcp(dm->admin_port), "GET", path, NULL, NULL, status);
 }
 
-char *raw_unix(const struct daemon *d, const char *bytes, size_t len, int timeout_ms)
+char *raw_unix(const struct daemon *dm, const char *bytes, size_t len, int timeout_ms)
 {
-	int fd = connect_unix(d->sock);
+	int fd = connect_unix(dm->sock);
 	char *reply;
 
 	send_all(fd, bytes, len);
@@ -336,9 +337,9 @@ char *raw_unix(const struct daemon *d, const char *bytes, size_t len, int timeou
 	return reply;
 }
 
-char *raw_unix_trickle(const struct daemon *d, const char *bytes, size_t len, int pause_ms)
+char *raw_unix_trickle(const struct daemon *dm, const char *bytes, size_t len, int pause_ms)
 {
-	int fd = connect_unix(d->sock);
+	int fd = connect_unix(dm->sock);
 	char *reply;
 
 	for (size_t i = 0; i < len; i++) {
@@ -370,4 +371,58 @@ const char *answer_err(json_t *answer)
 		json_decref(safe);
 	}
 	return text;
+}
+
+/* ---- the suites' shared fixture ---- */
+
+struct daemon d;
+char src[512];
+
+void fixture_setup(void)
+{
+	daemon_init(&d, getenv("NFSV3_IT_EXTRA"));
+	snprintf(src, sizeof(src), "%s/src", d.dir);
+	make_source_dir(src);
+	daemon_start(&d);
+}
+
+void fixture_teardown(void)
+{
+	daemon_cleanup(&d);
+}
+
+/* Call and expect success; returns the answer (caller decrefs). */
+json_t *ok_call(bool tcp, const char *route, const char *body, const char *headers)
+{
+	int status = 0;
+	json_t *a = tcp ? call_tcp(&d, route, body, headers, &status) : call_unix(&d, route, body, headers, &status);
+	ck_assert_int_eq(status, 200);
+	ck_assert_msg(strcmp(answer_err(a), "") == 0, "%s %s: Err \"%s\"", route, body, answer_err(a));
+	return a;
+}
+
+/* Call and expect an Err containing want; status 200. */
+void err_call(bool tcp, const char *route, const char *body, const char *headers, const char *want)
+{
+	int status = 0;
+	json_t *a = tcp ? call_tcp(&d, route, body, headers, &status) : call_unix(&d, route, body, headers, &status);
+	ck_assert_int_eq(status, 200);
+	ck_assert_msg(strstr(answer_err(a), want), "%s %s: Err \"%s\", wanted \"%s\"", route, body, answer_err(a), want);
+	json_decref(a);
+}
+
+void create_local(bool tcp, const char *name, const char *headers)
+{
+	char body[1024];
+	snprintf(body, sizeof(body), "{\"Name\":\"%s\",\"Opts\":{\"source\":\"file://%s\"}}", name, src);
+	json_decref(ok_call(tcp, NFSV3_ROUTE_CREATE, body, headers));
+}
+
+void assert_alive(void)
+{
+	int status;
+	json_t *a = call_admin(&d, NFSV3_ADMIN_PING, &status);
+	ck_assert_int_eq(status, 200);
+	json_decref(a);
+	json_decref(ok_call(false, NFSV3_ROUTE_ACTIVATE, "", NULL));
 }

@@ -59,4 +59,23 @@ int mounts_under(const char *prefix);
 /* Make a directory (and parents) with a file "hello" in it. */
 void make_source_dir(const char *path);
 
+/* ---- the suites' shared fixture: one daemon per test, with a source dir ---- */
+
+#define DOCKER_ACCEPT "Accept: application/vnd.docker.plugins.v1.2+json\r\n"
+
+extern struct daemon d; /* the fixture's daemon */
+extern char src[512];   /* a local source directory holding "hello" */
+
+/* Start d on a fresh temp dir (NFSV3_IT_EXTRA adds arguments); stop and clean it. */
+void fixture_setup(void);
+void fixture_teardown(void);
+/* Call (TCP or unix) and expect success; returns the answer (caller decrefs). */
+json_t *ok_call(bool tcp, const char *route, const char *body, const char *headers);
+/* Call and expect an Err containing want, with status 200. */
+void err_call(bool tcp, const char *route, const char *body, const char *headers, const char *want);
+/* Create name with source file://src. */
+void create_local(bool tcp, const char *name, const char *headers);
+/* /ping on the admin port and Activate both answer. */
+void assert_alive(void);
+
 #endif

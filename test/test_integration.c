@@ -16,59 +16,6 @@
 #include "nfsv3driver.h"
 #include "harness.h"
 
-#define DOCKER_ACCEPT "Accept: application/vnd.docker.plugins.v1.2+json\r\n"
-
-static struct daemon d;
-static char src[512];
-
-static void setup(void)
-{
-	daemon_init(&d, getenv("NFSV3_IT_EXTRA"));
-	snprintf(src, sizeof(src), "%s/src", d.dir);
-	make_source_dir(src);
-	daemon_start(&d);
-}
-
-static void teardown(void)
-{
-	daemon_cleanup(&d);
-}
-
-/* Call and expect success; returns the answer (caller decrefs). */
-static json_t *ok_call(bool tcp, const char *route, const char *body, const char *headers)
-{
-	int status = 0;
-	json_t *a = tcp ? call_tcp(&d, route, body, headers, &status) : call_unix(&d, route, body, headers, &status);
-	ck_assert_int_eq(status, 200);
-	ck_assert_msg(strcmp(answer_err(a), "") == 0, "%s %s: Err \"%s\"", route, body, answer_err(a));
-	return a;
-}
-
-/* Call and expect an Err containing want; status 200. */
-static void err_call(bool tcp, const char *route, const char *body, const char *headers, const char *want)
-{
-	int status = 0;
-	json_t *a = tcp ? call_tcp(&d, route, body, headers, &status) : call_unix(&d, route, body, headers, &status);
-	ck_assert_int_eq(status, 200);
-	ck_assert_msg(strstr(answer_err(a), want), "%s %s: Err \"%s\", wanted \"%s\"", route, body, answer_err(a), want);
-	json_decref(a);
-}
-
-static void create_local(bool tcp, const char *name, const char *headers)
-{
-	char body[1024];
-	snprintf(body, sizeof(body), "{\"Name\":\"%s\",\"Opts\":{\"source\":\"file://%s\"}}", name, src);
-	json_decref(ok_call(tcp, NFSV3_ROUTE_CREATE, body, headers));
-}
-
-static void assert_alive(void)
-{
-	int status;
-	json_t *a = call_admin(&d, NFSV3_ADMIN_PING, &status);
-	ck_assert_int_eq(status, 200);
-	json_decref(a);
-	json_decref(ok_call(false, NFSV3_ROUTE_ACTIVATE, "", NULL));
-}
 
 /* ---- both clients' sequences ---- */
 
@@ -649,186 +596,6 @@ START_TEST(command_line_errors_exit_2)
 END_TEST
 
 
-/* ---- mapped volumes: idmapfs under the daemon's supervision ---- */
-
-static void create_mapped(const char *name)
-{
-	char body[1024];
-	snprintf(body, sizeof(body), "{\"Name\":\"%s\",\"Opts\":{\"source\":\"file://%s\",\"uid\":\"1234\",\"gid\":\"1234\"}}",
-		 name, src);
-	json_decref(ok_call(false, NFSV3_ROUTE_CREATE, body, NULL));
-}
-
-/* Run a shell command as the app uid 2000; returns its exit status. */
-static int as_app(const char *command)
-{
-	char cmd[2048];
-	snprintf(cmd, sizeof(cmd), "setpriv --reuid 2000 --regid 2000 --clear-groups sh -c '%s'", command);
-	return system(cmd);
-}
-
-static pid_t idmapfs_pid_of(const char *name)
-{
-	char cmd[1024];
-	snprintf(cmd, sizeof(cmd), "pgrep -o -f '^%s %s .* %s 1234 1234 2000 2000 rw$'",
-		 harness_build_path("libexec/nfsv3driver/" NFSV3_HELPER_IDMAPFS), d.root, name);
-	FILE *p = popen(cmd, "r");
-	int pid = 0;
-	if (p) {
-		if (fscanf(p, "%d", &pid) != 1)
-			pid = 0;
-		pclose(p);
-	}
-	return pid;
-}
-
-static void wait_for_log(const char *text, int count, int ms)
-{
-	for (int i = 0; i < ms / 10 && daemon_log_count(&d, text) < count; i++)
-		usleep(10000);
-	ck_assert_msg(daemon_log_count(&d, text) >= count, "no \"%s\" in the log within %d ms", text, ms);
-}
-
-START_TEST(mapped_volume_writes_as_bound_ids)
-{
-	char cmd[1024];
-	struct stat st;
-
-	chmod(src, 0777);
-	create_mapped("m1");
-	json_decref(ok_call(false, NFSV3_ROUTE_MOUNT, "{\"Name\":\"m1\"}", NULL));
-	snprintf(cmd, sizeof(cmd), "echo data > %s/m1/f && test \"$(stat -c %%u:%%g %s/m1/f)\" = 2000:2000", d.root, d.root);
-	ck_assert_int_eq(as_app(cmd), 0);
-	snprintf(cmd, sizeof(cmd), "%s/f", src);
-	ck_assert_int_eq(stat(cmd, &st), 0);
-	ck_assert_uint_eq(st.st_uid, 1234);
-	ck_assert_uint_eq(st.st_gid, 1234);
-	json_decref(ok_call(false, NFSV3_ROUTE_UNMOUNT, "{\"Name\":\"m1\"}", NULL));
-	ck_assert_int_eq(mounts_under(d.root), 0);
-}
-END_TEST
-
-START_TEST(killed_idmapfs_is_noticed_and_remounted)
-{
-	char cmd[1024];
-	pid_t pid;
-	struct timespec t0, t1;
-
-	chmod(src, 0777);
-	create_mapped("k1");
-	json_decref(ok_call(false, NFSV3_ROUTE_MOUNT, "{\"Name\":\"k1\"}", NULL));
-	pid = idmapfs_pid_of("k1");
-	ck_assert_int_gt(pid, 0);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	snprintf(cmd, sizeof(cmd), "pkill -9 -s %d", (int)getsid(pid));
-	ck_assert_int_eq(system(cmd), 0);
-	wait_for_log("idmapfs.died", 1, 1000);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	ck_assert((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 1000);
-	wait_for_log("idmapfs.dead-mount-detached", 1, 2000);
-	/* No "Transport endpoint is not connected" is left behind. */
-	ck_assert_int_eq(mounts_under(d.root), 0);
-	json_decref(ok_call(false, NFSV3_ROUTE_MOUNT, "{\"Name\":\"k1\"}", NULL));
-	snprintf(cmd, sizeof(cmd), "cat %s/k1/hello", d.root);
-	ck_assert_int_eq(as_app(cmd), 0);
-}
-END_TEST
-
-START_TEST(unmount_with_open_file_detaches_lazily)
-{
-	char cmd[1024];
-	pid_t holder, pid;
-
-	chmod(src, 0777);
-	create_mapped("l1");
-	json_decref(ok_call(false, NFSV3_ROUTE_MOUNT, "{\"Name\":\"l1\"}", NULL));
-	pid = idmapfs_pid_of("l1");
-	ck_assert_int_gt(pid, 0);
-	snprintf(cmd, sizeof(cmd), "%s/l1/hello", d.root);
-	if ((holder = fork()) == 0) {
-		FILE *f;
-		if (setgid(2000) != 0 || setuid(2000) != 0 || !(f = fopen(cmd, "r")))
-			_exit(1);
-		pause();
-		_exit(0);
-	}
-	usleep(200000);
-	json_decref(ok_call(false, NFSV3_ROUTE_UNMOUNT, "{\"Name\":\"l1\"}", NULL));
-	ck_assert_int_eq(mounts_under(d.root), 0);
-	ck_assert_int_eq(kill(pid, 0), 0); /* still serving the open file */
-	kill(holder, SIGKILL);
-	waitpid(holder, NULL, 0);
-	for (int i = 0; i < 300 && kill(pid, 0) == 0; i++)
-		usleep(10000);
-	ck_assert_msg(kill(pid, 0) != 0, "idmapfs %d still running after the last user left", (int)pid);
-}
-END_TEST
-
-START_TEST(restart_adopts_idmapfs_and_evacuate_stops_only_ours)
-{
-	char other_root[600], cmd[1400];
-	pid_t pid, other;
-
-	chmod(src, 0777);
-	create_mapped("a1");
-	json_decref(ok_call(false, NFSV3_ROUTE_MOUNT, "{\"Name\":\"a1\"}", NULL));
-	pid = idmapfs_pid_of("a1");
-	daemon_kill9(&d);
-	ck_assert_int_eq(kill(pid, 0), 0); /* it outlives the daemon */
-	daemon_start(&d);
-	wait_for_log("idmapfs.adopted", 1, 2000);
-	ck_assert_int_eq(as_app("true"), 0);
-	/* Someone else's idmapfs (another mount root) must survive /evacuate. */
-	snprintf(other_root, sizeof(other_root), "%s/other", d.dir);
-	mkdir(other_root, 0755);
-	snprintf(cmd, sizeof(cmd), "%s %s %s x 1234 1234 2000 2000 rw > %s/other.out 2>&1 &",
-		 harness_build_path("libexec/nfsv3driver/" NFSV3_HELPER_IDMAPFS), other_root, src, d.dir);
-	ck_assert_int_eq(system(cmd), 0);
-	snprintf(cmd, sizeof(cmd), "%s/other/x", d.dir);
-	for (int i = 0; i < 300 && mounts_under(cmd) == 0; i++)
-		usleep(10000);
-	ck_assert_int_eq(mounts_under(cmd), 1);
-	int status;
-	json_decref(call_admin(&d, NFSV3_ADMIN_EVACUATE, &status));
-	ck_assert_int_eq(status, 200);
-	ck_assert_int_eq(mounts_under(d.root), 0);
-	for (int i = 0; i < 300 && kill(pid, 0) == 0; i++)
-		usleep(10000);
-	ck_assert_msg(kill(pid, 0) != 0, "our adopted idmapfs survived /evacuate");
-	ck_assert_int_eq(mounts_under(cmd), 1);
-	snprintf(cmd, sizeof(cmd), "pgrep -f '^%s %s ' > %s/other.pid",
-		 harness_build_path("libexec/nfsv3driver/" NFSV3_HELPER_IDMAPFS), other_root, d.dir);
-	ck_assert_int_eq(system(cmd), 0);
-	snprintf(cmd, sizeof(cmd), "%s/other.pid", d.dir);
-	FILE *f = fopen(cmd, "r");
-	ck_assert(f && fscanf(f, "%d", &other) == 1);
-	fclose(f);
-	kill(other, SIGTERM);
-}
-END_TEST
-
-START_TEST(sigterm_leaves_idmapfs_serving)
-{
-	char cmd[1024];
-	pid_t pid;
-	int status;
-
-	chmod(src, 0777);
-	create_mapped("t1");
-	json_decref(ok_call(false, NFSV3_ROUTE_MOUNT, "{\"Name\":\"t1\"}", NULL));
-	pid = idmapfs_pid_of("t1");
-	status = daemon_stop(&d);
-	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	ck_assert_int_eq(kill(pid, 0), 0);
-	snprintf(cmd, sizeof(cmd), "cat %s/t1/hello", d.root);
-	ck_assert_int_eq(as_app(cmd), 0);
-	daemon_start(&d);
-	wait_for_log("idmapfs.adopted", 1, 2000);
-	json_decref(ok_call(false, NFSV3_ROUTE_UNMOUNT, "{\"Name\":\"t1\"}", NULL));
-	ck_assert_int_eq(mounts_under(d.root), 0);
-}
-END_TEST
-
 START_TEST(nfs_source_error_reaches_the_app_developer)
 {
 	int status;
@@ -854,7 +621,7 @@ static Suite *integration_suite(void)
 	Suite *s = suite_create("integration");
 	TCase *tc = tcase_create("daemon");
 
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, fixture_setup, fixture_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, volman_sequence_over_tcp);
 	tcase_add_test(tc, volman_rep_start_list_and_unmount);
@@ -881,12 +648,7 @@ static Suite *integration_suite(void)
 	tcase_add_test(tc, operations_on_different_volumes_run_in_parallel);
 	tcase_add_test(tc, evacuate_unmounts_everything);
 	tcase_add_test(tc, command_line_errors_exit_2);
-	tcase_add_test(tc, mapped_volume_writes_as_bound_ids);
-	tcase_add_test(tc, killed_idmapfs_is_noticed_and_remounted);
-	tcase_add_test(tc, unmount_with_open_file_detaches_lazily);
-	tcase_add_test(tc, restart_adopts_idmapfs_and_evacuate_stops_only_ours);
 	tcase_add_test(tc, nfs_source_error_reaches_the_app_developer);
-	tcase_add_test(tc, sigterm_leaves_idmapfs_serving);
 	suite_add_tcase(s, tc);
 	return s;
 }
