@@ -438,6 +438,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * fresh after open, as close-to-open consistency promises on NFS.
 	 */
 	fi->fh = (uint64_t)fd;
+	/*
+	 * A file open for reading has nothing to write back at close (NFS
+	 * itself skips its flush then) and our locks do not hang on flush:
+	 * spare the kernel the FLUSH round trip on every close.
+	 */
+	fi->noflush = !writes(fi->flags);
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		close(fd);
 }
@@ -478,7 +484,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = (int)fi->fh;
 	buf.buf[0].pos = off;
-	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	fuse_reply_data(req, &buf, 0);
 }
 
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
@@ -1011,13 +1017,17 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	/* Zero-copy both ways where the kernel offers it. */
-	if (conn->capable & FUSE_CAP_SPLICE_READ)
-		conn->want |= FUSE_CAP_SPLICE_READ;
+	/*
+	 * Replies to reads go file -> pipe -> /dev/fuse (splice write): the
+	 * data never passes through our memory. Requests are read() whole
+	 * rather than spliced in: splicing them costs two more syscalls per
+	 * request, which the many small metadata requests pay for, and
+	 * measured no faster for 1 MiB writes. SPLICE_MOVE (page stealing)
+	 * measured slower: backing page-cache pages cannot be stolen.
+	 */
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;
-	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
-		conn->want |= FUSE_CAP_SPLICE_MOVE;
+	conn->want &= ~(unsigned)(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_MOVE);
 	/* A symlink's target never changes (rename replaces the inode): cache it. */
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
