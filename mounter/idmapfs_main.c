@@ -32,6 +32,7 @@
 #include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <malloc.h>
 #include <linux/capability.h>
 #include <poll.h>
 #include <signal.h>
@@ -488,6 +489,12 @@ int main(int argc, char **argv)
 	pid_t sentry;
 
 	privilege_set_progname(NFSV3_HELPER_IDMAPFS);
+	/*
+	 * One malloc arena for all workers: glibc would give each worker thread
+	 * its own (128 KiB resident apiece, 2 MiB under load with 16 workers),
+	 * while what we allocate per request is small and short-lived.
+	 */
+	mallopt(M_ARENA_MAX, 1);
 	privilege_keep_only(setup_caps, sizeof(setup_caps) / sizeof(setup_caps[0]));
 	/* Keep fds 0-2 taken so that nothing we open lands there. */
 	do

@@ -31,6 +31,8 @@
 
 #include "idmapfs.h"
 
+#define IDMAPFS_MAX_WRITE (256 * 1024)
+
 /* The signal that interrupts a worker blocked in a lock wait (handler installed by idmapfs_main.c). */
 #define IDMAPFS_INTERRUPT_SIGNAL SIGUSR1
 
@@ -1037,6 +1039,12 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * write errors (EDQUOT, ENOSPC from the server) late, after close.
 	 */
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	/*
+	 * Writes of at most 256 KiB: a worker's request buffer is resident up
+	 * to the largest write it has received, and with 1 MiB writes sixteen
+	 * workers would hold 16 MiB; four requests per MiB cost little.
+	 */
+	conn->max_write = IDMAPFS_MAX_WRITE;
 	/* Let readahead and async direct I/O keep several requests in flight. */
 	conn->max_background = 64;
 	conn->congestion_threshold = 48;

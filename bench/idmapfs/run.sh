@@ -1,0 +1,167 @@
+#!/bin/bash
+# idmapfs against the native directory and bindfs, on local directories, each
+# workload run as the app uid. Not a test: it prints a table of seconds (and
+# fio IOPS), idmapfs's peak RSS under fio and its CPU seconds per GiB moved.
+# Timings are the best of REPS runs (default 3): shared machines are noisy,
+# and the best run is the one least disturbed by others.
+#
+#   sudo bench/idmapfs/run.sh [DIR]     DIR: where to work (default /var/tmp),
+#                                        a local file system, not tmpfs
+#
+# Needs root (mounts, drop_caches), fio, bindfs, python3; the idmapfs binary
+# from NFSV3_BUILD (default build/).
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+build=${NFSV3_BUILD:-$top/build}
+idmapfs=$build/libexec/nfsv3driver/nfsv3driver-idmapfs
+bound=1234 app=2000
+seq_mib=256 files=5000 tree_files=3000 fio_seconds=${FIO_SECONDS:-20} reps=${REPS:-3}
+
+[ "$(id -u)" = 0 ] || { echo "run.sh: needs root" >&2; exit 77; }
+for tool in fio bindfs python3 setpriv; do
+	command -v $tool >/dev/null || { echo "run.sh: needs $tool (apt-get install $tool)" >&2; exit 77; }
+done
+[ -x "$idmapfs" ] || { echo "run.sh: $idmapfs: build it first" >&2; exit 1; }
+
+work=$(mktemp -d "${1:-/var/tmp}/idmapfs-bench.XXXXXX")
+chmod 755 "$work"
+idmapfs_pid=
+cleanup() {
+	set +e
+	[ -n "$idmapfs_pid" ] && kill -TERM "$idmapfs_pid"
+	mountpoint -q "$work/bindfs" && umount -l "$work/bindfs"
+	for _ in $(seq 50); do
+		mountpoint -q "$work/root/vol" || break
+		sleep 0.1
+	done
+	mountpoint -q "$work/root/vol" && umount -l "$work/root/vol"
+	# Never remove through a mount that is still there.
+	grep -q " $work/" /proc/self/mountinfo || rm -rf "$work"
+}
+trap cleanup EXIT
+
+mkdir -p "$work/native" "$work/back" "$work/bback" "$work/root" "$work/bindfs" "$work/src"
+chown $app:$app "$work/native"
+chown $bound:$bound "$work/back" "$work/bback"
+
+# idmapfs: the helper as the daemon starts it, ready when it says so.
+exec {ready}< <("$idmapfs" "$work/root" "$work/back" vol $bound $bound $app $app rw & echo "pid $!"; wait)
+read -r _ idmapfs_pid <&$ready
+read -r line <&$ready
+[ "$line" = ready ] || { echo "run.sh: idmapfs did not start" >&2; exit 1; }
+# bindfs with the same mapping: bound ids on disk show as the app's.
+bindfs -o allow_other --map=$bound/$app:@$bound/@$app "$work/bback" "$work/bindfs"
+bindfs_pid=$(pgrep -n -x bindfs)
+
+declare -A target=([native]=$work/native [idmapfs]=$work/root/vol [bindfs]=$work/bindfs)
+kinds=(native idmapfs bindfs)
+declare -A result
+
+as_app() { setpriv --reuid $app --regid $app --clear-groups "$@"; }
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+now() { date +%s.%N; }
+elapsed() { python3 -c "print(f'{$2 - $1:.2f}')"; }
+cpu_seconds() { awk '{ printf "%.2f", ($14 + $15) / '"$(getconf CLK_TCK)"' }' "/proc/$1/stat"; }
+
+# A ~3,000-file tree (small files in 60 directories) to untar.
+python3 - "$work/src" $tree_files <<'EOF'
+import os, random, sys
+root, n = sys.argv[1], int(sys.argv[2])
+random.seed(1)
+for i in range(n):
+    d = os.path.join(root, "tree", f"d{i % 60:02d}", f"s{i % 7}")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"f{i:05d}"), "wb") as f:
+        f.write(os.urandom(random.randint(200, 16384)))
+EOF
+tar -C "$work/src" -cf "$work/tree.tar" tree
+chmod 644 "$work/tree.tar"
+
+metadata_py='
+import os, sys, time
+d, n = sys.argv[1], int(sys.argv[2])
+os.mkdir(os.path.join(d, "meta"))
+names = [os.path.join(d, "meta", f"f{i}") for i in range(n)]
+for p in names:
+    os.close(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+for p in names:
+    os.stat(p)
+for p in names:
+    os.unlink(p)
+os.rmdir(os.path.join(d, "meta"))
+'
+
+# Keep the smaller of the result so far and a new time.
+keep_best() {
+	local key=$1 t=$2
+	if [ -z "${result[$key]:-}" ] || python3 -c "import sys; sys.exit(not $t < ${result[$key]})"; then
+		result[$key]=$t
+	fi
+}
+timed() {
+	local key=$1 t0
+	shift
+	t0=$(now)
+	"$@"
+	keep_best "$key" "$(elapsed "$t0" "$(now)")"
+}
+
+idmapfs_cpu_start=$(cpu_seconds "$idmapfs_pid")
+for _ in $(seq $reps); do
+	for kind in "${kinds[@]}"; do
+		dir=${target[$kind]}
+		drop_caches
+		timed $kind.write as_app dd if=/dev/zero of="$dir/seq" bs=1M count=$seq_mib conv=fsync status=none
+		drop_caches
+		timed $kind.read as_app dd if="$dir/seq" of=/dev/null bs=1M status=none
+		as_app rm -f "$dir/seq"
+	done
+done
+idmapfs_cpu_seq=$(python3 -c "print(f'{($(cpu_seconds "$idmapfs_pid") - $idmapfs_cpu_start) / ($reps * $seq_mib * 2 / 1024):.2f}')")
+
+for _ in $(seq $reps); do
+	for kind in "${kinds[@]}"; do
+		dir=${target[$kind]}
+		drop_caches
+		timed $kind.meta as_app /usr/bin/python3 -c "$metadata_py" "$dir" $files
+		drop_caches
+		timed $kind.untar as_app tar -C "$dir" -xf "$work/tree.tar"
+		drop_caches
+		timed $kind.readback as_app find "$dir/tree" -type f -exec cat {} + > /dev/null
+		as_app rm -rf "$dir/tree"
+	done
+done
+
+for kind in "${kinds[@]}"; do
+	dir=${target[$kind]}
+	[ $kind = idmapfs ] && echo 5 > "/proc/$idmapfs_pid/clear_refs"
+	[ $kind = bindfs ] && echo 5 > "/proc/$bindfs_pid/clear_refs"
+	as_app fio --name=randrw --directory="$dir" --size=256M --rw=randrw --bs=4k \
+		--ioengine=psync --numjobs=2 --runtime=$fio_seconds --time_based --group_reporting \
+		--output-format=json > "$work/fio.$kind.json"
+	result[$kind.fio]=$(python3 -c "
+import json; j = json.load(open('$work/fio.$kind.json'))['jobs'][0]
+print(int(j['read']['iops'] + j['write']['iops']))")
+	as_app rm -f "$dir"/randrw.*
+done
+idmapfs_rss=$(awk '/VmHWM/ { print $2 }' "/proc/$idmapfs_pid/status")
+bindfs_rss=$(awk '/VmHWM/ { print $2 }' "/proc/$bindfs_pid/status")
+
+ratio() { python3 -c "print(f'{$1 / $2:.2f}x')"; }
+printf '%-34s %9s %9s %9s %14s %14s\n' workload native idmapfs bindfs idmapfs/native bindfs/native
+row() {
+	local key=$1 label=$2
+	printf '%-34s %9s %9s %9s %14s %14s\n' "$label" "${result[native.$key]}" "${result[idmapfs.$key]}" \
+		"${result[bindfs.$key]}" "$(ratio "${result[idmapfs.$key]}" "${result[native.$key]}")" \
+		"$(ratio "${result[bindfs.$key]}" "${result[native.$key]}")"
+}
+row write "seq write ${seq_mib} MiB + fsync (s)"
+row read "seq read ${seq_mib} MiB, cold (s)"
+row meta "$files files create/stat/unlink (s)"
+row untar "untar $tree_files files (s)"
+row readback "read back $tree_files files, cold (s)"
+row fio "fio 4k randrw ${fio_seconds}s (IOPS)"
+echo
+echo "idmapfs peak RSS under fio: ${idmapfs_rss} KiB (bindfs: ${bindfs_rss} KiB)"
+echo "idmapfs CPU per GiB moved (seq write + read): ${idmapfs_cpu_seq} s"
