@@ -189,6 +189,8 @@ void daemon_cleanup(struct daemon *dm)
 {
 	char cmd[600];
 
+	if (!dm->dir[0])
+		return;
 	if (dm->pid > 0)
 		daemon_kill9(dm);
 	while (unmount_under(dm->dir) > 0)
@@ -196,6 +198,7 @@ void daemon_cleanup(struct daemon *dm)
 	snprintf(cmd, sizeof(cmd), "rm -rf --one-file-system '%s'", dm->dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "cleanup of %s failed\n", dm->dir);
+	dm->dir[0] = '\0';
 }
 
 int mounts_under(const char *prefix)
@@ -380,6 +383,13 @@ char src[512];
 
 void fixture_setup(void)
 {
+	static bool registered;
+
+	/* A failed check ends the forked test at once, without the checked
+	 * teardown: clean up at exit too, so no mount or idmapfs outlives it. */
+	if (!registered)
+		atexit(fixture_teardown);
+	registered = true;
 	daemon_init(&d, getenv("NFSV3_IT_EXTRA"));
 	snprintf(src, sizeof(src), "%s/src", d.dir);
 	make_source_dir(src);
