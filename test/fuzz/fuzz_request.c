@@ -30,6 +30,11 @@ static void on_request(struct http_request *req, void *data)
 	http_respond(req, 200, body, len);
 }
 
+static void remove_socket(void)
+{
+	unlink(sock_path);
+}
+
 static void setup(void)
 {
 	static int ready;
@@ -47,6 +52,7 @@ static void setup(void)
 	server = http_server_new(&loop, &limits, on_request, NULL);
 	if (http_server_listen(server, address, &why) < 0)
 		abort();
+	atexit(remove_socket);
 }
 
 static void fuzz_http(const uint8_t *data, size_t size)
