@@ -174,11 +174,6 @@ static int open_source(const char *source)
  */
 static int open_mountpoint(int root_fd, const char *name)
 {
-	struct statx stx;
-	struct dirent *entry;
-	DIR *dir;
-	int fd, dir_fd;
-
 	if (mkdirat(root_fd, name, 0755) == 0) {
 		created_mountpoint.root_fd = root_fd;
 		created_mountpoint.name = name;
@@ -186,35 +181,7 @@ static int open_mountpoint(int root_fd, const char *name)
 	} else if (errno != EEXIST) {
 		die_errno(NFSV3_EXIT_MOUNT, "cannot create mountpoint %s", name);
 	}
-	fd = privilege_open_beneath(root_fd, name, O_PATH | O_DIRECTORY);
-	if (fd < 0) {
-		if (errno == ELOOP)
-			die(NFSV3_EXIT_REFUSED, "mountpoint %s: is a symlink", name);
-		if (errno == ENOTDIR)
-			die(NFSV3_EXIT_REFUSED, "mountpoint %s: exists and is not a directory", name);
-		die_errno(NFSV3_EXIT_MOUNT, "cannot open mountpoint %s", name);
-	}
-	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &stx) != 0)
-		die_errno(NFSV3_EXIT_MOUNT, "cannot stat mountpoint %s", name);
-	if (!(stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT))
-		die(NFSV3_EXIT_INTERNAL, "mountpoint %s: the kernel cannot tell whether it is mounted", name);
-	if (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT)
-		die(NFSV3_EXIT_REFUSED, "mountpoint %s: already mounted", name);
-
-	/* Read only now that it is known to be a plain directory: reading a dead NFS mount would hang. */
-	dir_fd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	dir = dir_fd >= 0 ? fdopendir(dir_fd) : NULL;
-	if (dir == NULL)
-		die_errno(NFSV3_EXIT_MOUNT, "cannot read mountpoint %s", name);
-	errno = 0;
-	while ((entry = readdir(dir)) != NULL) {
-		if (strcmp(entry->d_name, ".") != 0 && strcmp(entry->d_name, "..") != 0)
-			die(NFSV3_EXIT_REFUSED, "mountpoint %s: not empty", name);
-	}
-	if (errno != 0)
-		die_errno(NFSV3_EXIT_MOUNT, "cannot read mountpoint %s", name);
-	closedir(dir);
-	return fd;
+	return privilege_open_mountpoint(root_fd, name);
 }
 
 /*

@@ -358,11 +358,8 @@ static void remove_created_key_dir(void)
 static int open_target(int root_fd, const char *key)
 {
 	char name[sizeof(NFSV3_KERNEL_DIR) + 1 + KEY_MAX + 1];
-	struct statx stx;
 	struct stat st;
-	struct dirent *entry;
-	DIR *dir;
-	int kdir_fd, fd, list_fd;
+	int kdir_fd;
 
 	if (mkdirat(root_fd, NFSV3_KERNEL_DIR, 0700) != 0 && errno != EEXIST)
 		die_errno(NFSV3_EXIT_MOUNT, "cannot create %s", NFSV3_KERNEL_DIR);
@@ -387,35 +384,7 @@ static int open_target(int root_fd, const char *key)
 		die_errno(NFSV3_EXIT_MOUNT, "cannot create mountpoint %s/%s", NFSV3_KERNEL_DIR, key);
 	}
 	snprintf(name, sizeof(name), "%s/%s", NFSV3_KERNEL_DIR, key);
-	fd = privilege_open_beneath(root_fd, name, O_PATH | O_DIRECTORY);
-	if (fd < 0) {
-		if (errno == ELOOP)
-			die(NFSV3_EXIT_REFUSED, "mountpoint %s: is a symlink", name);
-		if (errno == ENOTDIR)
-			die(NFSV3_EXIT_REFUSED, "mountpoint %s: exists and is not a directory", name);
-		die_errno(NFSV3_EXIT_MOUNT, "cannot open mountpoint %s", name);
-	}
-	/* Checked without opening for reading first: if it is a (dead) NFS mount, reading would hang. */
-	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &stx) != 0)
-		die_errno(NFSV3_EXIT_MOUNT, "cannot stat mountpoint %s", name);
-	if (!(stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT))
-		die(NFSV3_EXIT_INTERNAL, "mountpoint %s: the kernel cannot tell whether it is mounted", name);
-	if (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT)
-		die(NFSV3_EXIT_REFUSED, "mountpoint %s: already mounted", name);
-
-	list_fd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	dir = list_fd >= 0 ? fdopendir(list_fd) : NULL;
-	if (dir == NULL)
-		die_errno(NFSV3_EXIT_MOUNT, "cannot read mountpoint %s", name);
-	errno = 0;
-	while ((entry = readdir(dir)) != NULL) {
-		if (strcmp(entry->d_name, ".") != 0 && strcmp(entry->d_name, "..") != 0)
-			die(NFSV3_EXIT_REFUSED, "mountpoint %s: not empty", name);
-	}
-	if (errno != 0)
-		die_errno(NFSV3_EXIT_MOUNT, "cannot read mountpoint %s", name);
-	closedir(dir);
-	return fd;
+	return privilege_open_mountpoint(root_fd, name);
 }
 
 /* ---- errors ------------------------------------------------------------ */

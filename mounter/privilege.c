@@ -11,6 +11,8 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,4 +275,52 @@ int privilege_open_beneath(int root_fd, const char *name, int flags)
 {
 	return openat2_resolve(root_fd, name, flags,
 			       RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+}
+
+/*
+ * Trusts: root_fd (privilege_open_root); name already checked by the caller.
+ * Checks: MOUNT_ROOT/NAME is a directory reached beneath the root with no
+ * symlink, not already a mountpoint, and empty (mounting over files would
+ * hide them). It is checked through an O_PATH fd and read only once known
+ * to be a plain directory: reading a dead mount would hang. The fd returned
+ * is the one the mount is moved onto, so what was checked is what gets
+ * mounted on, whatever renames happen meanwhile.
+ */
+int privilege_open_mountpoint(int root_fd, const char *name)
+{
+	struct statx stx;
+	struct dirent *entry;
+	DIR *dir;
+	int fd, dir_fd;
+
+	fd = privilege_open_beneath(root_fd, name, O_PATH | O_DIRECTORY);
+	if (fd < 0) {
+		if (errno == ELOOP)
+			die(NFSV3_EXIT_REFUSED, "mountpoint %s: is a symlink", name);
+		if (errno == ENOTDIR)
+			die(NFSV3_EXIT_REFUSED, "mountpoint %s: exists and is not a directory", name);
+		if (errno == EXDEV)
+			die(NFSV3_EXIT_REFUSED, "mountpoint %s: outside the mount root", name);
+		die_errno(NFSV3_EXIT_MOUNT, "cannot open mountpoint %s", name);
+	}
+	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &stx) != 0)
+		die_errno(NFSV3_EXIT_REFUSED, "mountpoint %s: already mounted and not answering", name);
+	if (!(stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT))
+		die(NFSV3_EXIT_INTERNAL, "mountpoint %s: the kernel cannot tell whether it is mounted", name);
+	if (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT)
+		die(NFSV3_EXIT_REFUSED, "mountpoint %s: already mounted", name);
+
+	dir_fd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	dir = dir_fd >= 0 ? fdopendir(dir_fd) : NULL;
+	if (dir == NULL)
+		die_errno(NFSV3_EXIT_MOUNT, "cannot read mountpoint %s", name);
+	errno = 0;
+	while ((entry = readdir(dir)) != NULL) {
+		if (strcmp(entry->d_name, ".") != 0 && strcmp(entry->d_name, "..") != 0)
+			die(NFSV3_EXIT_REFUSED, "mountpoint %s: not empty", name);
+	}
+	if (errno != 0)
+		die_errno(NFSV3_EXIT_MOUNT, "cannot read mountpoint %s", name);
+	closedir(dir);
+	return fd;
 }

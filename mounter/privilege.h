@@ -47,4 +47,11 @@ int privilege_check_name(const char *name, const char **why);
  */
 int privilege_open_beneath(int root_fd, const char *name, int flags);
 
+/*
+ * Open MOUNT_ROOT/NAME (which the caller has created or found) as the
+ * directory a mount will be moved onto: beneath the root, no symlink, not a
+ * mountpoint already, empty. Returns an O_PATH fd or dies naming what is wrong.
+ */
+int privilege_open_mountpoint(int root_fd, const char *name);
+
 #endif
