@@ -13,3 +13,13 @@ $(BUILD)/bench/spawnbench: bench/control/spawnbench.c
 
 bench-control: deps $(BIN_DIR)/nfsv3driver $(HELPER_DIR)/nfsv3driver-mount $(BUILD)/bench/ctlbench $(BUILD)/bench/spawnbench
 	bench/control/run.sh $(BIN_DIR)/nfsv3driver $(HELPER_DIR) $(BUILD)/bench/ctlbench
+
+# The data path: idmapfs against native and bindfs on local directories, and
+# against native kernel NFS in the VM. Longer runs; not part of `make bench`.
+.PHONY: bench-idmapfs bench-idmapfs-nfs
+bench-idmapfs: all
+	@for p in fio bindfs python3; do command -v $$p >/dev/null || apt-get install -y -qq --no-install-recommends $$p >/dev/null; done
+	bench/idmapfs/run.sh
+
+bench-idmapfs-nfs: all
+	bench/idmapfs-nfs/run.sh
