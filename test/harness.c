@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -374,6 +375,23 @@ const char *answer_err(json_t *answer)
 		json_decref(safe);
 	}
 	return text;
+}
+
+bool harness_can_mount_privately(const char *dir, const char *suite)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+		    mount("nfsv3-test", dir, "tmpfs", 0, NULL) != 0) {
+			fprintf(stderr, "%s: skipped: cannot mount a tmpfs in a new mount namespace (/ must be a mount point): %s\n",
+				suite, strerror(errno));
+			_exit(1);
+		}
+		_exit(0);
+	}
+	return pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 /* ---- the suites' shared fixture ---- */

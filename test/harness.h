@@ -56,6 +56,13 @@ const char *answer_err(json_t *answer);
 /* Mounts whose target starts with prefix in /proc/self/mountinfo. */
 int mounts_under(const char *prefix);
 
+/*
+ * Whether suites that work in a private mount namespace can run here: a
+ * child unshares, makes / private and mounts a tmpfs on dir. Prints why not
+ * (prefixed with suite) and returns false when it cannot.
+ */
+bool harness_can_mount_privately(const char *dir, const char *suite);
+
 /* Make a directory (and parents) with a file "hello" in it. */
 void make_source_dir(const char *path);
 

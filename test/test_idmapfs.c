@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "nfsv3driver.h"
+#include "harness.h"
 
 #define BOUND 1234
 #define APP 2000
@@ -1399,6 +1400,10 @@ int main(void)
 	if (mkdtemp(base) == NULL) {
 		fprintf(stderr, "test_idmapfs: mkdtemp %s: %s\n", base, strerror(errno));
 		return 1;
+	}
+	if (!harness_can_mount_privately(base, "test_idmapfs")) {
+		rmdir(base);
+		return 77;
 	}
 	snprintf(root, sizeof(root), "%s/root", base);
 	snprintf(back, sizeof(back), "%s/back", base);

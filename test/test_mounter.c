@@ -39,13 +39,14 @@
 #include <unistd.h>
 
 #include "nfsv3driver.h"
+#include "harness.h"
 
 #define NOBODY 65534
 
 static char helper[4096];
 /* Made once by main(); each test's child mounts its own tmpfs on it. */
 static char base[] = "/tmp/nfsv3-mounter-XXXXXX";
-static char root[sizeof(base) + 16], src[sizeof(base) + 16];
+static char root[sizeof(base) + 16], source_dir[sizeof(base) + 16];
 
 /* How the child that runs the helper is prepared before exec. */
 enum run_as {
@@ -255,7 +256,7 @@ static void make_base(void)
 		exit(1);
 	}
 	snprintf(root, sizeof(root), "%s/root", base);
-	snprintf(src, sizeof(src), "%s/src", base);
+	snprintf(source_dir, sizeof(source_dir), "%s/source_dir", base);
 }
 
 static void remove_base(void)
@@ -272,8 +273,8 @@ static void setup(void)
 	ck_assert_int_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
 	ck_assert_int_eq(mount("nfsv3-test", base, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"), 0);
 	ck_assert_int_eq(mkdir(root, 0755), 0);
-	ck_assert_int_eq(mkdir(src, 0755), 0);
-	path_join(file, sizeof(file), src, "hello");
+	ck_assert_int_eq(mkdir(source_dir, 0755), 0);
+	path_join(file, sizeof(file), source_dir, "hello");
 	write_file(file, "hello\n");
 }
 
@@ -290,10 +291,10 @@ START_TEST(test_bind_rw_write)
 {
 	char path[4096], back[4096];
 
-	expect_ok(RUN("bind", root, src, "vol", "rw"));
+	expect_ok(RUN("bind", root, source_dir, "vol", "rw"));
 	path_join(path, sizeof(path), root, "vol/written");
 	write_file(path, "through the bind\n");
-	path_join(back, sizeof(back), src, "written");
+	path_join(back, sizeof(back), source_dir, "written");
 	ck_assert(exists(back));
 	expect_ok(RUN("unmount", root, "vol", "lazy"));
 	expect_nothing_mounted("vol");
@@ -304,7 +305,7 @@ START_TEST(test_bind_ro_erofs)
 {
 	char path[4096];
 
-	expect_ok(RUN("bind", root, src, "vol", "ro"));
+	expect_ok(RUN("bind", root, source_dir, "vol", "ro"));
 	path_join(path, sizeof(path), root, "vol/written");
 	ck_assert_int_eq(open(path, O_WRONLY | O_CREAT, 0644), -1);
 	ck_assert_int_eq(errno, EROFS);
@@ -320,13 +321,13 @@ START_TEST(test_bind_nosuid_nodev)
 	char point[4096], options[4096];
 
 	path_join(point, sizeof(point), root, "vol");
-	expect_ok(RUN("bind", root, src, "vol", "rw"));
+	expect_ok(RUN("bind", root, source_dir, "vol", "rw"));
 	mount_options(point, options, sizeof(options));
 	ck_assert_msg(strstr(options, ",rw,") && strstr(options, ",nosuid,") && strstr(options, ",nodev,"),
 		      "options %s", options);
 	expect_ok(RUN("unmount", root, "vol", "lazy"));
 
-	expect_ok(RUN("bind", root, src, "vol", "ro"));
+	expect_ok(RUN("bind", root, source_dir, "vol", "ro"));
 	mount_options(point, options, sizeof(options));
 	ck_assert_msg(strstr(options, ",ro,") && strstr(options, ",nosuid,") && strstr(options, ",nodev,"),
 		      "options %s", options);
@@ -341,7 +342,7 @@ START_TEST(test_bind_existing_empty_dir)
 
 	path_join(point, sizeof(point), root, "vol");
 	ck_assert_int_eq(mkdir(point, 0700), 0);
-	expect_ok(RUN("bind", root, src, "vol", "rw"));
+	expect_ok(RUN("bind", root, source_dir, "vol", "rw"));
 	ck_assert_int_eq(mounts_below(base), 2);
 	expect_ok(RUN("unmount", root, "vol", "lazy"));
 	expect_nothing_mounted("vol");
@@ -350,8 +351,8 @@ END_TEST
 
 START_TEST(test_bind_already_mounted)
 {
-	expect_ok(RUN("bind", root, src, "vol", "rw"));
-	expect_failure(RUN("bind", root, src, "vol", "rw"), NFSV3_EXIT_REFUSED, "vol: already mounted");
+	expect_ok(RUN("bind", root, source_dir, "vol", "rw"));
+	expect_failure(RUN("bind", root, source_dir, "vol", "rw"), NFSV3_EXIT_REFUSED, "vol: already mounted");
 	ck_assert_int_eq(mounts_below(base), 2);
 	expect_ok(RUN("unmount", root, "vol", "lazy"));
 	expect_nothing_mounted("vol");
@@ -368,7 +369,7 @@ START_TEST(test_bind_root_on_bind_mount)
 	ck_assert_int_eq(mkdir(real, 0755), 0);
 	ck_assert_int_eq(mkdir(bound, 0755), 0);
 	ck_assert_int_eq(mount(real, bound, NULL, MS_BIND, NULL), 0);
-	expect_ok(RUN("bind", bound, src, "vol", "ro"));
+	expect_ok(RUN("bind", bound, source_dir, "vol", "ro"));
 	path_join(point, sizeof(point), bound, "vol/hello");
 	ck_assert(access(point, R_OK) == 0);
 	expect_ok(RUN("unmount", bound, "vol", "lazy"));
@@ -399,7 +400,7 @@ static void check_fallback(enum run_as as)
 	char point[4096], options[4096], path[4096];
 
 	path_join(point, sizeof(point), root, "vol");
-	expect_ok(RUN_AS(as, "bind", root, src, "vol", "ro"));
+	expect_ok(RUN_AS(as, "bind", root, source_dir, "vol", "ro"));
 	mount_options(point, options, sizeof(options));
 	ck_assert_msg(strstr(options, ",ro,") && strstr(options, ",nosuid,") && strstr(options, ",nodev,"),
 		      "options %s", options);
@@ -408,7 +409,7 @@ static void check_fallback(enum run_as as)
 	ck_assert_int_eq(errno, EROFS);
 	expect_ok(RUN("unmount", root, "vol", "lazy"));
 
-	expect_ok(RUN_AS(as, "bind", root, src, "vol", "rw"));
+	expect_ok(RUN_AS(as, "bind", root, source_dir, "vol", "rw"));
 	mount_options(point, options, sizeof(options));
 	ck_assert_msg(strstr(options, ",rw,") && strstr(options, ",nosuid,") && strstr(options, ",nodev,"),
 		      "options %s", options);
@@ -459,7 +460,7 @@ START_TEST(test_unmount_removes_mount_and_dir)
 	char point[4096];
 
 	path_join(point, sizeof(point), root, "vol");
-	expect_ok(RUN("bind", root, src, "vol", "rw"));
+	expect_ok(RUN("bind", root, source_dir, "vol", "rw"));
 	ck_assert_int_eq(mounts_below(base), 2);
 	expect_ok(RUN("unmount", root, "vol", "lazy"));
 	ck_assert_int_eq(mounts_below(base), 1);
@@ -469,7 +470,7 @@ END_TEST
 
 START_TEST(test_unmount_twice)
 {
-	expect_ok(RUN("bind", root, src, "vol", "rw"));
+	expect_ok(RUN("bind", root, source_dir, "vol", "rw"));
 	expect_ok(RUN("unmount", root, "vol", "lazy"));
 	expect_ok(RUN("unmount", root, "vol", "lazy"));
 	expect_ok(RUN("unmount", root, "vol", "force"));
@@ -479,7 +480,7 @@ END_TEST
 
 START_TEST(test_unmount_force)
 {
-	expect_ok(RUN("bind", root, src, "vol", "rw"));
+	expect_ok(RUN("bind", root, source_dir, "vol", "rw"));
 	expect_ok(RUN("unmount", root, "vol", "force"));
 	expect_nothing_mounted("vol");
 }
@@ -491,7 +492,7 @@ START_TEST(test_unmount_busy)
 	char path[4096];
 	int fd;
 
-	expect_ok(RUN("bind", root, src, "vol", "rw"));
+	expect_ok(RUN("bind", root, source_dir, "vol", "rw"));
 	path_join(path, sizeof(path), root, "vol/hello");
 	fd = open(path, O_RDONLY);
 	ck_assert_int_ge(fd, 0);
@@ -533,8 +534,8 @@ START_TEST(test_unmount_stacked)
 	char point[4096];
 
 	path_join(point, sizeof(point), root, "vol");
-	expect_ok(RUN("bind", root, src, "vol", "rw"));
-	ck_assert_int_eq(mount(src, point, NULL, MS_BIND, NULL), 0);
+	expect_ok(RUN("bind", root, source_dir, "vol", "rw"));
+	ck_assert_int_eq(mount(source_dir, point, NULL, MS_BIND, NULL), 0);
 	ck_assert_int_eq(mounts_below(base), 3);
 	expect_ok(RUN("unmount", root, "vol", "lazy"));
 	expect_nothing_mounted("vol");
@@ -572,7 +573,7 @@ START_TEST(test_unmount_symlink_refused)
 
 	path_join(point, sizeof(point), root, "vol");
 	path_join(link, sizeof(link), root, "link");
-	expect_ok(RUN("bind", root, src, "vol", "rw"));
+	expect_ok(RUN("bind", root, source_dir, "vol", "rw"));
 	ck_assert_int_eq(symlink(point, link), 0);
 	expect_failure(RUN("unmount", root, "link", "force"), NFSV3_EXIT_REFUSED, "link: is a symlink");
 	ck_assert_int_eq(mounts_below(base), 2);
@@ -598,7 +599,7 @@ END_TEST
 
 START_TEST(test_refuse_relative_root)
 {
-	expect_failure(RUN("bind", root + 1, src, "vol", "rw"), NFSV3_EXIT_REFUSED, "not an absolute path");
+	expect_failure(RUN("bind", root + 1, source_dir, "vol", "rw"), NFSV3_EXIT_REFUSED, "not an absolute path");
 	expect_failure(RUN("unmount", "relative", "vol", "lazy"), NFSV3_EXIT_REFUSED, "not an absolute path");
 	expect_nothing_mounted("vol");
 }
@@ -615,8 +616,8 @@ START_TEST(test_refuse_symlinked_root)
 	ck_assert_int_eq(mkdir(real, 0755), 0);
 	ck_assert_int_eq(mkdir(point, 0755), 0);
 	ck_assert_int_eq(symlink(real, link), 0);
-	expect_failure(RUN("bind", via, src, "vol", "rw"), NFSV3_EXIT_REFUSED, "has a symlink component");
-	expect_failure(RUN("bind", link, src, "vol", "rw"), NFSV3_EXIT_REFUSED, "has a symlink component");
+	expect_failure(RUN("bind", via, source_dir, "vol", "rw"), NFSV3_EXIT_REFUSED, "has a symlink component");
+	expect_failure(RUN("bind", link, source_dir, "vol", "rw"), NFSV3_EXIT_REFUSED, "has a symlink component");
 	path_join(point, sizeof(point), point, "vol");
 	ck_assert(!exists(point));
 	expect_nothing_mounted("vol");
@@ -627,9 +628,9 @@ START_TEST(test_refuse_root_not_canonical)
 {
 	char dotdot[4096];
 
-	path_join(dotdot, sizeof(dotdot), src, "../root");
-	expect_failure(RUN("bind", dotdot, src, "vol", "rw"), NFSV3_EXIT_REFUSED, "not a canonical path");
-	expect_failure(RUN("bind", "/", src, "vol", "rw"), NFSV3_EXIT_REFUSED, "must not be /");
+	path_join(dotdot, sizeof(dotdot), source_dir, "../root");
+	expect_failure(RUN("bind", dotdot, source_dir, "vol", "rw"), NFSV3_EXIT_REFUSED, "not a canonical path");
+	expect_failure(RUN("bind", "/", source_dir, "vol", "rw"), NFSV3_EXIT_REFUSED, "must not be /");
 	expect_nothing_mounted("vol");
 }
 END_TEST
@@ -639,9 +640,9 @@ START_TEST(test_refuse_root_missing_or_file)
 	char missing[4096], file[4096];
 
 	path_join(missing, sizeof(missing), base, "missing");
-	path_join(file, sizeof(file), src, "hello");
-	expect_failure(RUN("bind", missing, src, "vol", "rw"), NFSV3_EXIT_REFUSED, "No such file");
-	expect_failure(RUN("bind", file, src, "vol", "rw"), NFSV3_EXIT_REFUSED, "Not a directory");
+	path_join(file, sizeof(file), source_dir, "hello");
+	expect_failure(RUN("bind", missing, source_dir, "vol", "rw"), NFSV3_EXIT_REFUSED, "No such file");
+	expect_failure(RUN("bind", file, source_dir, "vol", "rw"), NFSV3_EXIT_REFUSED, "Not a directory");
 	expect_nothing_mounted("vol");
 }
 END_TEST
@@ -649,7 +650,7 @@ END_TEST
 /* Without openat2 nothing can be resolved safely: no fallback, a clear error. */
 START_TEST(test_refuse_without_openat2)
 {
-	expect_failure(RUN_AS(RUN_NO_OPENAT2, "bind", root, src, "vol", "rw"), NFSV3_EXIT_INTERNAL,
+	expect_failure(RUN_AS(RUN_NO_OPENAT2, "bind", root, source_dir, "vol", "rw"), NFSV3_EXIT_INTERNAL,
 		       "openat2 is not available");
 	expect_failure(RUN_AS(RUN_NO_OPENAT2, "unmount", root, "vol", "lazy"), NFSV3_EXIT_INTERNAL,
 		       "openat2 is not available");
@@ -661,7 +662,7 @@ END_TEST
 
 static void expect_name_refused(const char *name, const char *why)
 {
-	expect_failure(RUN("bind", root, src, name, "rw"), NFSV3_EXIT_REFUSED, why);
+	expect_failure(RUN("bind", root, source_dir, name, "rw"), NFSV3_EXIT_REFUSED, why);
 	expect_failure(RUN("unmount", root, name, "lazy"), NFSV3_EXIT_REFUSED, why);
 	ck_assert_int_eq(mounts_below(base), 1);
 }
@@ -679,7 +680,7 @@ START_TEST(test_refuse_name_slash)
 	path_join(inner, sizeof(inner), root, "a");
 	ck_assert_int_eq(rmdir(inner), 0);
 	/* .kernel/<key> names a kernel mount: unmount takes it, bind never does. */
-	expect_failure(RUN("bind", root, src, NFSV3_KERNEL_DIR "/key", "rw"), NFSV3_EXIT_REFUSED,
+	expect_failure(RUN("bind", root, source_dir, NFSV3_KERNEL_DIR "/key", "rw"), NFSV3_EXIT_REFUSED,
 		       "must start with a letter or digit");
 }
 END_TEST
@@ -712,7 +713,7 @@ START_TEST(test_refuse_name_too_long)
 	expect_name_refused(name, "longer than 255 bytes");
 	/* 255 is fine. */
 	name[255] = '\0';
-	expect_ok(RUN("bind", root, src, name, "rw"));
+	expect_ok(RUN("bind", root, source_dir, name, "rw"));
 	expect_ok(RUN("unmount", root, name, "lazy"));
 	expect_nothing_mounted(name);
 }
@@ -720,7 +721,7 @@ END_TEST
 
 START_TEST(test_refuse_name_control_char)
 {
-	struct result result = RUN("bind", root, src, "vol\nx", "rw");
+	struct result result = RUN("bind", root, source_dir, "vol\nx", "rw");
 
 	/* The newline must not reach stderr: one line, always. */
 	expect_failure(result, NFSV3_EXIT_REFUSED, "\"vol?x\": may only hold");
@@ -746,7 +747,7 @@ START_TEST(test_refuse_symlinked_target)
 	path_join(link, sizeof(link), root, "vol");
 	ck_assert_int_eq(mkdir(elsewhere, 0755), 0);
 	ck_assert_int_eq(symlink(elsewhere, link), 0);
-	expect_failure(RUN("bind", root, src, "vol", "rw"), NFSV3_EXIT_REFUSED, "vol: is a symlink");
+	expect_failure(RUN("bind", root, source_dir, "vol", "rw"), NFSV3_EXIT_REFUSED, "vol: is a symlink");
 	ck_assert_int_eq(mounts_below(base), 1);
 	path_join(file, sizeof(file), elsewhere, "hello");
 	ck_assert(!exists(file));
@@ -761,7 +762,7 @@ START_TEST(test_refuse_target_file)
 
 	path_join(file, sizeof(file), root, "vol");
 	write_file(file, "");
-	expect_failure(RUN("bind", root, src, "vol", "rw"), NFSV3_EXIT_REFUSED,
+	expect_failure(RUN("bind", root, source_dir, "vol", "rw"), NFSV3_EXIT_REFUSED,
 		       "vol: exists and is not a directory");
 	ck_assert_int_eq(mounts_below(base), 1);
 	ck_assert_int_eq(unlink(file), 0);
@@ -776,7 +777,7 @@ START_TEST(test_refuse_target_not_empty)
 	path_join(file, sizeof(file), point, "data");
 	ck_assert_int_eq(mkdir(point, 0755), 0);
 	write_file(file, "");
-	expect_failure(RUN("bind", root, src, "vol", "rw"), NFSV3_EXIT_REFUSED, "vol: not empty");
+	expect_failure(RUN("bind", root, source_dir, "vol", "rw"), NFSV3_EXIT_REFUSED, "vol: not empty");
 	ck_assert_int_eq(mounts_below(base), 1);
 	/* An existing directory is not the helper's to remove. */
 	ck_assert(exists(file));
@@ -791,7 +792,7 @@ START_TEST(test_refuse_source_not_dir)
 {
 	char file[4096];
 
-	path_join(file, sizeof(file), src, "hello");
+	path_join(file, sizeof(file), source_dir, "hello");
 	expect_failure(RUN("bind", root, file, "vol", "rw"), NFSV3_EXIT_REFUSED, "Not a directory");
 	expect_nothing_mounted("vol");
 }
@@ -802,10 +803,10 @@ START_TEST(test_refuse_source_symlink)
 	char link[4096], via[4096], inner[4096];
 
 	path_join(link, sizeof(link), base, "srclink");
-	path_join(inner, sizeof(inner), src, "inner");
+	path_join(inner, sizeof(inner), source_dir, "inner");
 	path_join(via, sizeof(via), link, "inner");
 	ck_assert_int_eq(mkdir(inner, 0755), 0);
-	ck_assert_int_eq(symlink(src, link), 0);
+	ck_assert_int_eq(symlink(source_dir, link), 0);
 	expect_failure(RUN("bind", root, via, "vol", "rw"), NFSV3_EXIT_REFUSED, "has a symlink component");
 	expect_failure(RUN("bind", root, link, "vol", "rw"), NFSV3_EXIT_REFUSED, "has a symlink component");
 	expect_nothing_mounted("vol");
@@ -817,7 +818,7 @@ START_TEST(test_refuse_source_relative_or_missing)
 	char missing[4096];
 
 	path_join(missing, sizeof(missing), base, "missing");
-	expect_failure(RUN("bind", root, src + 1, "vol", "rw"), NFSV3_EXIT_REFUSED, "not an absolute path");
+	expect_failure(RUN("bind", root, source_dir + 1, "vol", "rw"), NFSV3_EXIT_REFUSED, "not an absolute path");
 	expect_failure(RUN("bind", root, missing, "vol", "rw"), NFSV3_EXIT_REFUSED, "No such file");
 	expect_failure(RUN("bind", root, "/", "vol", "rw"), NFSV3_EXIT_REFUSED, "must not be /");
 	expect_nothing_mounted("vol");
@@ -828,8 +829,8 @@ END_TEST
 
 START_TEST(test_refuse_wrong_verb)
 {
-	expect_failure(RUN("mount", root, src, "vol", "rw"), NFSV3_EXIT_USAGE, "usage: ");
-	expect_failure(RUN("BIND", root, src, "vol", "rw"), NFSV3_EXIT_USAGE, "usage: ");
+	expect_failure(RUN("mount", root, source_dir, "vol", "rw"), NFSV3_EXIT_USAGE, "usage: ");
+	expect_failure(RUN("BIND", root, source_dir, "vol", "rw"), NFSV3_EXIT_USAGE, "usage: ");
 	expect_failure(RUN_AS(RUN_ROOT, NULL), NFSV3_EXIT_USAGE, "usage: ");
 	expect_nothing_mounted("vol");
 }
@@ -837,8 +838,8 @@ END_TEST
 
 START_TEST(test_refuse_wrong_count)
 {
-	expect_failure(RUN("bind", root, src, "vol"), NFSV3_EXIT_USAGE, "usage: " NFSV3_HELPER_MOUNT " bind");
-	expect_failure(RUN("bind", root, src, "vol", "rw", "extra"), NFSV3_EXIT_USAGE, "usage: ");
+	expect_failure(RUN("bind", root, source_dir, "vol"), NFSV3_EXIT_USAGE, "usage: " NFSV3_HELPER_MOUNT " bind");
+	expect_failure(RUN("bind", root, source_dir, "vol", "rw", "extra"), NFSV3_EXIT_USAGE, "usage: ");
 	expect_failure(RUN("unmount", root, "vol"), NFSV3_EXIT_USAGE, "usage: " NFSV3_HELPER_MOUNT " unmount");
 	expect_failure(RUN("unmount", root, "vol", "lazy", "x"), NFSV3_EXIT_USAGE, "usage: ");
 	expect_failure(RUN("nfs", root), NFSV3_EXIT_USAGE, "usage: " NFSV3_HELPER_MOUNT " nfs");
@@ -848,9 +849,9 @@ END_TEST
 
 START_TEST(test_refuse_mode_misspelt)
 {
-	expect_failure(RUN("bind", root, src, "vol", "RW"), NFSV3_EXIT_REFUSED, "must be rw or ro");
-	expect_failure(RUN("bind", root, src, "vol", "rw "), NFSV3_EXIT_REFUSED, "must be rw or ro");
-	expect_failure(RUN("bind", root, src, "vol", "readonly"), NFSV3_EXIT_REFUSED, "must be rw or ro");
+	expect_failure(RUN("bind", root, source_dir, "vol", "RW"), NFSV3_EXIT_REFUSED, "must be rw or ro");
+	expect_failure(RUN("bind", root, source_dir, "vol", "rw "), NFSV3_EXIT_REFUSED, "must be rw or ro");
+	expect_failure(RUN("bind", root, source_dir, "vol", "readonly"), NFSV3_EXIT_REFUSED, "must be rw or ro");
 	expect_failure(RUN("unmount", root, "vol", "Lazy"), NFSV3_EXIT_REFUSED, "must be lazy or force");
 	expect_nothing_mounted("vol");
 }
@@ -860,7 +861,7 @@ END_TEST
 
 START_TEST(test_privilege_nonroot_refused)
 {
-	expect_failure(RUN_AS(RUN_NOBODY, "bind", root, src, "vol", "rw"), NFSV3_EXIT_PRIVILEGE,
+	expect_failure(RUN_AS(RUN_NOBODY, "bind", root, source_dir, "vol", "rw"), NFSV3_EXIT_PRIVILEGE,
 		       "cannot keep cap_sys_admin: not permitted");
 	expect_failure(RUN_AS(RUN_NOBODY, "unmount", root, "vol", "lazy"), NFSV3_EXIT_PRIVILEGE,
 		       "cannot keep cap_sys_admin: not permitted");
@@ -967,7 +968,7 @@ START_TEST(test_privilege_dropped)
 	ck_assert_uint_eq(seen.effective | seen.permitted | seen.inheritable | seen.ambient | seen.bounding, 0);
 
 	/* And a refusal after validation started. */
-	seen = observe_dropped((const char *const[]){"bind", root, src, "..", "rw", NULL}, NFSV3_EXIT_REFUSED);
+	seen = observe_dropped((const char *const[]){"bind", root, source_dir, "..", "rw", NULL}, NFSV3_EXIT_REFUSED);
 	ck_assert_uint_eq(seen.effective, sys_admin | dac_read_search);
 }
 END_TEST
@@ -1014,24 +1015,6 @@ static Suite *mounter_suite(void)
 	return suite;
 }
 
-/* Root without CAP_SYS_ADMIN (an unprivileged container) cannot run these tests at all. */
-static bool can_mount(void)
-{
-	int status;
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
-		    mount("nfsv3-test", base, "tmpfs", 0, NULL) != 0) {
-			fprintf(stderr, "test_mounter: skipped: cannot mount a tmpfs in a new mount namespace: %s\n",
-				strerror(errno));
-			_exit(1);
-		}
-		_exit(0);
-	}
-	return pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
 int main(void)
 {
 	SRunner *runner;
@@ -1042,7 +1025,8 @@ int main(void)
 		return 77;
 	}
 	make_base();
-	if (!can_mount()) {
+	/* Root without CAP_SYS_ADMIN (an unprivileged container), or a chroot, cannot run these tests. */
+	if (!harness_can_mount_privately(base, "test_mounter")) {
 		remove_base();
 		return 77;
 	}
