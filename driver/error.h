@@ -28,10 +28,4 @@ struct error *error_wrap(struct error *err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void error_free(struct error *err);
 
-static inline void error_freep(struct error **err)
-{
-	error_free(*err);
-}
-#define cleanup_error __attribute__((cleanup(error_freep)))
-
 #endif

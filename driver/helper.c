@@ -58,15 +58,6 @@ void helper_pool_free(struct helper_pool *pool)
 	free(pool);
 }
 
-bool helper_pool_idle(const struct helper_pool *pool)
-{
-	return pool->running == 0 && !pool->wait_head;
-}
-
-unsigned helper_pool_running(const struct helper_pool *pool)
-{
-	return pool->running;
-}
 
 static void job_free(struct helper_job *job)
 {

@@ -26,10 +26,8 @@ struct helper_pool;
 typedef void (*helper_done_cb)(const struct helper_result *res, void *data);
 
 struct helper_pool *helper_pool_new(uv_loop_t *loop, unsigned max_parallel, unsigned timeout_s);
-/* Free once helper_pool_idle(); it closes no handles of its own then. */
+/* Free once no helper runs or waits; the pool itself holds no handles. */
 void helper_pool_free(struct helper_pool *pool);
-bool helper_pool_idle(const struct helper_pool *pool);
-unsigned helper_pool_running(const struct helper_pool *pool);
 
 /*
  * Run argv (argv[0] an absolute path, NULL-terminated, at most

@@ -37,14 +37,6 @@ struct watched {
 
 static struct watched *watched_list;
 
-unsigned supervise_count(void)
-{
-	unsigned n = 0;
-	for (struct watched *w = watched_list; w; w = w->next)
-		if (!w->exited)
-			n++;
-	return n;
-}
 
 static struct watched *find_live(const char *name)
 {

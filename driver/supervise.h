@@ -35,7 +35,5 @@ bool supervise_adopt(struct driver *drv, const char *name, pid_t pid);
 /* At exit: stop watching, leave every idmapfs serving. */
 void supervise_let_go(void);
 
-/* Pids of every idmapfs we watch, for /evacuate and tests. */
-unsigned supervise_count(void);
 
 #endif
