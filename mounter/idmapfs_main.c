@@ -90,34 +90,6 @@ static uint32_t parse_id(const char *what, const char *text)
 	return (uint32_t)value;
 }
 
-/*
- * Trusts: nothing in backing.
- * Checks: absolute, not "/", resolved from "/" with no symlink (magic or
- * not) in any component, a directory. The O_PATH fd pins what was checked:
- * every later access is relative to it.
- */
-static int open_backing(const char *backing)
-{
-	struct open_how how = {
-		.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
-		.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-	};
-	int fd;
-
-	if (backing[0] != '/')
-		die(NFSV3_EXIT_REFUSED, "backing directory %s: not an absolute path", backing);
-	if (backing[strspn(backing, "/")] == '\0')
-		die(NFSV3_EXIT_REFUSED, "backing directory %s: must not be /", backing);
-	fd = (int)syscall(SYS_openat2, AT_FDCWD, backing, &how, sizeof(how));
-	if (fd < 0) {
-		if (errno == ELOOP)
-			die(NFSV3_EXIT_REFUSED, "backing directory %s: has a symlink component", backing);
-		if (errno == ENOTDIR)
-			die(NFSV3_EXIT_REFUSED, "backing directory %s: not a directory", backing);
-		die_errno(NFSV3_EXIT_REFUSED, "backing directory %s", backing);
-	}
-	return fd;
-}
 
 /* The mountpoint this run created, removed again if setup fails before mounting. */
 static struct {
@@ -482,7 +454,7 @@ int main(int argc, char **argv)
 	if (privilege_check_name(argv[3], &why) != 0)
 		die(NFSV3_EXIT_REFUSED, "name \"%s\": %s", argv[3], why);
 	root_fd = privilege_open_root(argv[1]);
-	fs.root.fd = open_backing(argv[2]);
+	fs.root.fd = privilege_open_backing(root_fd, argv[1], argv[2], "backing directory");
 	if (fstat(fs.root.fd, &st) != 0)
 		die_errno(NFSV3_EXIT_MOUNT, "cannot stat backing directory %s", argv[2]);
 	fs.root.dev = st.st_dev;

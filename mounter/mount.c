@@ -86,6 +86,9 @@ static void ensure_std_fds(void)
 	close(fd);
 }
 
+/* MOUNT_ROOT as given: privilege_open_root accepted it only in canonical form. */
+static const char *mount_root;
+
 int main(int argc, char **argv)
 {
 	const struct verb *verb = NULL;
@@ -107,6 +110,7 @@ int main(int argc, char **argv)
 	if (argc - 2 != verb->nargs)
 		die_usage(verb);
 	root_fd = privilege_open_root(argv[2]);
+	mount_root = argv[2];
 	return verb->run(root_fd, argc - 3, argv + 3);
 }
 
@@ -133,31 +137,6 @@ static void remove_created_mountpoint(void)
 		unlinkat(created_mountpoint.root_fd, created_mountpoint.name, AT_REMOVEDIR);
 }
 
-/*
- * Trusts: nothing in source.
- * Checks: absolute, resolved from "/" beneath it with no symlink (magic or
- * not) in any component, a directory. The fd pins what was checked.
- */
-static int open_source(const char *source)
-{
-	int slash_fd, fd;
-
-	if (source[0] != '/')
-		die(NFSV3_EXIT_REFUSED, "source %s: not an absolute path", source);
-	if (source[strspn(source, "/")] == '\0')
-		die(NFSV3_EXIT_REFUSED, "source %s: must not be /", source);
-	slash_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (slash_fd < 0)
-		die_errno(NFSV3_EXIT_INTERNAL, "cannot open /");
-	fd = privilege_open_beneath(slash_fd, source + strspn(source, "/"), O_PATH | O_DIRECTORY);
-	if (fd < 0) {
-		if (errno == ELOOP)
-			die(NFSV3_EXIT_REFUSED, "source %s: has a symlink component", source);
-		die_errno(NFSV3_EXIT_REFUSED, "source %s", source);
-	}
-	close(slash_fd);
-	return fd;
-}
 
 /*
  * Trusts: root_fd; name already checked by check_volume_name.
@@ -254,7 +233,7 @@ int verb_bind(int root_fd, int argc, char **argv)
 	if (readonly)
 		attr.attr_set |= MOUNT_ATTR_RDONLY;
 	check_volume_name(name);
-	source_fd = open_source(source);
+	source_fd = privilege_open_backing(root_fd, mount_root, source, "source");
 	target_fd = open_mountpoint(root_fd, name);
 
 	tree_fd = open_tree(source_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);

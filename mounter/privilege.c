@@ -324,3 +324,101 @@ int privilege_open_mountpoint(int root_fd, const char *name)
 	closedir(dir);
 	return fd;
 }
+
+/* Open dir (absolute) from "/" with no symlink in any component, or return -1 with errno set. */
+static int open_absolute(const char *dir, int flags)
+{
+	int slash_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC), fd;
+
+	if (slash_fd < 0)
+		return -1;
+	fd = dir[strspn(dir, "/")] == '\0' ? dup(slash_fd) : privilege_open_beneath(slash_fd, dir + strspn(dir, "/"), flags);
+	close(slash_fd);
+	return fd;
+}
+
+/*
+ * The directories local sources may come from, as the operator listed them:
+ * the file must be a regular file owned by root that nobody else can write.
+ * Returns the first listed directory that path lies beneath (a static
+ * buffer), or NULL.
+ */
+static const char *local_source_prefix(const char *path)
+{
+	static char line[4096];
+	struct stat st;
+	FILE *list;
+	int fd = open_absolute(NFSV3_LOCAL_SOURCES_FILE, O_RDONLY);
+
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) != 0 ||
+	    !(list = fdopen(fd, "re"))) {
+		close(fd);
+		return NULL;
+	}
+	while (fgets(line, sizeof(line), list)) {
+		size_t len;
+		line[strcspn(line, "\n")] = '\0';
+		len = strlen(line);
+		while (len > 1 && line[len - 1] == '/')
+			line[--len] = '\0';
+		if (line[0] != '/' || len < 2)
+			continue;
+		if (strncmp(path, line, len) == 0 && (path[len] == '/' || path[len] == '\0')) {
+			fclose(list);
+			return line;
+		}
+	}
+	fclose(list);
+	return NULL;
+}
+
+/*
+ * Trusts: the mount root fd, and the operator's root-owned list of local
+ * source directories (NFSV3_LOCAL_SOURCES_FILE); nothing in path.
+ * Checks: path is absolute, not "/", a directory reached with no symlink,
+ * and lies beneath MOUNT_ROOT/.kernel/ (a kernel NFS mount of ours) or
+ * beneath a listed directory. Either way the rest of the path is resolved
+ * beneath the fd of that directory (RESOLVE_BENEATH), so ".." cannot leave
+ * it. Without this, a compromised daemon could serve any user's files.
+ */
+int privilege_open_backing(int root_fd, const char *mount_root, const char *path, const char *what)
+{
+	size_t root_len = strlen(mount_root), kernel_len = strlen(NFSV3_KERNEL_DIR);
+	const char *prefix, *rest;
+	int base_fd, fd;
+
+	if (path[0] != '/')
+		die(NFSV3_EXIT_REFUSED, "%s %s: not an absolute path", what, path);
+	if (path[strspn(path, "/")] == '\0')
+		die(NFSV3_EXIT_REFUSED, "%s %s: must not be /", what, path);
+	if (strncmp(path, mount_root, root_len) == 0 && path[root_len] == '/' &&
+	    strncmp(path + root_len + 1, NFSV3_KERNEL_DIR, kernel_len) == 0 && path[root_len + 1 + kernel_len] == '/') {
+		rest = path + root_len + 1;
+		base_fd = dup(root_fd);
+	} else if ((prefix = local_source_prefix(path)) != NULL) {
+		rest = path + strlen(prefix);
+		base_fd = open_absolute(prefix, O_PATH | O_DIRECTORY);
+		if (base_fd < 0 && errno == ELOOP)
+			die(NFSV3_EXIT_REFUSED, "%s %s: has a symlink component", what, path);
+	} else {
+		die(NFSV3_EXIT_REFUSED, "%s %s: neither beneath %s/%s nor beneath a directory listed in %s", what, path,
+		    mount_root, NFSV3_KERNEL_DIR, NFSV3_LOCAL_SOURCES_FILE);
+	}
+	if (base_fd < 0)
+		die_errno(NFSV3_EXIT_REFUSED, "%s %s", what, path);
+	rest += strspn(rest, "/");
+	fd = *rest ? privilege_open_beneath(base_fd, rest, O_PATH | O_DIRECTORY) : dup(base_fd);
+	if (fd < 0) {
+		if (errno == ELOOP)
+			die(NFSV3_EXIT_REFUSED, "%s %s: has a symlink component", what, path);
+		if (errno == ENOTDIR)
+			die(NFSV3_EXIT_REFUSED, "%s %s: not a directory", what, path);
+		if (errno == EXDEV)
+			die(NFSV3_EXIT_REFUSED, "%s %s: leaves the directory it must stay beneath", what, path);
+		die_errno(NFSV3_EXIT_REFUSED, "%s %s", what, path);
+	}
+	close(base_fd);
+	return fd;
+}

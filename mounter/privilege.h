@@ -54,4 +54,21 @@ int privilege_open_beneath(int root_fd, const char *name, int flags);
  */
 int privilege_open_mountpoint(int root_fd, const char *name);
 
+/*
+ * The operator's list of local directories that sources may come from (one
+ * absolute directory a line), besides the kernel NFS mounts under
+ * MOUNT_ROOT/.kernel. Root-owned and writable by root alone, or ignored.
+ */
+#ifndef NFSV3_LOCAL_SOURCES_FILE
+#define NFSV3_LOCAL_SOURCES_FILE "/etc/nfsv3driver/local-sources"
+#endif
+
+/*
+ * Open a bind source or idmapfs backing directory (what names it in errors):
+ * beneath MOUNT_ROOT/.kernel/ or beneath a directory listed in
+ * NFSV3_LOCAL_SOURCES_FILE, with no symlink. Returns an O_PATH fd or dies
+ * with NFSV3_EXIT_REFUSED naming what is wrong.
+ */
+int privilege_open_backing(int root_fd, const char *mount_root, const char *path, const char *what);
+
 #endif

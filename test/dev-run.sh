@@ -4,6 +4,8 @@ set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 run=$top/run
 mkdir -p "$run/drivers" "$run/mounts"
+# file:///tmp/... sources for trying it out.
+"$top/packaging/local-sources.sh" /tmp
 cat <<TXT
 nfsv3driver (development): unix:$run/nfsv3driver.sock, tcp://127.0.0.1:7589, admin on 7590.
 Try it from another shell:

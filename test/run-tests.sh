@@ -9,6 +9,10 @@ export NFSV3_BUILD=${NFSV3_BUILD:-$top/build}
 export CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-120}
 passed=0 failed=0 skipped=0 failures=()
 
+# The suites bind and serve local directories under these; the helpers take
+# local sources only from directories the operator listed.
+"$top/packaging/local-sources.sh" /tmp /var/tmp
+
 run_one() {
 	local name=$1; shift
 	local start=$SECONDS rc

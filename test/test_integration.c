@@ -596,6 +596,21 @@ START_TEST(command_line_errors_exit_2)
 END_TEST
 
 
+START_TEST(local_source_outside_the_operators_list_is_refused)
+{
+	int status;
+	json_t *a;
+
+	/* The daemon allows file:// sources here, but the helper trusts only
+	 * the root-owned list in /etc/nfsv3driver/local-sources. */
+	json_decref(ok_call(true, NFSV3_ROUTE_CREATE, "{\"Name\":\"u1\",\"Opts\":{\"source\":\"file:///usr/share\"}}", NULL));
+	a = call_tcp(&d, NFSV3_ROUTE_MOUNT, "{\"Name\":\"u1\"}", NULL, &status);
+	ck_assert_msg(strstr(answer_err(a), "/usr/share: neither beneath"), "Err: %s", answer_err(a));
+	json_decref(a);
+	ck_assert_int_eq(mounts_under(d.root), 0);
+}
+END_TEST
+
 START_TEST(nfs_source_error_reaches_the_app_developer)
 {
 	int status;
@@ -649,6 +664,7 @@ static Suite *integration_suite(void)
 	tcase_add_test(tc, evacuate_unmounts_everything);
 	tcase_add_test(tc, command_line_errors_exit_2);
 	tcase_add_test(tc, nfs_source_error_reaches_the_app_developer);
+	tcase_add_test(tc, local_source_outside_the_operators_list_is_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -793,7 +793,7 @@ START_TEST(test_refuse_source_not_dir)
 	char file[4096];
 
 	path_join(file, sizeof(file), source_dir, "hello");
-	expect_failure(RUN("bind", root, file, "vol", "rw"), NFSV3_EXIT_REFUSED, "Not a directory");
+	expect_failure(RUN("bind", root, file, "vol", "rw"), NFSV3_EXIT_REFUSED, "not a directory");
 	expect_nothing_mounted("vol");
 }
 END_TEST
@@ -809,6 +809,22 @@ START_TEST(test_refuse_source_symlink)
 	ck_assert_int_eq(symlink(source_dir, link), 0);
 	expect_failure(RUN("bind", root, via, "vol", "rw"), NFSV3_EXIT_REFUSED, "has a symlink component");
 	expect_failure(RUN("bind", root, link, "vol", "rw"), NFSV3_EXIT_REFUSED, "has a symlink component");
+	expect_nothing_mounted("vol");
+}
+END_TEST
+
+START_TEST(test_refuse_source_not_ours)
+{
+	char kernel[4096], escape[4096];
+
+	/* Not a kernel mount of ours and not in the operator's list of local
+	 * sources (packaging/local-sources.sh lists /tmp and /var/tmp). */
+	expect_failure(RUN("bind", root, "/usr/share", "vol", "rw"), NFSV3_EXIT_REFUSED, "neither beneath");
+	/* Beneath .kernel by its spelling only. */
+	path_join(kernel, sizeof(kernel), root, ".kernel");
+	ck_assert_int_eq(mkdir(kernel, 0700), 0);
+	snprintf(escape, sizeof(escape), "%s/../../../../usr", kernel);
+	expect_failure(RUN("bind", root, escape, "vol", "rw"), NFSV3_EXIT_REFUSED, "leaves the directory");
 	expect_nothing_mounted("vol");
 }
 END_TEST
@@ -998,7 +1014,7 @@ static Suite *mounter_suite(void)
 		{"refuse-target", {test_refuse_symlinked_target, test_refuse_target_file,
 				   test_refuse_target_not_empty}},
 		{"refuse-source", {test_refuse_source_not_dir, test_refuse_source_symlink,
-				   test_refuse_source_relative_or_missing}},
+				   test_refuse_source_relative_or_missing, test_refuse_source_not_ours}},
 		{"refuse-args", {test_refuse_wrong_verb, test_refuse_wrong_count, test_refuse_mode_misspelt}},
 		{"privilege", {test_privilege_nonroot_refused, test_privilege_nonroot_with_caps,
 			       test_privilege_dropped}},

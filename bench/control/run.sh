@@ -9,6 +9,7 @@
 # Environment: SEQ_ITER (1000), CONC_CLIENTS (64), CONC_OPS (10000),
 #   CONC_VOLUMES (256), HANGS (16), PINGS (1000), MEM_VOLUMES (1000).
 set -euo pipefail
+"$(dirname "$0")/../../packaging/local-sources.sh" /tmp
 
 if [ $# -ne 3 ]; then
 	echo "usage: $0 DRIVER HELPER_DIR CTLBENCH" >&2

@@ -13,6 +13,7 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
+"$top/packaging/local-sources.sh" "${1:-/var/tmp}"
 build=${NFSV3_BUILD:-$top/build}
 idmapfs=$build/libexec/nfsv3driver/nfsv3driver-idmapfs
 bound=1234 app=2000
