@@ -20,6 +20,7 @@ struct driver {
 	char mount_helper[PATH_MAX];   /* absolute path of nfsv3driver-mount */
 	char idmapfs_helper[PATH_MAX]; /* absolute path of nfsv3driver-idmapfs */
 	char state_path[PATH_MAX];
+	bool stopping;                 /* SIGTERM seen: new plugin requests get an error */
 	unsigned ops_in_flight;        /* submitted and not yet answered */
 	void (*on_idle)(struct driver *drv); /* called when ops_in_flight drops to 0 */
 	void (*on_idmapfs_died)(struct driver *drv, const char *name); /* a served mount lost its idmapfs */

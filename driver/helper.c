@@ -39,7 +39,7 @@ struct helper_pool {
 	struct helper_job *wait_head, *wait_tail;
 };
 
-static char *helper_env[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL };
+char *helper_env[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL };
 
 struct helper_pool *helper_pool_new(uv_loop_t *loop, unsigned max_parallel, unsigned timeout_s)
 {

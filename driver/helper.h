@@ -22,6 +22,9 @@ struct helper_result {
 	double elapsed_ms;
 };
 
+/* The whole environment every helper (idmapfs too) starts with. */
+extern char *helper_env[];
+
 struct helper_pool;
 typedef void (*helper_done_cb)(const struct helper_result *res, void *data);
 

@@ -1,3 +1,4 @@
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -51,6 +52,11 @@ void log_redact(json_t *value)
 		json_array_foreach(value, index, member)
 			log_redact(member);
 	}
+}
+
+bool log_enabled(enum log_level level)
+{
+	return level >= log_min;
 }
 
 void log_write(enum log_level level, const char *message, json_t *data)

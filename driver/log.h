@@ -6,6 +6,7 @@
 #ifndef NFSV3_LOG_H
 #define NFSV3_LOG_H
 
+#include <stdbool.h>
 #include <jansson.h>
 
 enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_ERROR = 2, LOG_FATAL = 3 };
@@ -20,6 +21,9 @@ int log_level_parse(const char *text);
  * (may be NULL) is consumed. Secrets in data are redacted before writing.
  */
 void log_write(enum log_level level, const char *message, json_t *data);
+
+/* Whether a line of this level would be written (to skip building it). */
+bool log_enabled(enum log_level level);
 
 #define log_debug(msg, data) log_write(LOG_DEBUG, (msg), (data))
 #define log_info(msg, data) log_write(LOG_INFO, (msg), (data))

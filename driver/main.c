@@ -91,7 +91,6 @@ static struct {
 	uv_timer_t shutdown_timer;
 	char mount_root[PATH_MAX];
 	char spec_path[PATH_MAX];
-	bool stopping;
 	int closing;
 } d;
 
@@ -288,7 +287,7 @@ static void finish_shutdown(void)
 
 static void on_idle(struct driver *drv)
 {
-	if (d.stopping && state_writer_idle(drv->state))
+	if (d.drv.stopping && state_writer_idle(drv->state))
 		finish_shutdown();
 }
 
@@ -302,13 +301,12 @@ static void on_shutdown_timeout(uv_timer_t *timer)
 
 static void on_signal(uv_signal_t *handle, int signum)
 {
-	if (d.stopping)
+	if (d.drv.stopping)
 		return;
-	d.stopping = true;
+	d.drv.stopping = true;
 	log_info("driver-server.stopping", json_pack("{s:i, s:i}", "signal", signum, "operations_in_flight",
 						     (int)d.drv.ops_in_flight));
 	http_server_stop_accepting(d.plugin);
-	routes_refuse_new();
 	uv_timer_start(&d.shutdown_timer, on_shutdown_timeout,
 		       ((uint64_t)d.cfg.helper_timeout_s + SHUTDOWN_GRACE_S) * 1000, 0);
 	if (d.drv.ops_in_flight == 0)

@@ -10,13 +10,6 @@
 
 #define ID_MAX 128
 
-static bool refusing;
-
-void routes_refuse_new(void)
-{
-	refusing = true;
-}
-
 /* What a route needs from the request body. */
 enum needs { NEEDS_NOTHING, NEEDS_NAME };
 
@@ -277,7 +270,7 @@ void routes_handle(struct http_request *req, void *data)
 		respond_json(req, 405, json_pack("{s:s}", NFSV3_F_ERR, message));
 		return;
 	}
-	if (refusing) {
+	if (drv->stopping) {
 		respond_error(req, NFSV3_ERR_SHUTTING_DOWN);
 		return;
 	}
@@ -321,7 +314,8 @@ void routes_handle(struct http_request *req, void *data)
 			return;
 		}
 	}
-	if (body) {
+	/* Redaction edits in place, so the logged body is a copy: made only when written. */
+	if (body && log_enabled(LOG_DEBUG)) {
 		json_t *logged = json_deep_copy(body);
 		log_debug(route->log_name, json_pack("{s:o}", "request", logged));
 	}

@@ -14,7 +14,4 @@ void routes_handle(struct http_request *req, void *data);
 /* http_request_cb for the admin listener; data is the struct driver. */
 void routes_handle_admin(struct http_request *req, void *data);
 
-/* New plugin requests are answered with an error from now on. */
-void routes_refuse_new(void);
-
 #endif

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "nfsv3driver.h"
+#include "helper.h"
 #include "log.h"
 #include "supervise.h"
 
@@ -215,7 +216,6 @@ void supervise_start(struct driver *drv, const char *name, const char *backing, 
 	char uid[16], gid[16], app_uid[16], app_gid[16];
 	uv_process_options_t options = { 0 };
 	uv_stdio_container_t stdio[3];
-	static char *env[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL };
 	char *argv[10];
 	struct watched *w = calloc(1, sizeof(*w));
 	int rc;
@@ -256,7 +256,7 @@ void supervise_start(struct driver *drv, const char *name, const char *backing, 
 	stdio[2].data.stream = (uv_stream_t *)&w->err;
 	options.file = argv[0];
 	options.args = argv;
-	options.env = env;
+	options.env = helper_env;
 	options.exit_cb = on_exit_cb;
 	/* Its own session: a daemon restart or upgrade leaves it serving. */
 	options.flags = UV_PROCESS_DETACHED;

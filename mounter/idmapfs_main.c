@@ -91,39 +91,6 @@ static uint32_t parse_id(const char *what, const char *text)
 }
 
 
-/* The mountpoint this run created, removed again if setup fails before mounting. */
-static struct {
-	int root_fd;
-	const char *name;
-} created_mountpoint = {-1, NULL};
-
-static void remove_created_mountpoint(void)
-{
-	/* Removes only an empty directory, so never one with a mount on it. */
-	if (created_mountpoint.name != NULL)
-		unlinkat(created_mountpoint.root_fd, created_mountpoint.name, AT_REMOVEDIR);
-}
-
-/*
- * Trusts: root_fd (privilege_open_root); name checked by privilege_check_name.
- * Checks: MOUNT_ROOT/NAME is a directory reached beneath the root with no
- * symlink, not already a mountpoint (a live or dead FUSE mount there is the
- * daemon's to detach), and empty (mounting over files would hide them). It is
- * created if absent. The fd returned is what the mount is moved onto, so what
- * was checked is what gets mounted on, whatever renames happen meanwhile.
- */
-static int open_mountpoint(int root_fd, const char *name)
-{
-	if (mkdirat(root_fd, name, 0755) == 0) {
-		created_mountpoint.root_fd = root_fd;
-		created_mountpoint.name = name;
-		atexit(remove_created_mountpoint);
-	} else if (errno != EEXIST) {
-		die_errno(NFSV3_EXIT_MOUNT, "cannot create mountpoint %s", name);
-	}
-	return privilege_open_mountpoint(root_fd, name);
-}
-
 /* ---- mounting ------------------------------------------------------- */
 
 /* Die with the kernel's own explanation from the fs_context log when it left one. */
@@ -194,7 +161,7 @@ static int mount_fuse(int fuse_fd, int mountpoint_fd, const char *name, bool rea
 	if (move_mount(mount_fd, "", mountpoint_fd, "",
 		       MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0)
 		die_errno(NFSV3_EXIT_MOUNT, "cannot mount on %s", name);
-	created_mountpoint.name = NULL;
+	privilege_keep_mountpoint();
 	return mount_fd;
 }
 
@@ -472,7 +439,7 @@ int main(int argc, char **argv)
 	fs.max_lock_waiters = IDMAPFS_MAX_THREADS - 4;
 	if (idmapfs_table_init(&fs.table) != 0)
 		die(NFSV3_EXIT_INTERNAL, "cannot allocate the inode table");
-	mountpoint_fd = open_mountpoint(root_fd, argv[3]);
+	mountpoint_fd = privilege_make_mountpoint(root_fd, argv[3]);
 	/* The kernel computes create modes with the app's umask; ours must not change them. */
 	umask(0);
 

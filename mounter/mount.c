@@ -124,45 +124,6 @@ static void check_volume_name(const char *name)
 
 /* ---- bind ----------------------------------------------------------- */
 
-/* The mountpoint bind created, removed again if the helper dies before mounting. */
-static struct {
-	int root_fd;
-	const char *name;
-} created_mountpoint = {-1, NULL};
-
-static void remove_created_mountpoint(void)
-{
-	/* Removes only an empty directory, so never one we mounted on. */
-	if (created_mountpoint.name != NULL)
-		unlinkat(created_mountpoint.root_fd, created_mountpoint.name, AT_REMOVEDIR);
-}
-
-
-/*
- * Trusts: root_fd; name already checked by check_volume_name.
- * Checks: MOUNT_ROOT/NAME is a directory reached with no symlink, not already
- * a mountpoint, and empty (mounting over files would hide them). A directory
- * that exists already is used as it is; one this run creates is recorded so
- * that any later failure removes it. The returned fd is the one the mount is
- * moved onto, so what was checked is what gets mounted on, whatever renames
- * happen meanwhile.
- *
- * An existing mount at NAME is refused even when it binds the same source:
- * the helper cannot tell how it got there or with which flags, and the
- * daemon, which owns the mount table, must detach what it does not expect.
- */
-static int open_mountpoint(int root_fd, const char *name)
-{
-	if (mkdirat(root_fd, name, 0755) == 0) {
-		created_mountpoint.root_fd = root_fd;
-		created_mountpoint.name = name;
-		atexit(remove_created_mountpoint);
-	} else if (errno != EEXIST) {
-		die_errno(NFSV3_EXIT_MOUNT, "cannot create mountpoint %s", name);
-	}
-	return privilege_open_mountpoint(root_fd, name);
-}
-
 /*
  * For kernels without open_tree or mount_setattr (before 5.2 and 5.12).
  * Trusts: the fds, opened and checked by the callers.
@@ -234,7 +195,7 @@ int verb_bind(int root_fd, int argc, char **argv)
 		attr.attr_set |= MOUNT_ATTR_RDONLY;
 	check_volume_name(name);
 	source_fd = privilege_open_backing(root_fd, mount_root, source, "source");
-	target_fd = open_mountpoint(root_fd, name);
+	target_fd = privilege_make_mountpoint(root_fd, name);
 
 	tree_fd = open_tree(source_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
 	if (tree_fd < 0 && errno != ENOSYS)
@@ -252,7 +213,7 @@ int verb_bind(int root_fd, int argc, char **argv)
 			      MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
 		die_errno(NFSV3_EXIT_MOUNT, "cannot mount %s on %s", source, name);
 	}
-	created_mountpoint.name = NULL;
+	privilege_keep_mountpoint();
 	return NFSV3_EXIT_OK;
 }
 

@@ -286,6 +286,36 @@ int privilege_open_beneath(int root_fd, const char *name, int flags)
  * is the one the mount is moved onto, so what was checked is what gets
  * mounted on, whatever renames happen meanwhile.
  */
+/* The mountpoint this run created, removed again if the helper ends before mounting on it. */
+static struct {
+	int root_fd;
+	const char *name;
+} created_mountpoint = { -1, NULL };
+
+static void remove_created_mountpoint(void)
+{
+	/* Removes only an empty directory, so never one with a mount on it. */
+	if (created_mountpoint.name != NULL)
+		unlinkat(created_mountpoint.root_fd, created_mountpoint.name, AT_REMOVEDIR);
+}
+
+void privilege_keep_mountpoint(void)
+{
+	created_mountpoint.name = NULL;
+}
+
+int privilege_make_mountpoint(int root_fd, const char *name)
+{
+	if (mkdirat(root_fd, name, 0755) == 0) {
+		created_mountpoint.root_fd = root_fd;
+		created_mountpoint.name = name;
+		atexit(remove_created_mountpoint);
+	} else if (errno != EEXIST) {
+		die_errno(NFSV3_EXIT_MOUNT, "cannot create mountpoint %s", name);
+	}
+	return privilege_open_mountpoint(root_fd, name);
+}
+
 int privilege_open_mountpoint(int root_fd, const char *name)
 {
 	struct statx stx;

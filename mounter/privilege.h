@@ -55,6 +55,14 @@ int privilege_open_beneath(int root_fd, const char *name, int flags);
 int privilege_open_mountpoint(int root_fd, const char *name);
 
 /*
+ * The same for a volume's mountpoint, created (0755) when absent; a directory
+ * this run created is removed at exit unless privilege_keep_mountpoint() says
+ * the mount is on it.
+ */
+int privilege_make_mountpoint(int root_fd, const char *name);
+void privilege_keep_mountpoint(void);
+
+/*
  * The operator's list of local directories that sources may come from (one
  * absolute directory a line), besides the kernel NFS mounts under
  * MOUNT_ROOT/.kernel. Root-owned and writable by root alone, or ignored.

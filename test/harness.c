@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -116,6 +117,12 @@ void daemon_start(struct daemon *dm)
 	dm->pid = fork();
 	ck_assert_int_ge(dm->pid, 0);
 	if (dm->pid == 0) {
+		/* Start it as a default system would: soft descriptor limit 1024. */
+		struct rlimit lim;
+		if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_max > 1024) {
+			lim.rlim_cur = 1024;
+			setrlimit(RLIMIT_NOFILE, &lim);
+		}
 		fd = open(dm->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		dup2(fd, 1);
 		dup2(fd, 2);
@@ -375,6 +382,17 @@ const char *answer_err(json_t *answer)
 		json_decref(safe);
 	}
 	return text;
+}
+
+int harness_run(Suite *suite)
+{
+	SRunner *sr = srunner_create(suite);
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
 }
 
 bool harness_can_mount_privately(const char *dir, const char *suite)

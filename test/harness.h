@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <sys/types.h>
+#include <check.h>
 #include <jansson.h>
 
 struct daemon {
@@ -55,6 +56,9 @@ const char *answer_err(json_t *answer);
 
 /* Mounts whose target starts with prefix in /proc/self/mountinfo. */
 int mounts_under(const char *prefix);
+
+/* Run every test of suite; the exit status for main (0 all passed, 1 not). */
+int harness_run(Suite *suite);
 
 /*
  * Whether suites that work in a private mount namespace can run here: a

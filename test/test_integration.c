@@ -596,6 +596,24 @@ START_TEST(command_line_errors_exit_2)
 END_TEST
 
 
+/* Each idmapfs inherits the daemon's descriptor limit and holds one per inode. */
+START_TEST(daemon_takes_the_hard_descriptor_limit)
+{
+	char path[64], line[256];
+	unsigned long long soft = 0, hard = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/limits", (int)d.pid);
+	ck_assert_ptr_nonnull(f = fopen(path, "r"));
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "Max open files", 14) == 0)
+			ck_assert_int_eq(sscanf(line + 14, "%llu %llu", &soft, &hard), 2);
+	fclose(f);
+	ck_assert_uint_gt(hard, 0);
+	ck_assert_msg(soft == hard, "soft limit %llu, hard %llu", soft, hard);
+}
+END_TEST
+
 START_TEST(local_source_outside_the_operators_list_is_refused)
 {
 	int status;
@@ -665,21 +683,16 @@ static Suite *integration_suite(void)
 	tcase_add_test(tc, command_line_errors_exit_2);
 	tcase_add_test(tc, nfs_source_error_reaches_the_app_developer);
 	tcase_add_test(tc, local_source_outside_the_operators_list_is_refused);
+	tcase_add_test(tc, daemon_takes_the_hard_descriptor_limit);
 	suite_add_tcase(s, tc);
 	return s;
 }
 
 int main(void)
 {
-	SRunner *sr = srunner_create(integration_suite());
-	int failed;
-
 	if (geteuid() != 0) {
 		fprintf(stderr, "test_integration: needs root for real bind mounts; skipped\n");
 		return 77;
 	}
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return harness_run(integration_suite());
 }

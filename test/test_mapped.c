@@ -214,9 +214,7 @@ static Suite *mapped_suite(void)
 
 int main(void)
 {
-	SRunner *sr;
 	struct stat root;
-	int failed;
 
 	if (geteuid() != 0) {
 		fprintf(stderr, "test_mapped: needs root for FUSE mounts; skipped\n");
@@ -232,9 +230,5 @@ int main(void)
 		fprintf(stderr, "test_mapped: no /dev/fuse; skipped\n");
 		return 77;
 	}
-	sr = srunner_create(mapped_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return harness_run(mapped_suite());
 }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "harness.h"
 #include "options.h"
 
 static struct config cfg = {
@@ -202,8 +203,6 @@ int main(void)
 {
 	Suite *s = suite_create("options");
 	TCase *tc = tcase_create("parse");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, nfs_url_with_port_and_ids);
 	tcase_add_test(tc, host_colon_path_and_ipv6);
@@ -215,9 +214,5 @@ int main(void)
 	tcase_add_test(tc, sanitize_drops_password);
 	tcase_add_test(tc, names);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return harness_run(s);
 }

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "harness.h"
 #include "registry.h"
 
 START_TEST(get_find_release)
@@ -104,17 +105,11 @@ int main(void)
 {
 	Suite *s = suite_create("registry");
 	TCase *tc = tcase_create("registry");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, get_find_release);
 	tcase_add_test(tc, release_keeps_existing_busy_or_mounted);
 	tcase_add_test(tc, grows_and_iterates_every_volume_once);
 	tcase_add_test(tc, references_by_id_and_count);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return harness_run(s);
 }

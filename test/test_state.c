@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "state.h"
 
 static struct config cfg = { .allow_local_sources = true, .allowed_nfs_options = "nolock" };
@@ -192,8 +193,6 @@ int main(void)
 {
 	Suite *s = suite_create("state");
 	TCase *tc = tcase_create("state");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, round_trip);
@@ -202,9 +201,5 @@ int main(void)
 	tcase_add_test(tc, option_no_longer_accepted_becomes_mount_error);
 	tcase_add_test(tc, commits_are_grouped_and_answered_in_order);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return harness_run(s);
 }
