@@ -49,6 +49,8 @@ struct idmapfs {
 	uid_t bound_uid, app_uid;
 	gid_t bound_gid, app_gid;
 	bool read_only;
+	bool initialized;            /* the kernel's INIT was answered (op_init ran) */
+	bool root_flushes;           /* the backing root's file system does work at close (NFS) */
 	double timeout;              /* entry and attribute validity, seconds */
 	atomic_bool no_xattr;        /* the backing has no xattrs at all */
 	atomic_int lock_waiters;     /* workers blocked in a lock wait */
@@ -68,6 +70,13 @@ struct idmapfs_inode *idmapfs_table_get(struct idmapfs *fs, int fd, const struct
 void idmapfs_table_forget(struct idmapfs *fs, struct idmapfs_inode *inode, uint64_t n);
 /* Make the inode unfindable (its backing object is stale); references stay. */
 void idmapfs_table_unhash(struct idmapfs *fs, struct idmapfs_inode *inode);
+
+/*
+ * Whether closing a file on the file system of fd does work an app must
+ * hear about (NFS writes back and reports a failed write at close). False
+ * only for the local file systems known to do nothing at close.
+ */
+bool idmapfs_flushes(int fd);
 
 /* The operations (idmapfs_ops.c). */
 extern const struct fuse_lowlevel_ops idmapfs_ops;

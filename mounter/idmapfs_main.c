@@ -46,6 +46,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 #include <linux/openat2.h>
@@ -57,6 +58,14 @@
 #define IDMAPFS_READY "ready\n"
 /* Workers: enough for a few blocked lock waits besides the traffic; each costs a stack and a buffer. */
 #define IDMAPFS_MAX_THREADS 16
+/*
+ * The kernel reads ahead at most 128 KiB on a FUSE mount unless told
+ * otherwise (through the mount's bdi in sysfs, root's alone); 4 MiB keeps
+ * enough requests in flight for cold sequential reads to go at the
+ * backing's speed (measured: 128 KiB 135 ms, 1 MiB 106 ms, 4 MiB 90 ms
+ * for 256 MiB, native 83 ms). The window only grows on sequential reads.
+ */
+#define IDMAPFS_READAHEAD_KB 4096
 /* How long the kernel may trust an entry or attribute we returned: see main(). */
 #define IDMAPFS_TIMEOUT 1.0
 
@@ -207,6 +216,55 @@ static long mount_id_of(int fd)
 	}
 	fclose(file);
 	return id;
+}
+
+/*
+ * The name of the bdi (backing device info) of mount id, "MAJOR:MINOR" of
+ * its superblock as mountinfo's third field shows it; false if not found.
+ * Read from mountinfo because a stat of the new mount would wait for the
+ * FUSE INIT that nobody answers yet.
+ */
+static bool bdi_of_mount(long id, char *name, size_t size)
+{
+	FILE *mountinfo = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t line_size = 0;
+	bool found = false;
+
+	if (mountinfo == NULL)
+		return false;
+	while (!found && getline(&line, &line_size, mountinfo) > 0) {
+		unsigned int major, minor;
+		long line_id;
+
+		if (sscanf(line, "%ld %*d %u:%u ", &line_id, &major, &minor) == 3 && line_id == id) {
+			snprintf(name, size, "%u:%u", major, minor);
+			found = true;
+		}
+	}
+	free(line);
+	fclose(mountinfo);
+	return found;
+}
+
+/*
+ * Raise the mount's readahead (see IDMAPFS_READAHEAD_KB). Only after INIT:
+ * the kernel lowers it to what INIT allows, at most 128 KiB. A failure only
+ * costs speed, so it is a warning.
+ */
+static void raise_readahead(const char *bdi)
+{
+	char path[96], value[16];
+	int fd, len;
+
+	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", bdi);
+	len = snprintf(value, sizeof(value), "%d", IDMAPFS_READAHEAD_KB);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, value, (size_t)len) != len)
+		fprintf(stderr, "%s: warning: cannot set readahead in %s: %s; sequential reads will be slower\n",
+			NFSV3_HELPER_IDMAPFS, path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
 }
 
 /* Whether mount id is still attached in our namespace: a line of mountinfo starts with it. */
@@ -380,6 +438,28 @@ static bool backing_has_xattrs(int backing_fd)
 	return listxattr(path, NULL, 0) >= 0 || errno != EOPNOTSUPP;
 }
 
+/*
+ * Answer the kernel's INIT here, while still privileged, so that the
+ * readahead it settles can be raised after it. INIT is always the first
+ * request: the kernel holds every other until it is answered.
+ */
+static void answer_init(struct fuse_session *se, const struct idmapfs *fs)
+{
+	struct fuse_buf buf = {0};
+	int res;
+
+	do
+		res = fuse_session_receive_buf(se, &buf);
+	while (res == -EINTR);
+	if (res <= 0)
+		die(NFSV3_EXIT_MOUNT, "no FUSE INIT from the kernel: %s",
+		    res < 0 ? strerror(-res) : "the session ended");
+	fuse_session_process_buf(se, &buf);
+	free(buf.mem);
+	if (!fs->initialized)
+		die(NFSV3_EXIT_MOUNT, "the kernel's first FUSE request was not INIT");
+}
+
 int main(int argc, char **argv)
 {
 	static struct idmapfs fs;
@@ -387,7 +467,7 @@ int main(int argc, char **argv)
 	struct fuse_args args = FUSE_ARGS_INIT(1, fuse_argv);
 	struct fuse_loop_config *loop_config;
 	struct fuse_session *se;
-	char fuse_dev[32];
+	char fuse_dev[32], bdi[32];
 	const char *why;
 	struct stat st;
 	int root_fd, mountpoint_fd, fuse_fd, mount_fd, pipe_fds[2], null_fd, err;
@@ -428,6 +508,7 @@ int main(int argc, char **argv)
 	fs.root.ino = st.st_ino;
 	fs.root.nlookup = 2;
 	fs.root.hashed = false;
+	fs.root_flushes = idmapfs_flushes(fs.root.fd);
 	/*
 	 * Entries and attributes are trusted for a second: others may change
 	 * the backing over NFS, and a second bounds how stale a name or a size
@@ -453,6 +534,8 @@ int main(int argc, char **argv)
 		die_errno(NFSV3_EXIT_MOUNT, "cannot open /dev/fuse");
 	mount_fd = mount_fuse(fuse_fd, mountpoint_fd, argv[3], fs.read_only);
 	close(mountpoint_fd);
+	if (!bdi_of_mount(mount_id_of(mount_fd), bdi, sizeof(bdi)))
+		bdi[0] = '\0';
 	close(root_fd);
 
 	if (pipe2(pipe_fds, O_CLOEXEC) != 0 || (sentry = fork()) < 0) {
@@ -476,6 +559,12 @@ int main(int argc, char **argv)
 		die(NFSV3_EXIT_INTERNAL, "cannot attach the FUSE session");
 	if (chdir("/") != 0)
 		die_errno(NFSV3_EXIT_INTERNAL, "cannot leave the working directory");
+	answer_init(se, &fs);
+	if (bdi[0] != '\0')
+		raise_readahead(bdi);
+	else
+		fprintf(stderr, "%s: warning: cannot find the new mount in mountinfo; readahead stays low\n",
+			NFSV3_HELPER_IDMAPFS);
 
 	become_bound(fs.bound_uid, fs.bound_gid);
 	privilege_keep_only(NULL, 0);

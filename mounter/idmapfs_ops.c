@@ -24,10 +24,12 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+#include <linux/magic.h>
 
 #include "idmapfs.h"
 
@@ -422,6 +424,57 @@ static bool writes(int flags)
 	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
 }
 
+bool idmapfs_flushes(int fd)
+{
+	struct statfs st;
+
+	if (fstatfs(fd, &st) != 0)
+		return true;
+	switch ((unsigned long)st.f_type) {
+	case EXT4_SUPER_MAGIC: /* also ext2 and ext3 */
+	case XFS_SUPER_MAGIC:
+	case BTRFS_SUPER_MAGIC:
+	case F2FS_SUPER_MAGIC:
+	case TMPFS_MAGIC:
+	case RAMFS_MAGIC:
+		return false;
+	default:
+		return true;
+	}
+}
+
+/*
+ * How the kernel is to treat a file just opened on backing fd (on device
+ * dev):
+ *
+ * - keep_cache stays off: every open drops the pages the kernel cached for
+ *   this file, so a file changed through another NFS client is read fresh
+ *   after open, as close-to-open consistency promises on NFS.
+ *
+ * - noflush: FLUSH (on every close) is only asked for where it does work:
+ *   a file open for writing on a backing that writes back at close (NFS,
+ *   which reports a failed write there). Reading opens have nothing to
+ *   write back, local file systems do nothing at close, and our locks do
+ *   not hang on flush; each FLUSH spared is a round trip per close.
+ *
+ * - direct_io for write-only opens: their writes go straight to us instead
+ *   of through the kernel's page cache. That spares a copy of the data and,
+ *   because the kernel then leaves suid/capability clearing to the backing
+ *   (which does it: we write without CAP_FSETID), the getxattr round trip
+ *   it would make before every write() to check for file capabilities.
+ *   Nothing is lost: a write-only descriptor cannot be mmapped, and
+ *   readers holding the file open see the new data once their attributes
+ *   expire (auto_inval_data), as with a write from another NFS client.
+ */
+static void set_open_flags(struct idmapfs *fs, struct fuse_file_info *fi, dev_t dev, int fd)
+{
+	bool flushes = dev == fs->root.dev ? fs->root_flushes : idmapfs_flushes(fd);
+
+	fi->keep_cache = 0;
+	fi->noflush = !writes(fi->flags) || !flushes;
+	fi->direct_io = (fi->flags & O_ACCMODE) == O_WRONLY;
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct idmapfs_inode *inode = inode_of(req, ino);
@@ -436,18 +489,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, note_error(req, inode, errno));
 		return;
 	}
-	/*
-	 * keep_cache stays off: every open drops the pages the kernel cached
-	 * for this file, so a file changed through another NFS client is read
-	 * fresh after open, as close-to-open consistency promises on NFS.
-	 */
 	fi->fh = (uint64_t)fd;
-	/*
-	 * A file open for reading has nothing to write back at close (NFS
-	 * itself skips its flush then) and our locks do not hang on flush:
-	 * spare the kernel the FLUSH round trip on every close.
-	 */
-	fi->noflush = !writes(fi->flags);
+	set_open_flags(fs_of(req), fi, inode->dev, fd);
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		close(fd);
 }
@@ -473,6 +516,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		return;
 	}
 	fi->fh = (uint64_t)fd;
+	set_open_flags(fs_of(req), fi, inode_of(req, e.ino)->dev, fd);
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
 		close(fd);
 		idmapfs_table_forget(fs_of(req), inode_of(req, e.ino), 1);
@@ -1026,6 +1070,9 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
+	struct idmapfs *fs = userdata;
+
+	fs->initialized = true;
 	/*
 	 * Replies to reads go file -> pipe -> /dev/fuse (splice write): the
 	 * data never passes through our memory. Requests are read() whole

@@ -880,6 +880,100 @@ START_TEST(test_direct_io)
 }
 END_TEST
 
+/*
+ * Write-only opens bypass the kernel's page cache (direct_io): a reader
+ * that holds the file open with its first page cached must still read what
+ * the writer appended, not the stale page.
+ */
+static int client_write_only_coherent(void)
+{
+	char buf[32] = {0};
+	int reader, writer;
+
+	reader = open(in_mnt("log"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+	EXPECT(reader >= 0);
+	EXPECT(write(reader, "hello", 5) == 5);
+	EXPECT(pread(reader, buf, sizeof(buf), 0) == 5);
+	writer = open(in_mnt("log"), O_WRONLY | O_APPEND);
+	EXPECT(writer >= 0);
+	EXPECT(write(writer, " world", 6) == 6);
+	EXPECT(close(writer) == 0);
+	memset(buf, 0, sizeof(buf));
+	EXPECT(pread(reader, buf, sizeof(buf), 0) == 11);
+	EXPECT(memcmp(buf, "hello world", 11) == 0);
+	EXPECT(close(reader) == 0);
+	return 0;
+}
+
+START_TEST(test_write_only_open_coherent_with_reader)
+{
+	struct instance inst = start();
+	char buf[32] = {0};
+	int fd;
+
+	AS(APP, client_write_only_coherent);
+	fd = open(in_back("log"), O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(read(fd, buf, sizeof(buf)), 11);
+	close(fd);
+	stop(&inst);
+}
+END_TEST
+
+/*
+ * The kernel leaves suid clearing on write-only (direct_io) opens to the
+ * file system: the backing must clear it, since we write without
+ * CAP_FSETID.
+ */
+static int client_write_clears_suid(void)
+{
+	struct stat st;
+	int fd;
+
+	fd = open(in_mnt("tool"), O_WRONLY | O_CREAT | O_TRUNC, 0755);
+	EXPECT(fd >= 0);
+	EXPECT(fchmod(fd, 04755) == 0);
+	EXPECT(close(fd) == 0);
+	EXPECT(stat(in_mnt("tool"), &st) == 0 && (st.st_mode & 07777) == 04755);
+	fd = open(in_mnt("tool"), O_WRONLY);
+	EXPECT(fd >= 0);
+	EXPECT(write(fd, "#!", 2) == 2);
+	EXPECT(close(fd) == 0);
+	return 0;
+}
+
+START_TEST(test_write_clears_suid)
+{
+	struct instance inst = start();
+	struct stat st;
+
+	AS(APP, client_write_clears_suid);
+	ck_assert_int_eq(stat(in_back("tool"), &st), 0);
+	ck_assert_int_eq(st.st_mode & 07777, 0755);
+	stop(&inst);
+}
+END_TEST
+
+/* The mount reads ahead more than the kernel's FUSE default of 128 KiB. */
+START_TEST(test_readahead_raised)
+{
+	struct instance inst = start();
+	char path[128], value[32] = {0};
+	struct stat st;
+	FILE *file;
+
+	ck_assert_int_eq(stat(mnt, &st), 0);
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev),
+		 minor(st.st_dev));
+	file = fopen(path, "re");
+	ck_assert_msg(file != NULL, "%s: %s", path, strerror(errno));
+	ck_assert_ptr_nonnull(fgets(value, sizeof(value), file));
+	fclose(file);
+	ck_assert_int_eq(atoi(value), 4096);
+	stop(&inst);
+}
+END_TEST
+
 static int client_renames(void)
 {
 	char buf[8];
@@ -1349,6 +1443,9 @@ static Suite *idmapfs_suite(void)
 		{"refusals", test_already_mounted_refused},
 		{"operations", test_file_operations},
 		{"operations", test_direct_io},
+		{"operations", test_write_only_open_coherent_with_reader},
+		{"operations", test_write_clears_suid},
+		{"operations", test_readahead_raised},
 		{"operations", test_rename_flags},
 		{"operations", test_hard_links},
 		{"operations", test_fifo},
