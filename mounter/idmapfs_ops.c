@@ -470,7 +470,6 @@ static void set_open_flags(struct idmapfs *fs, struct fuse_file_info *fi, dev_t 
 {
 	bool flushes = dev == fs->root.dev ? fs->root_flushes : idmapfs_flushes(fd);
 
-	fi->keep_cache = 0;
 	fi->noflush = !writes(fi->flags) || !flushes;
 	fi->direct_io = (fi->flags & O_ACCMODE) == O_WRONLY;
 }
@@ -791,9 +790,10 @@ static bool is_acl_name(const char *name)
  * remember, so a backing without xattrs (NFSv3) costs one request, not one
  * per getxattr the kernel makes (security.capability on every write).
  */
-static bool refused_xattr(fuse_req_t req, struct idmapfs_inode *inode, const char *name)
+static bool refused_xattr(fuse_req_t req, struct idmapfs_inode *inode, const char *name,
+			  bool changes)
 {
-	if (refused(req, false))
+	if (changes ? refused_write(req) : refused(req, false))
 		return true;
 	if (atomic_load(&fs_of(req)->no_xattr)) {
 		fuse_reply_err(req, ENOSYS);
@@ -822,12 +822,8 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	struct idmapfs_inode *inode = inode_of(req, ino);
 	char path[IDMAPFS_PROC_FD_MAX];
 
-	if (refused_xattr(req, inode, name))
+	if (refused_xattr(req, inode, name, true))
 		return;
-	if (fs_of(req)->read_only) {
-		fuse_reply_err(req, EROFS);
-		return;
-	}
 	proc_fd_name(path, inode->fd);
 	if (setxattr(path, name, value, size, flags) != 0)
 		fuse_reply_err(req, xattr_error(req, inode, errno, false));
@@ -842,7 +838,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	char *value = NULL;
 	ssize_t len;
 
-	if (refused_xattr(req, inode, name))
+	if (refused_xattr(req, inode, name, false))
 		return;
 	proc_fd_name(path, inode->fd);
 	if (size != 0 && (value = malloc(size)) == NULL) {
@@ -883,7 +879,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	char *list;
 	ssize_t len;
 
-	if (refused_xattr(req, inode, NULL))
+	if (refused_xattr(req, inode, NULL, false))
 		return;
 	proc_fd_name(path, inode->fd);
 	/* The full list is needed to filter it, whatever size the kernel asked for. */
@@ -919,12 +915,8 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	struct idmapfs_inode *inode = inode_of(req, ino);
 	char path[IDMAPFS_PROC_FD_MAX];
 
-	if (refused_xattr(req, inode, name))
+	if (refused_xattr(req, inode, name, true))
 		return;
-	if (fs_of(req)->read_only) {
-		fuse_reply_err(req, EROFS);
-		return;
-	}
 	proc_fd_name(path, inode->fd);
 	if (removexattr(path, name) != 0)
 		fuse_reply_err(req, xattr_error(req, inode, errno, false));

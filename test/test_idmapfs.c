@@ -921,6 +921,51 @@ START_TEST(test_write_only_open_coherent_with_reader)
 END_TEST
 
 /*
+ * What a write-only open writes goes straight to the backing, not through
+ * the kernel's page cache: a reader's mapping of the file, opened before
+ * the write, has none of the written pages resident. (Cached write-through
+ * would leave all of them there.)
+ */
+static int client_write_only_uncached(void)
+{
+	enum { SIZE = 16 * 4096 };
+	unsigned char vec[SIZE / 4096];
+	static char data[SIZE];
+	int reader, writer, resident = 0;
+	void *map;
+
+	writer = open(in_mnt("uncached"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	EXPECT(writer >= 0);
+	EXPECT(ftruncate(writer, SIZE) == 0);
+	reader = open(in_mnt("uncached"), O_RDONLY);
+	EXPECT(reader >= 0);
+	map = mmap(NULL, SIZE, PROT_READ, MAP_SHARED, reader, 0);
+	EXPECT(map != MAP_FAILED);
+	memset(data, 'w', sizeof(data));
+	EXPECT(pwrite(writer, data, SIZE, 0) == SIZE);
+	EXPECT(mincore(map, SIZE, vec) == 0);
+	for (size_t i = 0; i < sizeof(vec); i++)
+		resident += vec[i] & 1;
+	if (resident != 0) {
+		fprintf(stderr, "%d of %zu written pages are in the page cache\n", resident, sizeof(vec));
+		_exit(1);
+	}
+	EXPECT(((char *)map)[SIZE - 1] == 'w');
+	EXPECT(munmap(map, SIZE) == 0);
+	EXPECT(close(reader) == 0 && close(writer) == 0);
+	return 0;
+}
+
+START_TEST(test_write_only_open_bypasses_page_cache)
+{
+	struct instance inst = start();
+
+	AS(APP, client_write_only_uncached);
+	stop(&inst);
+}
+END_TEST
+
+/*
  * The kernel leaves suid clearing on write-only (direct_io) opens to the
  * file system: the backing must clear it, since we write without
  * CAP_FSETID.
@@ -1445,6 +1490,7 @@ static Suite *idmapfs_suite(void)
 		{"operations", test_direct_io},
 		{"operations", test_write_only_open_coherent_with_reader},
 		{"operations", test_write_clears_suid},
+		{"operations", test_write_only_open_bypasses_page_cache},
 		{"operations", test_readahead_raised},
 		{"operations", test_rename_flags},
 		{"operations", test_hard_links},
