@@ -1,8 +1,8 @@
 /*
  * nfsv3driver: the daemon. Reads the command line, loads and reconciles the
  * state, listens, writes the spec file for volman, and shuts down cleanly on
- * SIGTERM: stop accepting, finish what is in flight (bounded), persist,
- * remove the spec file, exit 0.
+ * SIGTERM: stop accepting, finish what is in flight and its state writes
+ * (bounded), remove the spec file, exit 0.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -260,21 +260,12 @@ static void on_server_closed(void *data)
 	}
 }
 
-/* Everything answered (or the grace ran out): persist and close. */
+/* Everything answered, and every change on disk before its answer: close. */
 static void finish_shutdown(void)
 {
-	json_t *doc;
-	struct error *err;
-
 	if (d.closing)
 		return;
 	uv_timer_stop(&d.shutdown_timer);
-	doc = state_serialize(&d.drv.reg);
-	if ((err = state_write(d.drv.state_path, doc))) {
-		log_error("state.save-failed", json_pack("{s:s}", "error", err->message));
-		error_free(err);
-	}
-	json_decref(doc);
 	if (d.spec_path[0])
 		unlink(d.spec_path);
 	supervise_let_go();
@@ -285,9 +276,14 @@ static void finish_shutdown(void)
 		http_server_close(d.admin, on_server_closed, NULL);
 }
 
+/*
+ * Once stopping, close when no operation is in flight and no state write is
+ * waiting or running. Checked at the signal, when the last operation is
+ * answered, and when the start's own state write (after reconciling) ends.
+ */
 static void on_idle(struct driver *drv)
 {
-	if (d.drv.stopping && state_writer_idle(drv->state))
+	if (drv->stopping && drv->ops_in_flight == 0 && state_writer_idle(drv->state))
 		finish_shutdown();
 }
 
@@ -309,8 +305,7 @@ static void on_signal(uv_signal_t *handle, int signum)
 	http_server_stop_accepting(d.plugin);
 	uv_timer_start(&d.shutdown_timer, on_shutdown_timeout,
 		       ((uint64_t)d.cfg.helper_timeout_s + SHUTDOWN_GRACE_S) * 1000, 0);
-	if (d.drv.ops_in_flight == 0)
-		finish_shutdown();
+	on_idle(&d.drv);
 }
 
 static void listen_all(void)
@@ -370,6 +365,7 @@ static void on_reconciled_saved(struct error *err, void *data)
 {
 	if (err)
 		log_error("state.save-failed", json_pack("{s:s}", "error", err->message));
+	on_idle(&d.drv);
 }
 
 int main(int argc, char **argv)

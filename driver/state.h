@@ -33,7 +33,7 @@ struct error *state_deserialize(const json_t *doc, struct registry *reg, const s
  */
 struct error *state_load(const char *path, struct registry *reg, const struct config *cfg);
 
-/* Write doc to path atomically, now (blocking: used off the loop and at exit). */
+/* Write doc to path atomically, now (blocking; the daemon writes through the writer below). */
 struct error *state_write(const char *path, const json_t *doc);
 
 struct state_writer;
