@@ -178,7 +178,7 @@ static void parse_args(int argc, char **argv, struct config *cfg, const char **h
 			cfg->admin = optarg;
 			break;
 		case OPT_NAME:
-			if (options_check_name(optarg))
+			if (!options_name_valid(optarg))
 				usage_error("--name \"%s\": expected letters, digits and _.-", optarg);
 			cfg->name = optarg;
 			break;

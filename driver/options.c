@@ -646,3 +646,12 @@ struct error *options_check_name(const char *name)
 		return error_new(ERROR_INVALID, "Name \"%s\": reserved for the driver's state file", name);
 	return NULL;
 }
+
+bool options_name_valid(const char *name)
+{
+	struct error *err = options_check_name(name);
+	bool valid = !err;
+
+	error_free(err);
+	return valid;
+}

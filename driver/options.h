@@ -58,5 +58,7 @@ struct error *options_check_nfs(const char *list, const char *allowlist, const c
 
 /* Validate a volume name (also checked again by every helper). */
 struct error *options_check_name(const char *name);
+/* The same check when only the verdict is wanted. */
+bool options_name_valid(const char *name);
 
 #endif

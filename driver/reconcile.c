@@ -66,14 +66,14 @@ static struct error *read_mounts(const char *mountinfo_path, const char *root, s
 		name = target + root_len + 1;
 		if (strncmp(name, NFSV3_KERNEL_DIR "/", sizeof(NFSV3_KERNEL_DIR)) == 0) {
 			const char *key = name + sizeof(NFSV3_KERNEL_DIR);
-			if (!strchr(key, '/') && options_check_name(key) == NULL && !seen_has(keys, key) && seen_add(keys, key) < 0) {
+			if (!strchr(key, '/') && options_name_valid(key) && !seen_has(keys, key) && seen_add(keys, key) < 0) {
 				err = error_new(ERROR_INTERNAL, "out of memory");
 				goto out;
 			}
 			continue;
 		}
 		/* Anything nested inside a volume is not a volume mount. */
-		if (strchr(name, '/') || options_check_name(name) != NULL)
+		if (strchr(name, '/') || !options_name_valid(name))
 			continue;
 		if (!seen_has(seen, name) && seen_add(seen, name) < 0) {
 			err = error_new(ERROR_INTERNAL, "out of memory");
