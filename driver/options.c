@@ -393,11 +393,19 @@ static struct error *check_unknown(const json_t *opts)
 		first = false;
 		fprintf(out, "%.64s%s", key, strlen(key) > 64 ? "..." : "");
 	}
-	fclose(out);
-	if (len)
-		err = error_new(ERROR_INVALID,
-				"%s: %s (allowed: source, uid, gid, username, password, readonly, cache, version, nfs_options)",
-				NFSV3_ERR_NOT_ALLOWED, list);
+	if (!first) {
+		fputs(" (allowed: ", out);
+		for (size_t i = 0, n = 0; i < OPTION_ROWS; i++)
+			if (option_table[i].parse != row_ignored)
+				fprintf(out, "%s%s", n++ ? ", " : "", option_table[i].name);
+		fputc(')', out);
+	}
+	if (fclose(out) != 0) {
+		free(list);
+		return error_new(ERROR_INTERNAL, "out of memory");
+	}
+	if (!first)
+		err = error_new(ERROR_INVALID, "%s: %s", NFSV3_ERR_NOT_ALLOWED, list);
 	free(list);
 	return err;
 }

@@ -10,13 +10,13 @@
 
 #define ID_MAX 128
 
-/* What a route needs from the request body. */
-enum needs { NEEDS_NOTHING, NEEDS_NAME };
+#define NO_OP (-1)
 
+/* A route either queues a volume operation on the body's Name or answers at once. */
 struct route {
 	const char *path;
-	enum needs needs;
-	void (*handle)(struct driver *drv, struct http_request *req, json_t *body, const char *name);
+	int op; /* the enum op_kind it submits, or NO_OP */
+	void (*answer)(struct driver *drv, struct http_request *req); /* NO_OP rows */
 	const char *log_name;
 };
 
@@ -146,11 +146,12 @@ static struct error *check_id(const json_t *id)
 
 static void submit(struct driver *drv, struct http_request *req, enum op_kind kind, json_t *body, const char *name)
 {
-	const json_t *id = json_object_get(body, NFSV3_F_ID);
+	/* Only Mount and Unmount take Docker's ID. */
+	const json_t *id = kind == OP_MOUNT || kind == OP_UNMOUNT ? json_object_get(body, NFSV3_F_ID) : NULL;
 	struct volume_op *op;
 	struct error *err;
 
-	if (id && !json_is_null(id) && (kind == OP_MOUNT || kind == OP_UNMOUNT) && (err = check_id(id))) {
+	if (id && !json_is_null(id) && (err = check_id(id))) {
 		respond_error(req, err->message);
 		error_free(err);
 		return;
@@ -161,7 +162,7 @@ static void submit(struct driver *drv, struct http_request *req, enum op_kind ki
 		return;
 	}
 	op->docker = client_is_docker(req);
-	if (id && json_is_string(id) && (kind == OP_MOUNT || kind == OP_UNMOUNT))
+	if (id && json_is_string(id))
 		op->id = strdup(json_string_value(id));
 	if (kind == OP_CREATE) {
 		json_t *opts = json_object_get(body, NFSV3_F_OPTS);
@@ -170,37 +171,7 @@ static void submit(struct driver *drv, struct http_request *req, enum op_kind ki
 	op_submit(op);
 }
 
-static void handle_create(struct driver *drv, struct http_request *req, json_t *body, const char *name)
-{
-	submit(drv, req, OP_CREATE, body, name);
-}
-
-static void handle_mount(struct driver *drv, struct http_request *req, json_t *body, const char *name)
-{
-	submit(drv, req, OP_MOUNT, body, name);
-}
-
-static void handle_unmount(struct driver *drv, struct http_request *req, json_t *body, const char *name)
-{
-	submit(drv, req, OP_UNMOUNT, body, name);
-}
-
-static void handle_remove(struct driver *drv, struct http_request *req, json_t *body, const char *name)
-{
-	submit(drv, req, OP_REMOVE, body, name);
-}
-
-static void handle_get(struct driver *drv, struct http_request *req, json_t *body, const char *name)
-{
-	submit(drv, req, OP_GET, body, name);
-}
-
-static void handle_path(struct driver *drv, struct http_request *req, json_t *body, const char *name)
-{
-	submit(drv, req, OP_PATH, body, name);
-}
-
-static void handle_list(struct driver *drv, struct http_request *req, json_t *body, const char *name)
+static void handle_list(struct driver *drv, struct http_request *req)
 {
 	json_t *volumes = json_array();
 
@@ -210,27 +181,27 @@ static void handle_list(struct driver *drv, struct http_request *req, json_t *bo
 	respond_json(req, 200, json_pack("{s:o, s:s}", NFSV3_F_VOLUMES, volumes, NFSV3_F_ERR, ""));
 }
 
-static void handle_activate(struct driver *drv, struct http_request *req, json_t *body, const char *name)
+static void handle_activate(struct driver *drv, struct http_request *req)
 {
 	respond_json(req, 200, json_pack("{s:[s]}", NFSV3_F_IMPLEMENTS, "VolumeDriver"));
 }
 
-static void handle_capabilities(struct driver *drv, struct http_request *req, json_t *body, const char *name)
+static void handle_capabilities(struct driver *drv, struct http_request *req)
 {
 	respond_json(req, 200, json_pack("{s:{s:s}}", NFSV3_F_CAPABILITIES, NFSV3_F_SCOPE, "local"));
 }
 
 /* Adding a route is one row. */
 static const struct route plugin_routes[] = {
-	{ NFSV3_ROUTE_ACTIVATE, NEEDS_NOTHING, handle_activate, "activate" },
-	{ NFSV3_ROUTE_CREATE, NEEDS_NAME, handle_create, "create" },
-	{ NFSV3_ROUTE_MOUNT, NEEDS_NAME, handle_mount, "mount" },
-	{ NFSV3_ROUTE_UNMOUNT, NEEDS_NAME, handle_unmount, "unmount" },
-	{ NFSV3_ROUTE_REMOVE, NEEDS_NAME, handle_remove, "remove" },
-	{ NFSV3_ROUTE_PATH, NEEDS_NAME, handle_path, "path" },
-	{ NFSV3_ROUTE_GET, NEEDS_NAME, handle_get, "get" },
-	{ NFSV3_ROUTE_LIST, NEEDS_NOTHING, handle_list, "list" },
-	{ NFSV3_ROUTE_CAPABILITIES, NEEDS_NOTHING, handle_capabilities, "capabilities" },
+	{ NFSV3_ROUTE_ACTIVATE, NO_OP, handle_activate, "activate" },
+	{ NFSV3_ROUTE_CREATE, OP_CREATE, NULL, "create" },
+	{ NFSV3_ROUTE_MOUNT, OP_MOUNT, NULL, "mount" },
+	{ NFSV3_ROUTE_UNMOUNT, OP_UNMOUNT, NULL, "unmount" },
+	{ NFSV3_ROUTE_REMOVE, OP_REMOVE, NULL, "remove" },
+	{ NFSV3_ROUTE_PATH, OP_PATH, NULL, "path" },
+	{ NFSV3_ROUTE_GET, OP_GET, NULL, "get" },
+	{ NFSV3_ROUTE_LIST, NO_OP, handle_list, "list" },
+	{ NFSV3_ROUTE_CAPABILITIES, NO_OP, handle_capabilities, "capabilities" },
 };
 
 static const struct route *route_find(const struct route *table, size_t n, const char *path)
@@ -289,7 +260,7 @@ void routes_handle(struct http_request *req, void *data)
 			return;
 		}
 	}
-	if (route->needs == NEEDS_NAME) {
+	if (route->op != NO_OP) {
 		struct error *err;
 		name_value = json_object_get(body, NFSV3_F_NAME);
 		if (!name_value) {
@@ -319,7 +290,10 @@ void routes_handle(struct http_request *req, void *data)
 		json_t *logged = json_deep_copy(body);
 		log_debug(route->log_name, json_pack("{s:o}", "request", logged));
 	}
-	route->handle(drv, req, body, name);
+	if (route->op != NO_OP)
+		submit(drv, req, (enum op_kind)route->op, body, name);
+	else
+		route->answer(drv, req);
 	json_decref(body);
 }
 
