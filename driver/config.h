@@ -14,7 +14,6 @@ struct config {
 	const char *name;           /* driver name: spec file, log source */
 	const char *drivers_path;   /* where NAME.json goes, or NULL */
 	const char *mount_root;     /* absolute */
-	const char *helper_dir;     /* where nfsv3driver-mount and -idmapfs are */
 	unsigned helper_timeout_s;  /* deadline of every helper run */
 	unsigned max_parallel;      /* helpers running at once */
 	uid_t app_uid;              /* uid apps run as: mapped owner in idmapfs */

@@ -23,7 +23,6 @@ struct driver {
 	bool stopping;                 /* SIGTERM seen: new plugin requests get an error */
 	unsigned ops_in_flight;        /* submitted and not yet answered */
 	void (*on_idle)(struct driver *drv); /* called when ops_in_flight drops to 0 */
-	void (*on_idmapfs_died)(struct driver *drv, const char *name); /* a served mount lost its idmapfs */
 };
 
 #endif

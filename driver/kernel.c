@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "nfsv3driver.h"
+#include "hash.h"
 #include "kernel.h"
 #include "log.h"
 
@@ -13,7 +14,6 @@ enum km_state { KM_ABSENT, KM_MOUNTING, KM_MOUNTED, KM_UNMOUNTING };
 struct km_waiter {
 	kernel_cb cb;
 	void *data;
-	bool acquire;       /* false: a release waiting to be told */
 	struct km_waiter *next;
 };
 
@@ -92,12 +92,11 @@ void kernel_adopt(struct driver *drv, const char *key)
 /* The key names what the kernel mount is: the same server, export and options share it. */
 static void make_key(const char *addr, const char *path, const char *options, char out[KERNEL_KEY_LEN + 1])
 {
-	uint64_t h = 14695981039346656037ULL;
 	const char *parts[] = { addr, "\n", path, "\n", options };
+	uint64_t h = FNV1A_INIT;
 
 	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
-		for (const unsigned char *p = (const unsigned char *)parts[i]; *p; p++)
-			h = (h ^ *p) * 1099511628211ULL;
+		h = fnv1a(h, parts[i]);
 	snprintf(out, KERNEL_KEY_LEN + 1, "%016llx", (unsigned long long)h);
 }
 
@@ -183,7 +182,7 @@ static void on_km_mounted(const struct helper_result *res, void *data)
 	struct km_run *run = data;
 	struct kernel_mount *km = run->km;
 	struct driver *drv = run->drv;
-	struct error *err = NULL;
+	struct error *err;
 
 	free(run);
 	if (res->exit_status == 0) {
@@ -193,20 +192,18 @@ static void on_km_mounted(const struct helper_result *res, void *data)
 		km_settle(drv, km, NULL);
 		return;
 	}
-	if (res->timed_out)
+	if (res->timed_out) {
+		/* The mount may have landed as the helper was killed: taken as
+		 * mounted, it is detached once the waiters are answered, before
+		 * anyone tries again. */
+		km->state = KM_MOUNTED;
 		err = error_new(ERROR_TIMEOUT, "%s %u s mounting %s", NFSV3_ERR_TIMEOUT, drv->cfg->helper_timeout_s, km->source);
-	else
+	} else {
+		km->state = KM_ABSENT;
 		err = error_new(ERROR_MOUNT, "%s", res->message[0] ? res->message : "the NFS mount helper failed");
+	}
 	log_error("kernel.mount-failed", json_pack("{s:s, s:s, s:s}", "key", km->key, "source", km->source, "error",
 						   err->message));
-	if (res->timed_out) {
-		/* The mount may have landed as the helper was killed: answer
-		 * the waiters, then detach it before anyone tries again. */
-		km->state = KM_MOUNTED;
-		km_settle(drv, km, err);
-		return;
-	}
-	km->state = KM_ABSENT;
 	km_settle(drv, km, err);
 }
 
@@ -259,7 +256,6 @@ static void acquire_key(struct driver *drv, const char *addr, const struct volum
 	}
 	w->cb = cb;
 	w->data = data;
-	w->acquire = true;
 	w->next = km->waiters;
 	km->waiters = w;
 	if (!km->source) {
@@ -275,7 +271,7 @@ static void acquire_key(struct driver *drv, const char *addr, const struct volum
 		km_start_mount(drv, km);
 }
 
-void kernel_release(struct driver *drv, const char *key, kernel_cb cb, void *data)
+void kernel_release(struct driver *drv, const char *key)
 {
 	struct kernel_mount *km = km_find(key);
 
@@ -283,8 +279,6 @@ void kernel_release(struct driver *drv, const char *key, kernel_cb cb, void *dat
 		km->users--;
 	if (km && km->users == 0 && km->state == KM_MOUNTED && !km->waiters)
 		km_start_unmount(drv, km);
-	if (cb)
-		cb(NULL, key, data);
 }
 
 /* ---- resolving the host without blocking the loop ---- */

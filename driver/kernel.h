@@ -23,8 +23,8 @@ typedef void (*kernel_cb)(struct error *err, const char *key, void *data);
  */
 void kernel_acquire(struct driver *drv, const struct volume_spec *spec, kernel_cb cb, void *data);
 
-/* Drop a reference taken by kernel_acquire (or adopted); the last one unmounts. cb may be NULL. */
-void kernel_release(struct driver *drv, const char *key, kernel_cb cb, void *data);
+/* Drop a reference taken by kernel_acquire (or adopted); the last one unmounts. */
+void kernel_release(struct driver *drv, const char *key);
 
 /* After a restart: a volume in the state holds key (the mount is live). */
 void kernel_adopt(struct driver *drv, const char *key);

@@ -118,11 +118,17 @@ static struct error *helper_error(const struct volume_op *op, const struct helpe
 
 static void log_helper(const struct volume_op *op, const char *const *argv, const struct helper_result *res)
 {
-	json_t *data = json_pack("{s:s, s:s, s:i, s:f, s:b}", "volume", op->vol->name, "verb", argv[1], "exit",
-				 res->exit_status, "elapsed_ms", res->elapsed_ms, "timed_out", res->timed_out);
+	enum log_level level = res->exit_status == 0 ? LOG_DEBUG : LOG_ERROR;
+	json_t *data;
+
+	/* Built only when written: successful runs log at debug. */
+	if (!log_enabled(level))
+		return;
+	data = json_pack("{s:s, s:s, s:i, s:f, s:b}", "volume", op->vol->name, "verb", argv[1], "exit",
+			 res->exit_status, "elapsed_ms", res->elapsed_ms, "timed_out", res->timed_out);
 	if (res->message[0])
 		json_object_set_new(data, "stderr", json_string(res->message));
-	log_write(res->exit_status == 0 ? LOG_DEBUG : LOG_ERROR, "helper.finished", data);
+	log_write(level, "helper.finished", data);
 }
 
 /* ---- unmount: used by Unmount, Remove, Purge, Evacuate and after a late mount ---- */
@@ -175,6 +181,7 @@ static void do_create(struct volume_op *op)
 	struct volume_spec spec;
 	struct error *err = options_parse(op->opts, op->drv->cfg, &spec);
 	json_t *clean;
+	bool same;
 
 	if (err && op->docker) {
 		finish(op, err);
@@ -182,21 +189,16 @@ static void do_create(struct volume_op *op)
 	}
 	if (vol->exists) {
 		clean = options_sanitize(op->opts);
-		bool same = json_equal(clean, vol->opts);
+		same = json_equal(clean, vol->opts);
 		json_decref(clean);
-		if (same) {
-			if (!err)
-				volume_spec_clear(&spec);
+		/* The same options again change nothing; new ones wait for the unmount. */
+		if (same || volume_refs(vol) > 0 || vol->mounted) {
+			volume_spec_clear(&spec); /* zeroed when err is set */
 			error_free(err);
-			finish(op, NULL);
-			return;
-		}
-		if (volume_refs(vol) > 0 || vol->mounted) {
-			if (!err)
-				volume_spec_clear(&spec);
-			error_free(err);
-			finish(op, error_new(ERROR_CONFLICT, "%s: volume %s is mounted; its options cannot change until it is unmounted",
-					     NFSV3_ERR_IN_USE, vol->name));
+			finish(op, same ? NULL
+					: error_new(ERROR_CONFLICT,
+						    "%s: volume %s is mounted; its options cannot change until it is unmounted",
+						    NFSV3_ERR_IN_USE, vol->name));
 			return;
 		}
 	}
@@ -222,7 +224,7 @@ static void mount_ctx_fail(struct mount_ctx *ctx, struct error *err)
 	struct volume_op *op = ctx->op;
 
 	if (ctx->key)
-		kernel_release(op->drv, ctx->key, NULL, NULL);
+		kernel_release(op->drv, ctx->key);
 	free(ctx->key);
 	free(ctx);
 	finish(op, err);
@@ -338,7 +340,7 @@ static void mark_unmounted(struct volume_op *op)
 	vol->dead = false;
 	vol->idmapfs_pid = 0;
 	if (vol->kernel_key) {
-		kernel_release(op->drv, vol->kernel_key, NULL, NULL);
+		kernel_release(op->drv, vol->kernel_key);
 		free(vol->kernel_key);
 		vol->kernel_key = NULL;
 	}
@@ -538,11 +540,6 @@ void lifecycle_submit_internal(struct driver *drv, enum op_kind kind, const char
 
 	if (op)
 		op_submit(op);
-}
-
-void lifecycle_on_idmapfs_died(struct driver *drv, const char *name)
-{
-	lifecycle_submit_internal(drv, OP_DEAD, name);
 }
 
 static void do_read(struct volume_op *op)

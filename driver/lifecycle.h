@@ -50,8 +50,6 @@ void op_submit(struct volume_op *op);
 
 /* Queue an operation of the driver's own (purge, dead idmapfs); failures are logged. */
 void lifecycle_submit_internal(struct driver *drv, enum op_kind kind, const char *name);
-/* struct driver's on_idmapfs_died: queue OP_DEAD for the volume. */
-void lifecycle_on_idmapfs_died(struct driver *drv, const char *name);
 
 /* <mount-root>/<name>, in buf. */
 const char *volume_mountpoint(const struct driver *drv, const struct volume *vol, char *buf, size_t size);

@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <jansson.h>
 
-enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_ERROR = 2, LOG_FATAL = 3 };
+enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_ERROR = 2 };
 
 /* Source name (the driver's --name) and the least level written. */
 void log_setup(const char *source, enum log_level min_level);

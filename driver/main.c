@@ -21,7 +21,6 @@
 #include "driver.h"
 #include "http.h"
 #include "kernel.h"
-#include "lifecycle.h"
 #include "log.h"
 #include "reconcile.h"
 #include "routes.h"
@@ -387,7 +386,6 @@ int main(int argc, char **argv)
 	d.drv.loop = &d.loop;
 	d.drv.cfg = &d.cfg;
 	d.drv.on_idle = on_idle;
-	d.drv.on_idmapfs_died = lifecycle_on_idmapfs_died;
 	snprintf(d.drv.state_path, sizeof(d.drv.state_path), "%s/%s", d.mount_root, NFSV3_STATE_FILE);
 	if (registry_init(&d.drv.reg) < 0)
 		return 1;

@@ -1,17 +1,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "registry.h"
 
 #define INITIAL_BUCKETS 64
 
-/* FNV-1a: names are short and trusted to be valid by now. */
+/* Names are short and trusted to be valid by now. */
 static size_t name_hash(const char *name)
 {
-	size_t h = 14695981039346656037ULL;
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-		h = (h ^ *p) * 1099511628211ULL;
-	return h;
+	return (size_t)fnv1a(FNV1A_INIT, name);
 }
 
 int registry_init(struct registry *reg)

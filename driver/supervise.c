@@ -9,6 +9,7 @@
 
 #include "nfsv3driver.h"
 #include "helper.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "supervise.h"
 
@@ -118,8 +119,7 @@ static void on_gone(struct watched *w, const char *how)
 		answer(w, error_new(ERROR_MOUNT, "%s", w->err_buf[0] ? w->err_buf : how));
 	} else if (!w->stopping) {
 		log_error("idmapfs.died", json_pack("{s:s, s:i, s:s}", "volume", w->name, "pid", (int)w->pid, "how", how));
-		if (drv->on_idmapfs_died)
-			drv->on_idmapfs_died(drv, w->name);
+		lifecycle_submit_internal(drv, OP_DEAD, w->name);
 	} else {
 		log_info("idmapfs.exited", json_pack("{s:s, s:i}", "volume", w->name, "pid", (int)w->pid));
 	}
@@ -277,16 +277,15 @@ void supervise_start(struct driver *drv, const char *name, const char *backing, 
 	uv_timer_start(&w->deadline, on_deadline, (uint64_t)drv->cfg->helper_timeout_s * 1000, 0);
 }
 
-bool supervise_stop(struct driver *drv, const char *name)
+void supervise_stop(struct driver *drv, const char *name)
 {
 	struct watched *w = find_live(name);
 
 	if (!w)
-		return false;
+		return;
 	w->stopping = true;
 	/* idmapfs detaches lazily and exits once the last open file closes. */
 	kill(w->pid, SIGTERM);
-	return true;
 }
 
 static void on_pidfd(uv_poll_t *poll, int status, int events)

@@ -23,8 +23,8 @@ typedef void (*supervise_ready_cb)(struct error *err, pid_t pid, void *data);
 void supervise_start(struct driver *drv, const char *name, const char *backing, const struct volume_spec *spec,
 		     supervise_ready_cb cb, void *data);
 
-/* Ask the named volume's idmapfs to detach and exit (SIGTERM). False when none is watched. */
-bool supervise_stop(struct driver *drv, const char *name);
+/* Ask the named volume's idmapfs, if one is watched, to detach and exit (SIGTERM). */
+void supervise_stop(struct driver *drv, const char *name);
 
 /*
  * After a restart: watch pid for name if it is alive and is our idmapfs for
