@@ -18,7 +18,7 @@ bench-control: deps $(BIN_DIR)/nfsv3driver $(HELPER_DIR)/nfsv3driver-mount $(BUI
 # against native kernel NFS in the VM. Longer runs; not part of `make bench`.
 .PHONY: bench-idmapfs bench-idmapfs-nfs
 bench-idmapfs: all
-	@for p in fio bindfs python3; do command -v $$p >/dev/null || apt-get install -y -qq --no-install-recommends $$p >/dev/null; done
+	@packaging/deps.sh bench
 	bench/idmapfs/run.sh
 
 bench-idmapfs-nfs: all

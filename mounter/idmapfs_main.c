@@ -106,15 +106,11 @@ static uint32_t parse_id(const char *what, const char *text)
 static noreturn void die_fs_context(int fs_fd, const char *what)
 {
 	int errnum = errno;
-	char line[256];
-	ssize_t len = read(fs_fd, line, sizeof(line) - 1);
+	char log[512];
 
-	if (len > 2) {
-		/* Log lines are "e <message>" (error), "w ..." or "i ...". */
-		line[len] = '\0';
-		line[strcspn(line, "\n")] = '\0';
-		die(NFSV3_EXIT_MOUNT, "%s: %s: %s", what, strerror(errnum), line + 2);
-	}
+	privilege_read_kernel_log(fs_fd, "fuse", log, sizeof(log));
+	if (log[0] != '\0')
+		die(NFSV3_EXIT_MOUNT, "%s: %s: %s", what, strerror(errnum), log);
 	errno = errnum;
 	die_errno(NFSV3_EXIT_MOUNT, "%s", what);
 }
@@ -199,52 +195,26 @@ static void close_all_but(int a, int b)
 	close_range((unsigned)b + 1, ~0U, 0);
 }
 
-/* The mount ID the kernel shows for the mount an fd is on (its fdinfo "mnt_id:"), or -1. */
-static long mount_id_of(int fd)
-{
-	char path[64], line[128];
-	long id = -1;
-	FILE *file;
-
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	file = fopen(path, "re");
-	if (file == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), file) != NULL) {
-		if (strncmp(line, "mnt_id:", 7) == 0)
-			id = strtol(line + 7, NULL, 10);
-	}
-	fclose(file);
-	return id;
-}
-
 /*
- * The name of the bdi (backing device info) of mount id, "MAJOR:MINOR" of
- * its superblock as mountinfo's third field shows it; false if not found.
- * Read from mountinfo because a stat of the new mount would wait for the
- * FUSE INIT that nobody answers yet.
+ * The new mount's ID (the sentry's) and the name of its bdi (backing device
+ * info), "MAJOR:MINOR" of its superblock. Returns false with errno set if
+ * statx fails or the kernel (before 5.8) gives no mount ID. The FUSE INIT
+ * is not answered yet: without AT_STATX_DONT_SYNC the stat would wait for
+ * it, with it FUSE answers at once from the attributes it has.
  */
-static bool bdi_of_mount(long id, char *name, size_t size)
+static bool mount_of(int mount_fd, uint64_t *id, char *bdi, size_t size)
 {
-	FILE *mountinfo = fopen("/proc/self/mountinfo", "re");
-	char *line = NULL;
-	size_t line_size = 0;
-	bool found = false;
+	struct statx stx;
 
-	if (mountinfo == NULL)
+	if (statx(mount_fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_MNT_ID, &stx) != 0)
 		return false;
-	while (!found && getline(&line, &line_size, mountinfo) > 0) {
-		unsigned int major, minor;
-		long line_id;
-
-		if (sscanf(line, "%ld %*d %u:%u ", &line_id, &major, &minor) == 3 && line_id == id) {
-			snprintf(name, size, "%u:%u", major, minor);
-			found = true;
-		}
+	if (!(stx.stx_mask & STATX_MNT_ID)) {
+		errno = ENOSYS;
+		return false;
 	}
-	free(line);
-	fclose(mountinfo);
-	return found;
+	*id = stx.stx_mnt_id;
+	snprintf(bdi, size, "%u:%u", stx.stx_dev_major, stx.stx_dev_minor);
+	return true;
 }
 
 /*
@@ -268,7 +238,7 @@ static void raise_readahead(const char *bdi)
 }
 
 /* Whether mount id is still attached in our namespace: a line of mountinfo starts with it. */
-static bool mount_attached(FILE *mountinfo, long id)
+static bool mount_attached(FILE *mountinfo, uint64_t id)
 {
 	char *line = NULL;
 	size_t size = 0;
@@ -276,7 +246,7 @@ static bool mount_attached(FILE *mountinfo, long id)
 
 	rewind(mountinfo);
 	while (!found && getline(&line, &size, mountinfo) > 0)
-		found = strtol(line, NULL, 10) == id;
+		found = strtoull(line, NULL, 10) == id;
 	free(line);
 	/* A read error says nothing about the mount: keep it as attached. */
 	return found || ferror(mountinfo);
@@ -296,12 +266,11 @@ static bool mount_attached(FILE *mountinfo, long id)
  * closes the fd when its mount ID is gone. The ID cannot be reused by
  * another mount while the fd holds it.
  */
-static noreturn void run_sentry(int pipe_fd, int mount_fd)
+static noreturn void run_sentry(int pipe_fd, int mount_fd, uint64_t id)
 {
 	static const int keep[] = {CAP_SYS_ADMIN};
 	struct pollfd pfd[2];
 	FILE *mountinfo;
-	long id;
 	int null_fd;
 	char byte;
 
@@ -317,9 +286,8 @@ static noreturn void run_sentry(int pipe_fd, int mount_fd)
 		die_errno(NFSV3_EXIT_INTERNAL, "unmount sentry: cannot leave the working directory");
 	prctl(PR_SET_NAME, "idmapfs-sentry", 0, 0, 0);
 	privilege_keep_only(keep, 1);
-	id = mount_id_of(mount_fd);
 	mountinfo = fopen("/proc/self/mountinfo", "re");
-	if (id < 0 || mountinfo == NULL)
+	if (mountinfo == NULL)
 		die_errno(NFSV3_EXIT_INTERNAL, "unmount sentry: cannot watch the mount table");
 
 	pfd[0] = (struct pollfd){.fd = pipe_fd, .events = POLLIN};
@@ -468,38 +436,30 @@ int main(int argc, char **argv)
 	struct fuse_loop_config *loop_config;
 	struct fuse_session *se;
 	char fuse_dev[32], bdi[32];
-	const char *why;
 	struct stat st;
+	uint64_t mount_id;
 	int root_fd, mountpoint_fd, fuse_fd, mount_fd, pipe_fds[2], null_fd, err;
 	pid_t sentry;
 
 	privilege_set_progname(NFSV3_HELPER_IDMAPFS);
 	/*
 	 * One malloc arena for all workers: glibc would give each worker thread
-	 * its own (128 KiB resident apiece, 2 MiB under load with 16 workers),
-	 * while what we allocate per request is small and short-lived.
+	 * an arena of its own, each keeping memory resident, while what we
+	 * allocate per request is small and short-lived.
 	 */
 	mallopt(M_ARENA_MAX, 1);
 	privilege_keep_only(setup_caps, sizeof(setup_caps) / sizeof(setup_caps[0]));
-	/* Keep fds 0-2 taken so that nothing we open lands there. */
-	do
-		null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-	while (null_fd >= 0 && null_fd <= STDERR_FILENO);
-	if (null_fd < 0)
-		die_errno(NFSV3_EXIT_INTERNAL, "cannot open /dev/null");
+	/* Kept for stdout once the readiness line is written. */
+	null_fd = privilege_ensure_std_fds();
 	if (argc != 9)
 		die(NFSV3_EXIT_USAGE, "usage: %s %s", NFSV3_HELPER_IDMAPFS, IDMAPFS_USAGE);
 
-	if (strcmp(argv[8], NFSV3_ARG_RW) != 0 && strcmp(argv[8], NFSV3_ARG_RO) != 0)
-		die(NFSV3_EXIT_REFUSED, "mode \"%s\": must be %s or %s", argv[8], NFSV3_ARG_RW,
-		    NFSV3_ARG_RO);
-	fs.read_only = strcmp(argv[8], NFSV3_ARG_RO) == 0;
+	fs.read_only = privilege_parse_rw_ro(argv[8]);
 	fs.bound_uid = parse_id("uid", argv[4]);
 	fs.bound_gid = parse_id("gid", argv[5]);
 	fs.app_uid = parse_id("app uid", argv[6]);
 	fs.app_gid = parse_id("app gid", argv[7]);
-	if (privilege_check_name(argv[3], &why) != 0)
-		die(NFSV3_EXIT_REFUSED, "name \"%s\": %s", argv[3], why);
+	privilege_check_volume_name(argv[3]);
 	root_fd = privilege_open_root(argv[1]);
 	fs.root.fd = privilege_open_backing(root_fd, argv[1], argv[2], "backing directory");
 	if (fstat(fs.root.fd, &st) != 0)
@@ -520,7 +480,7 @@ int main(int argc, char **argv)
 	fs.max_lock_waiters = IDMAPFS_MAX_THREADS - 4;
 	if (idmapfs_table_init(&fs.table) != 0)
 		die(NFSV3_EXIT_INTERNAL, "cannot allocate the inode table");
-	mountpoint_fd = privilege_make_mountpoint(root_fd, argv[3]);
+	mountpoint_fd = privilege_make_mountpoint(root_fd, argv[3], 0755);
 	/* The kernel computes create modes with the app's umask; ours must not change them. */
 	umask(0);
 
@@ -534,8 +494,12 @@ int main(int argc, char **argv)
 		die_errno(NFSV3_EXIT_MOUNT, "cannot open /dev/fuse");
 	mount_fd = mount_fuse(fuse_fd, mountpoint_fd, argv[3], fs.read_only);
 	close(mountpoint_fd);
-	if (!bdi_of_mount(mount_id_of(mount_fd), bdi, sizeof(bdi)))
-		bdi[0] = '\0';
+	if (!mount_of(mount_fd, &mount_id, bdi, sizeof(bdi))) {
+		err = errno;
+		detach(mount_fd);
+		errno = err;
+		die_errno(NFSV3_EXIT_MOUNT, "cannot find the new mount's ID for the unmount sentry");
+	}
 	close(root_fd);
 
 	if (pipe2(pipe_fds, O_CLOEXEC) != 0 || (sentry = fork()) < 0) {
@@ -546,7 +510,7 @@ int main(int argc, char **argv)
 	}
 	if (sentry == 0) {
 		close(pipe_fds[1]);
-		run_sentry(pipe_fds[0], mount_fd);
+		run_sentry(pipe_fds[0], mount_fd, mount_id);
 	}
 	close(pipe_fds[0]);
 	close(mount_fd);
@@ -560,11 +524,7 @@ int main(int argc, char **argv)
 	if (chdir("/") != 0)
 		die_errno(NFSV3_EXIT_INTERNAL, "cannot leave the working directory");
 	answer_init(se, &fs);
-	if (bdi[0] != '\0')
-		raise_readahead(bdi);
-	else
-		fprintf(stderr, "%s: warning: cannot find the new mount in mountinfo; readahead stays low\n",
-			NFSV3_HELPER_IDMAPFS);
+	raise_readahead(bdi);
 
 	become_bound(fs.bound_uid, fs.bound_gid);
 	privilege_keep_only(NULL, 0);

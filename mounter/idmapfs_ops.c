@@ -539,16 +539,16 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	fuse_reply_data(req, &buf, size < IDMAPFS_SPLICE_MIN ? FUSE_BUF_NO_SPLICE : 0);
 }
 
+/*
+ * Writes, fallocate and copy_file_range act on open handles only, and
+ * op_open and op_create refuse writing opens on a read-only mount.
+ */
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
 			 struct fuse_file_info *fi)
 {
 	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
 	ssize_t res;
 
-	if (fs_of(req)->read_only) {
-		fuse_reply_err(req, EROFS);
-		return;
-	}
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	out.buf[0].fd = (int)fi->fh;
 	out.buf[0].pos = off;
@@ -1024,10 +1024,6 @@ static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, 
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
 			 struct fuse_file_info *fi)
 {
-	if (fs_of(req)->read_only) {
-		fuse_reply_err(req, EROFS);
-		return;
-	}
 	fuse_reply_err(req, fallocate((int)fi->fh, mode, offset, length) == 0 ? 0 : errno);
 }
 
@@ -1035,14 +1031,8 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			       struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
 			       struct fuse_file_info *fi_out, size_t len, int flags)
 {
-	ssize_t res;
-
-	if (fs_of(req)->read_only) {
-		fuse_reply_err(req, EROFS);
-		return;
-	}
-	res = copy_file_range((int)fi_in->fh, &off_in, (int)fi_out->fh, &off_out, len,
-			      (unsigned)flags);
+	ssize_t res = copy_file_range((int)fi_in->fh, &off_in, (int)fi_out->fh, &off_out, len,
+				      (unsigned)flags);
 	if (res < 0)
 		fuse_reply_err(req, errno);
 	else
@@ -1069,9 +1059,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * Replies to reads go file -> pipe -> /dev/fuse (splice write): the
 	 * data never passes through our memory. Requests are read() whole
 	 * rather than spliced in: splicing them costs two more syscalls per
-	 * request, which the many small metadata requests pay for, and
-	 * measured no faster for 1 MiB writes. SPLICE_MOVE (page stealing)
-	 * measured slower: backing page-cache pages cannot be stolen.
+	 * request, which the many small metadata requests pay for. No
+	 * SPLICE_MOVE (page stealing): backing page-cache pages cannot be
+	 * stolen, so it would only add work.
 	 */
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;

@@ -70,22 +70,6 @@ static __attribute__((__noreturn__)) void die_usage(const struct verb *only)
 	die(NFSV3_EXIT_USAGE, "usage: %s", line);
 }
 
-/*
- * A caller that closed stdin, stdout or stderr would have our next open()
- * land there, and die() would then write into a mountpoint or the root.
- */
-static void ensure_std_fds(void)
-{
-	int fd;
-
-	do {
-		fd = open("/dev/null", O_RDWR);
-		if (fd < 0)
-			die_errno(NFSV3_EXIT_INTERNAL, "cannot open /dev/null");
-	} while (fd <= STDERR_FILENO);
-	close(fd);
-}
-
 /* MOUNT_ROOT as given: privilege_open_root accepted it only in canonical form. */
 static const char *mount_root;
 
@@ -104,7 +88,7 @@ int main(int argc, char **argv)
 		die_usage(NULL);
 	}
 	privilege_keep_only(verb->caps, verb->ncaps);
-	ensure_std_fds();
+	close(privilege_ensure_std_fds());
 	/* The caller's umask must not decide the mode of the mountpoints we create. */
 	umask(022);
 	if (argc - 2 != verb->nargs)
@@ -112,14 +96,6 @@ int main(int argc, char **argv)
 	root_fd = privilege_open_root(argv[2]);
 	mount_root = argv[2];
 	return verb->run(root_fd, argc - 3, argv + 3);
-}
-
-static void check_volume_name(const char *name)
-{
-	const char *why;
-
-	if (privilege_check_name(name, &why) != 0)
-		die(NFSV3_EXIT_REFUSED, "name \"%s\": %s", name, why);
 }
 
 /* ---- bind ----------------------------------------------------------- */
@@ -188,14 +164,12 @@ int verb_bind(int root_fd, int argc, char **argv)
 	int source_fd, target_fd, tree_fd;
 	bool readonly;
 
-	if (strcmp(mode, NFSV3_ARG_RW) != 0 && strcmp(mode, NFSV3_ARG_RO) != 0)
-		die(NFSV3_EXIT_REFUSED, "mode \"%s\": must be %s or %s", mode, NFSV3_ARG_RW, NFSV3_ARG_RO);
-	readonly = strcmp(mode, NFSV3_ARG_RO) == 0;
+	readonly = privilege_parse_rw_ro(mode);
 	if (readonly)
 		attr.attr_set |= MOUNT_ATTR_RDONLY;
-	check_volume_name(name);
+	privilege_check_volume_name(name);
 	source_fd = privilege_open_backing(root_fd, mount_root, source, "source");
-	target_fd = privilege_make_mountpoint(root_fd, name);
+	target_fd = privilege_make_mountpoint(root_fd, name, 0755);
 
 	tree_fd = open_tree(source_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
 	if (tree_fd < 0 && errno != ENOSYS)
@@ -274,16 +248,14 @@ int verb_unmount(int root_fd, int argc, char **argv)
 	force = strcmp(mode, NFSV3_ARG_FORCE) == 0;
 	if (strncmp(name, kernel_prefix, strlen(kernel_prefix)) == 0)
 		leaf = name + strlen(kernel_prefix);
-	check_volume_name(leaf);
+	privilege_check_volume_name(leaf);
 
 	if (leaf != name) {
 		parent_fd = privilege_open_beneath(root_fd, NFSV3_KERNEL_DIR, O_PATH | O_DIRECTORY);
 		if (parent_fd < 0 && errno == ENOENT)
 			return NFSV3_EXIT_OK;
-		if (parent_fd < 0 && errno == ELOOP)
-			die(NFSV3_EXIT_REFUSED, "%s: is a symlink", NFSV3_KERNEL_DIR);
 		if (parent_fd < 0)
-			die_errno(NFSV3_EXIT_MOUNT, "cannot open %s", NFSV3_KERNEL_DIR);
+			privilege_die_open(NFSV3_EXIT_MOUNT, NULL, NFSV3_KERNEL_DIR);
 	}
 	snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", parent_fd, leaf);
 

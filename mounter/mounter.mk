@@ -5,8 +5,7 @@ MOUNT_OBJS = $(patsubst mounter/%.c,$(BUILD)/mounter/%.o,$(wildcard mounter/moun
 IDMAPFS_OBJS = $(patsubst mounter/%.c,$(BUILD)/mounter/%.o,$(wildcard mounter/idmapfs*.c))
 
 # The mount helper runs once per Mount and Unmount: linked statically it
-# starts without the dynamic loader (about 1 ms a run on a cell). Sanitizer
-# builds link dynamically.
+# starts without the dynamic loader. Sanitizer builds link dynamically.
 MOUNT_STATIC ?= $(if $(findstring sanitize,$(CFLAGS)),,-static-pie)
 
 $(BUILD)/mounter/idmapfs%.o: MOUNTER_CFLAGS += $(shell $(PKG_CONFIG) --cflags fuse3)

@@ -10,8 +10,6 @@
  * daemon that runs it is not.
  */
 #include <arpa/inet.h>
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -336,55 +334,30 @@ static void parse_options(const char *options, struct nfs_request *req)
 
 /* ---- the mountpoint -------------------------------------------------- */
 
-/* The key directory this run created, removed again if the mount fails. */
-static int created_parent_fd = -1;
-static const char *created_key;
-
-static void remove_created_key_dir(void)
-{
-	/* An empty directory only: never one something is mounted on. */
-	if (created_key != NULL)
-		unlinkat(created_parent_fd, created_key, AT_REMOVEDIR);
-}
-
 /*
  * Trusts: root_fd (privilege_open_root); key checked by check_key.
  * Checks: MOUNT_ROOT/.kernel is a directory reached with no symlink, made
- * 0700 when it is ours and was more open; MOUNT_ROOT/.kernel/KEY the same,
- * not already a mountpoint, and empty. Returns an fd of the key directory
- * resolved with RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, which the mount is
- * moved onto: what was checked is what is mounted on.
+ * 0700 when it is ours and was more open; KEY in it as
+ * privilege_make_mountpoint (created 0700). Returns an fd of the key
+ * directory, which the mount is moved onto: what was checked is what is
+ * mounted on.
  */
 static int open_target(int root_fd, const char *key)
 {
-	char name[sizeof(NFSV3_KERNEL_DIR) + 1 + KEY_MAX + 1];
 	struct stat st;
 	int kdir_fd;
 
 	if (mkdirat(root_fd, NFSV3_KERNEL_DIR, 0700) != 0 && errno != EEXIST)
 		die_errno(NFSV3_EXIT_MOUNT, "cannot create %s", NFSV3_KERNEL_DIR);
 	kdir_fd = privilege_open_beneath(root_fd, NFSV3_KERNEL_DIR, O_RDONLY | O_DIRECTORY);
-	if (kdir_fd < 0) {
-		if (errno == ELOOP)
-			die(NFSV3_EXIT_REFUSED, "%s: is a symlink", NFSV3_KERNEL_DIR);
-		if (errno == ENOTDIR)
-			die(NFSV3_EXIT_REFUSED, "%s: exists and is not a directory", NFSV3_KERNEL_DIR);
-		die_errno(NFSV3_EXIT_MOUNT, "cannot open %s", NFSV3_KERNEL_DIR);
-	}
+	if (kdir_fd < 0)
+		privilege_die_open(NFSV3_EXIT_MOUNT, NULL, NFSV3_KERNEL_DIR);
 	if (fstat(kdir_fd, &st) != 0)
 		die_errno(NFSV3_EXIT_MOUNT, "cannot stat %s", NFSV3_KERNEL_DIR);
 	if ((st.st_mode & 077) != 0 && st.st_uid == geteuid() && fchmod(kdir_fd, 0700) != 0)
 		die_errno(NFSV3_EXIT_MOUNT, "cannot make %s 0700", NFSV3_KERNEL_DIR);
-
-	if (mkdirat(kdir_fd, key, 0700) == 0) {
-		created_parent_fd = kdir_fd;
-		created_key = key;
-		atexit(remove_created_key_dir);
-	} else if (errno != EEXIST) {
-		die_errno(NFSV3_EXIT_MOUNT, "cannot create mountpoint %s/%s", NFSV3_KERNEL_DIR, key);
-	}
-	snprintf(name, sizeof(name), "%s/%s", NFSV3_KERNEL_DIR, key);
-	return privilege_open_mountpoint(root_fd, name);
+	/* kdir_fd stays open: a key directory made here is removed through it if the mount fails. */
+	return privilege_make_mountpoint(kdir_fd, key, 0700);
 }
 
 /* ---- errors ------------------------------------------------------------ */
@@ -453,36 +426,6 @@ static const char *explain(int errnum)
 }
 
 /*
- * The kernel's messages for the failed fs_context ("e nfs: ...", "w ...",
- * "i ..."), read until it has no more, joined with "; " without their
- * severity prefix. Errors and warnings only: "i" lines are chatter.
- */
-static void read_kernel_log(int fs_fd, char *out, size_t size)
-{
-	char msg[512];
-	size_t len = 0;
-	ssize_t n;
-
-	out[0] = '\0';
-	while ((n = read(fs_fd, msg, sizeof(msg) - 1)) > 0) {
-		const char *text = msg;
-
-		msg[n] = '\0';
-		if (n > 0 && msg[n - 1] == '\n')
-			msg[n - 1] = '\0';
-		if (text[0] == 'i' && text[1] == ' ')
-			continue;
-		if ((text[0] == 'e' || text[0] == 'w') && text[1] == ' ')
-			text += 2;
-		/* "nfs: " is the source the kernel names; the error line says NFS already. */
-		if (strncmp(text, "nfs: ", 5) == 0)
-			text += 5;
-		if (len < size)
-			len += (size_t)snprintf(out + len, size - len, "%s%s", len > 0 ? "; " : "", text);
-	}
-}
-
-/*
  * One line for a failed mount. The kernel's own message, when it logged one,
  * says it best ("NFS: Version unavailable", "NFS: Unsupported transport
  * protocol udp"); otherwise the errno is explained. Server refusals and
@@ -513,7 +456,7 @@ static void config(int fs_fd, const struct nfs_request *req, unsigned cmd, const
 	if (fsconfig(fs_fd, cmd, key, value, 0) == 0)
 		return;
 	errnum = errno;
-	read_kernel_log(fs_fd, log, sizeof(log));
+	privilege_read_kernel_log(fs_fd, "nfs", log, sizeof(log));
 	if (log[0] == '\0')
 		snprintf(log, sizeof(log), "%s", strerror(errnum));
 	die(NFSV3_EXIT_MOUNT, "mounting %s: option %s%s%s: %s", req->source, key, value ? "=" : "",
@@ -587,7 +530,7 @@ int verb_nfs(int root_fd, int argc, char **argv)
 	fs_fd = fsopen("nfs", FSOPEN_CLOEXEC);
 	if (fs_fd < 0 && errno == ENOSYS) {
 		mount_legacy(&req, target_fd);
-		created_key = NULL;
+		privilege_keep_mountpoint();
 		return NFSV3_EXIT_OK;
 	}
 	if (fs_fd < 0)
@@ -608,20 +551,20 @@ int verb_nfs(int root_fd, int argc, char **argv)
 	if (fsconfig(fs_fd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) != 0) {
 		int errnum = errno;
 
-		read_kernel_log(fs_fd, log, sizeof(log));
+		privilege_read_kernel_log(fs_fd, "nfs", log, sizeof(log));
 		die_mount(&req, errnum, log);
 	}
 	mnt_fd = fsmount(fs_fd, FSMOUNT_CLOEXEC, req.attrs);
 	if (mnt_fd < 0) {
 		int errnum = errno;
 
-		read_kernel_log(fs_fd, log, sizeof(log));
+		privilege_read_kernel_log(fs_fd, "nfs", log, sizeof(log));
 		die(NFSV3_EXIT_MOUNT, "mounting %s: fsmount: %s%s%s", req.source, strerror(errnum),
 		    log[0] ? ": " : "", log);
 	}
 	if (move_mount(mnt_fd, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0)
 		die_errno(NFSV3_EXIT_MOUNT, "mounting %s on %s/%s", req.source, NFSV3_KERNEL_DIR, req.key);
-	created_key = NULL;
+	privilege_keep_mountpoint();
 	close(mnt_fd);
 	close(fs_fd);
 	return NFSV3_EXIT_OK;

@@ -236,7 +236,7 @@ int privilege_open_root(const char *mount_root)
 }
 
 /* Trusts: nothing in name. Checks: the charset, length and reserved names of privilege.h. */
-int privilege_check_name(const char *name, const char **why)
+static int check_name(const char *name, const char **why)
 {
 	size_t len = strlen(name);
 
@@ -265,6 +265,33 @@ int privilege_check_name(const char *name, const char **why)
 	return 0;
 }
 
+void privilege_check_volume_name(const char *name)
+{
+	const char *why;
+
+	if (check_name(name, &why) != 0)
+		die(NFSV3_EXIT_REFUSED, "name \"%s\": %s", name, why);
+}
+
+bool privilege_parse_rw_ro(const char *mode)
+{
+	if (strcmp(mode, NFSV3_ARG_RW) != 0 && strcmp(mode, NFSV3_ARG_RO) != 0)
+		die(NFSV3_EXIT_REFUSED, "mode \"%s\": must be %s or %s", mode, NFSV3_ARG_RW, NFSV3_ARG_RO);
+	return strcmp(mode, NFSV3_ARG_RO) == 0;
+}
+
+int privilege_ensure_std_fds(void)
+{
+	int fd;
+
+	do {
+		fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			die_errno(NFSV3_EXIT_INTERNAL, "cannot open /dev/null");
+	} while (fd <= STDERR_FILENO);
+	return fd;
+}
+
 /*
  * Trusts: root_fd (opened by privilege_open_root or beneath it).
  * Checks: through the kernel, that name resolves beneath root_fd with no
@@ -277,18 +304,28 @@ int privilege_open_beneath(int root_fd, const char *name, int flags)
 			       RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
 }
 
-/*
- * Trusts: root_fd (privilege_open_root); name already checked by the caller.
- * Checks: MOUNT_ROOT/NAME is a directory reached beneath the root with no
- * symlink, not already a mountpoint, and empty (mounting over files would
- * hide them). It is checked through an O_PATH fd and read only once known
- * to be a plain directory: reading a dead mount would hang. The fd returned
- * is the one the mount is moved onto, so what was checked is what gets
- * mounted on, whatever renames happen meanwhile.
- */
+noreturn void privilege_die_open(int other_code, const char *what, const char *path)
+{
+	/* Resolving one component, only the leaf can be the symlink or the non-directory. */
+	bool leaf = strchr(path, '/') == NULL;
+	const char *sep = what != NULL ? " " : "";
+
+	if (what == NULL)
+		what = "";
+	if (errno == ELOOP)
+		die(NFSV3_EXIT_REFUSED, "%s%s%s: %s", what, sep, path,
+		    leaf ? "is a symlink" : "has a symlink component");
+	if (errno == ENOTDIR)
+		die(NFSV3_EXIT_REFUSED, "%s%s%s: %s", what, sep, path,
+		    leaf ? "exists and is not a directory" : "not a directory");
+	if (errno == EXDEV)
+		die(NFSV3_EXIT_REFUSED, "%s%s%s: leaves the directory it must stay beneath", what, sep, path);
+	die_errno(other_code, "cannot open %s%s%s", what, sep, path);
+}
+
 /* The mountpoint this run created, removed again if the helper ends before mounting on it. */
 static struct {
-	int root_fd;
+	int parent_fd;
 	const char *name;
 } created_mountpoint = { -1, NULL };
 
@@ -296,7 +333,7 @@ static void remove_created_mountpoint(void)
 {
 	/* Removes only an empty directory, so never one with a mount on it. */
 	if (created_mountpoint.name != NULL)
-		unlinkat(created_mountpoint.root_fd, created_mountpoint.name, AT_REMOVEDIR);
+		unlinkat(created_mountpoint.parent_fd, created_mountpoint.name, AT_REMOVEDIR);
 }
 
 void privilege_keep_mountpoint(void)
@@ -304,35 +341,26 @@ void privilege_keep_mountpoint(void)
 	created_mountpoint.name = NULL;
 }
 
-int privilege_make_mountpoint(int root_fd, const char *name)
-{
-	if (mkdirat(root_fd, name, 0755) == 0) {
-		created_mountpoint.root_fd = root_fd;
-		created_mountpoint.name = name;
-		atexit(remove_created_mountpoint);
-	} else if (errno != EEXIST) {
-		die_errno(NFSV3_EXIT_MOUNT, "cannot create mountpoint %s", name);
-	}
-	return privilege_open_mountpoint(root_fd, name);
-}
-
-int privilege_open_mountpoint(int root_fd, const char *name)
+/*
+ * Trusts: parent_fd (the mount root, or a directory opened beneath it);
+ * name already checked by the caller.
+ * Checks: NAME is a directory reached beneath parent_fd with no symlink,
+ * not already a mountpoint, and empty (mounting over files would hide
+ * them). It is checked through an O_PATH fd and read only once known to be
+ * a plain directory: reading a dead mount would hang. The fd returned is
+ * the one the mount is moved onto, so what was checked is what gets mounted
+ * on, whatever renames happen meanwhile.
+ */
+static int open_mountpoint(int parent_fd, const char *name)
 {
 	struct statx stx;
 	struct dirent *entry;
 	DIR *dir;
 	int fd, dir_fd;
 
-	fd = privilege_open_beneath(root_fd, name, O_PATH | O_DIRECTORY);
-	if (fd < 0) {
-		if (errno == ELOOP)
-			die(NFSV3_EXIT_REFUSED, "mountpoint %s: is a symlink", name);
-		if (errno == ENOTDIR)
-			die(NFSV3_EXIT_REFUSED, "mountpoint %s: exists and is not a directory", name);
-		if (errno == EXDEV)
-			die(NFSV3_EXIT_REFUSED, "mountpoint %s: outside the mount root", name);
-		die_errno(NFSV3_EXIT_MOUNT, "cannot open mountpoint %s", name);
-	}
+	fd = privilege_open_beneath(parent_fd, name, O_PATH | O_DIRECTORY);
+	if (fd < 0)
+		privilege_die_open(NFSV3_EXIT_MOUNT, "mountpoint", name);
 	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &stx) != 0)
 		die_errno(NFSV3_EXIT_REFUSED, "mountpoint %s: already mounted and not answering", name);
 	if (!(stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT))
@@ -355,16 +383,16 @@ int privilege_open_mountpoint(int root_fd, const char *name)
 	return fd;
 }
 
-/* Open dir (absolute) from "/" with no symlink in any component, or return -1 with errno set. */
-static int open_absolute(const char *dir, int flags)
+int privilege_make_mountpoint(int parent_fd, const char *name, mode_t mode)
 {
-	int slash_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC), fd;
-
-	if (slash_fd < 0)
-		return -1;
-	fd = dir[strspn(dir, "/")] == '\0' ? dup(slash_fd) : privilege_open_beneath(slash_fd, dir + strspn(dir, "/"), flags);
-	close(slash_fd);
-	return fd;
+	if (mkdirat(parent_fd, name, mode) == 0) {
+		created_mountpoint.parent_fd = parent_fd;
+		created_mountpoint.name = name;
+		atexit(remove_created_mountpoint);
+	} else if (errno != EEXIST) {
+		die_errno(NFSV3_EXIT_MOUNT, "cannot create mountpoint %s", name);
+	}
+	return open_mountpoint(parent_fd, name);
 }
 
 /*
@@ -378,7 +406,8 @@ static const char *local_source_prefix(const char *path)
 	static char line[4096];
 	struct stat st;
 	FILE *list;
-	int fd = open_absolute(NFSV3_LOCAL_SOURCES_FILE, O_RDONLY);
+	int fd = openat2_resolve(AT_FDCWD, NFSV3_LOCAL_SOURCES_FILE, O_RDONLY,
+				 RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
 
 	if (fd < 0)
 		return NULL;
@@ -429,26 +458,44 @@ int privilege_open_backing(int root_fd, const char *mount_root, const char *path
 		base_fd = dup(root_fd);
 	} else if ((prefix = local_source_prefix(path)) != NULL) {
 		rest = path + strlen(prefix);
-		base_fd = open_absolute(prefix, O_PATH | O_DIRECTORY);
-		if (base_fd < 0 && errno == ELOOP)
-			die(NFSV3_EXIT_REFUSED, "%s %s: has a symlink component", what, path);
+		/* From "/" with no symlink in any component, like the mount root. */
+		base_fd = openat2_resolve(AT_FDCWD, prefix, O_PATH | O_DIRECTORY,
+					  RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
 	} else {
 		die(NFSV3_EXIT_REFUSED, "%s %s: neither beneath %s/%s nor beneath a directory listed in %s", what, path,
 		    mount_root, NFSV3_KERNEL_DIR, NFSV3_LOCAL_SOURCES_FILE);
 	}
 	if (base_fd < 0)
-		die_errno(NFSV3_EXIT_REFUSED, "%s %s", what, path);
+		privilege_die_open(NFSV3_EXIT_REFUSED, what, path);
 	rest += strspn(rest, "/");
 	fd = *rest ? privilege_open_beneath(base_fd, rest, O_PATH | O_DIRECTORY) : dup(base_fd);
-	if (fd < 0) {
-		if (errno == ELOOP)
-			die(NFSV3_EXIT_REFUSED, "%s %s: has a symlink component", what, path);
-		if (errno == ENOTDIR)
-			die(NFSV3_EXIT_REFUSED, "%s %s: not a directory", what, path);
-		if (errno == EXDEV)
-			die(NFSV3_EXIT_REFUSED, "%s %s: leaves the directory it must stay beneath", what, path);
-		die_errno(NFSV3_EXIT_REFUSED, "%s %s", what, path);
-	}
+	if (fd < 0)
+		privilege_die_open(NFSV3_EXIT_REFUSED, what, path);
 	close(base_fd);
 	return fd;
+}
+
+void privilege_read_kernel_log(int fs_fd, const char *source, char *out, size_t size)
+{
+	size_t len = 0, source_len = strlen(source);
+	char msg[512];
+	ssize_t n;
+
+	out[0] = '\0';
+	while ((n = read(fs_fd, msg, sizeof(msg) - 1)) > 0) {
+		const char *text = msg;
+
+		msg[n] = '\0';
+		if (msg[n - 1] == '\n')
+			msg[n - 1] = '\0';
+		if (text[0] == 'i' && text[1] == ' ')
+			continue;
+		if ((text[0] == 'e' || text[0] == 'w') && text[1] == ' ')
+			text += 2;
+		/* The source the kernel names; the caller's error line names it already. */
+		if (strncmp(text, source, source_len) == 0 && strncmp(text + source_len, ": ", 2) == 0)
+			text += source_len + 2;
+		if (len < size)
+			len += (size_t)snprintf(out + len, size - len, "%s%s", len > 0 ? "; " : "", text);
+	}
 }

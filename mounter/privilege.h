@@ -6,8 +6,10 @@
 #ifndef NFSV3_PRIVILEGE_H
 #define NFSV3_PRIVILEGE_H
 
-#include <stdnoreturn.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdnoreturn.h>
+#include <sys/types.h>
 #include "nfsv3driver.h"
 
 /* Print "<prog>: <message>" on stderr and exit with code (enum nfsv3_exit). */
@@ -36,9 +38,23 @@ int privilege_open_root(const char *mount_root);
 /*
  * Check that name is a volume name: 1..NFSV3_NAME_MAX bytes of
  * [A-Za-z0-9_.=+@:-], starting with a letter or digit, and not the state
- * file. Returns 0, or -1 with *why set to a static explanation.
+ * file. Dies with NFSV3_EXIT_REFUSED naming the name and what is wrong.
  */
-int privilege_check_name(const char *name, const char **why);
+void privilege_check_volume_name(const char *name);
+
+/*
+ * A mode argument that must be exactly rw or ro: true for ro. Dies with
+ * NFSV3_EXIT_REFUSED otherwise.
+ */
+bool privilege_parse_rw_ro(const char *mode);
+
+/*
+ * Keep fds 0-2 taken, by /dev/null where the caller closed them, so that
+ * nothing the helper opens lands there (die() would then write into a
+ * mountpoint). Returns one more fd of /dev/null (close-on-exec) for the
+ * caller to keep or close; dies with NFSV3_EXIT_INTERNAL if it cannot.
+ */
+int privilege_ensure_std_fds(void);
 
 /*
  * Open NAME beneath root_fd with openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|
@@ -48,19 +64,32 @@ int privilege_check_name(const char *name, const char **why);
 int privilege_open_beneath(int root_fd, const char *name, int flags);
 
 /*
- * Open MOUNT_ROOT/NAME (which the caller has created or found) as the
- * directory a mount will be moved onto: beneath the root, no symlink, not a
- * mountpoint already, empty. Returns an O_PATH fd or dies naming what is wrong.
+ * Die for a failed privilege_open_beneath (errno as it left it) of path,
+ * named "<what> <path>" (what may be NULL). A symlink on the way (ELOOP), a
+ * non-directory (ENOTDIR) and an escape (EXDEV) are refusals
+ * (NFSV3_EXIT_REFUSED); any other error exits with other_code.
  */
-int privilege_open_mountpoint(int root_fd, const char *name);
+noreturn void privilege_die_open(int other_code, const char *what, const char *path);
 
 /*
- * The same for a volume's mountpoint, created (0755) when absent; a directory
- * this run created is removed at exit unless privilege_keep_mountpoint() says
- * the mount is on it.
+ * Create NAME (a volume's mountpoint, or a kernel mount's key directory)
+ * in parent_fd with mode when absent, and open it as the directory a mount
+ * will be moved onto: beneath parent_fd, no symlink, not a mountpoint
+ * already, empty. Returns an O_PATH fd or dies naming what is wrong. A
+ * directory this run created is removed at exit unless
+ * privilege_keep_mountpoint() says the mount is on it; parent_fd must stay
+ * open until then.
  */
-int privilege_make_mountpoint(int root_fd, const char *name);
+int privilege_make_mountpoint(int parent_fd, const char *name, mode_t mode);
 void privilege_keep_mountpoint(void);
+
+/*
+ * The kernel's messages for a failed fs_context ("e <source>: ...", "w ...",
+ * "i ..."), read until it has no more, joined with "; " into out without
+ * their severity prefix or "<source>: " (the fs type, e.g. "nfs"). Errors
+ * and warnings only: "i" lines are chatter. out is "" if there were none.
+ */
+void privilege_read_kernel_log(int fs_fd, const char *source, char *out, size_t size);
 
 /*
  * The operator's list of local directories that sources may come from (one

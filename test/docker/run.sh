@@ -36,6 +36,14 @@ skip() {
 	exit 77
 }
 
+# Setup failed before any case ran: say why (and show the end of LOG), count one failure.
+setup_failed() {
+	say "FAILED: $1"
+	[ -n "${2:-}" ] && tail -n 15 "$2" | sed 's/^/  /'
+	say "0 passed, 1 failed"
+	exit 1
+}
+
 # ---- Cleanup: only what this script started, by pid -------------------------
 
 # Wait until a pid is gone, at most $2 seconds; 1 if it is still there.
@@ -117,24 +125,10 @@ awk '$5 == "/" {found = 1} END {exit !found}' /proc/self/mountinfo ||
 [ -d /sys/fs/cgroup ] && [ -n "$(ls /sys/fs/cgroup 2>/dev/null)" ] ||
 	skip "no cgroup filesystem mounted: dockerd cannot run containers here"
 
-missing=
-for p in docker.io containerd runc iptables tini busybox-static; do
-	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
-		missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-	say "installing$missing"
-	export DEBIAN_FRONTEND=noninteractive
-	{ apt-get update -qq && apt-get install -y -qq --no-install-recommends $missing; } >/dev/null 2>&1 ||
-		skip "cannot install$missing with apt-get (no package source?)"
-fi
+"$top/packaging/deps.sh" docker || skip "the docker packages are missing and cannot be installed (see above)"
 [ -x "$dockerd_bin" ] && [ -x "$docker_bin" ] || skip "$dockerd_bin or $docker_bin missing after install"
 
-if [ ! -x "$driver_bin" ]; then
-	say "FAILED: $driver_bin is not built (make build/bin/nfsv3driver)"
-	say "0 passed, 1 failed"
-	exit 1
-fi
+[ -x "$driver_bin" ] || setup_failed "$driver_bin is not built (make build/bin/nfsv3driver)"
 
 # On a signal, clean up at once: "exit" from a trap during a command
 # substitution would skip the EXIT trap.
@@ -183,20 +177,12 @@ for _ in $(seq 300); do
 	dk version >/dev/null 2>&1 && break
 	if ! kill -0 "$dockerd_pid" 2>/dev/null; then
 		wait "$dockerd_pid"
-		say "FAILED: dockerd exited at start ($storage storage); its log ends:"
-		tail -n 15 "$tmp/dockerd.log" | sed 's/^/  /'
 		dockerd_pid=
-		say "0 passed, 1 failed"
-		exit 1
+		setup_failed "dockerd exited at start ($storage storage); its log ends:" "$tmp/dockerd.log"
 	fi
 	sleep 0.1
 done
-if ! dk version >/dev/null 2>&1; then
-	say "FAILED: dockerd did not answer within 30 s; its log ends:"
-	tail -n 15 "$tmp/dockerd.log" | sed 's/^/  /'
-	say "0 passed, 1 failed"
-	exit 1
-fi
+dk version >/dev/null 2>&1 || setup_failed "dockerd did not answer within 30 s; its log ends:" "$tmp/dockerd.log"
 # Had setsid forked after all, the pidfile names dockerd: stop that one.
 if [ -s "$tmp/docker.pid" ] && [ "$(cat "$tmp/docker.pid")" != "$dockerd_pid" ]; then
 	dockerd_pid=$(cat "$tmp/docker.pid")
@@ -220,11 +206,7 @@ if [ ! -s "$tarball" ] || [ "$busybox" -nt "$tarball" ]; then
 	tar --numeric-owner -C "$rootfs" -cf "$tarball.$$" . && mv "$tarball.$$" "$tarball"
 	rm -rf "$rootfs"
 fi
-if ! out=$(dk import -c 'CMD ["/bin/sh"]' "$tarball" "$image" 2>&1); then
-	say "FAILED: docker import of $tarball: $out"
-	say "0 passed, 1 failed"
-	exit 1
-fi
+out=$(dk import -c 'CMD ["/bin/sh"]' "$tarball" "$image" 2>&1) || setup_failed "docker import of $tarball: $out"
 
 # ---- Our daemon ---------------------------------------------------------------
 
@@ -271,11 +253,7 @@ stop_driver() {
 	return 0
 }
 
-if ! start_driver; then
-	say "FAILED: $why"
-	say "0 passed, 1 failed"
-	exit 1
-fi
+start_driver || setup_failed "$why"
 
 # ---- Cases ------------------------------------------------------------------
 
@@ -318,6 +296,27 @@ run_case() {
 oneline() { printf '%s' "$1" | tr '\n' ' ' | cut -c1-300; }
 
 is_mounted() { awk -v p="$1" '$5 == p { found = 1 } END { exit !found }' /proc/self/mountinfo; }
+
+# Nothing is mounted beneath the mount root any more (else $why names what is).
+nothing_mounted() {
+	local left
+	left=$(mounts_under "$tmp/mounts")
+	[ -z "$left" ] || { why="left mounted: $(oneline "$left")"; return 1; }
+}
+
+# expect_refused WHAT WORD VOLUME CMD...: CMD must fail with an error naming
+# WORD, and VOLUME must not be listed afterwards.
+expect_refused() {
+	local what=$1 word=$2 vol=$3 out
+	shift 3
+	if out=$("$@" 2>&1); then
+		why="$what succeeded"
+		return 1
+	fi
+	printf '%s' "$out" | grep -q "$word" || { why="error does not name $word: $(oneline "$out")"; return 1; }
+	out=$(dk volume ls -q 2>&1)
+	! printf '%s\n' "$out" | grep -qx "$vol" || { why="$vol listed after a failed create"; return 1; }
+}
 
 backing=$tmp/backing
 mountpoint=
@@ -415,26 +414,14 @@ case_readonly() {
 # "run --volume-driver" creates with Opts null: no source, refused at Create
 # with a message naming the option.
 case_implicit_create() {
-	local out
-	if out=$(dk run --rm --network none --volume-driver "$plugin" -v novol:/data "$image" true 2>&1); then
-		why="run with an implicit create and no source succeeded"
-		return 1
-	fi
-	printf '%s' "$out" | grep -q source || { why="error does not name source: $(oneline "$out")"; return 1; }
-	out=$(dk volume ls -q 2>&1)
-	! printf '%s\n' "$out" | grep -qx novol || { why="novol listed after a failed create"; return 1; }
+	expect_refused "run with an implicit create and no source" source novol \
+		dk run --rm --network none --volume-driver "$plugin" -v novol:/data "$image" true
 }
 
 # Docker gets option mistakes at Create, naming the option.
 case_bad_option() {
-	local out
-	if out=$(dk volume create -d "$plugin" -o "source=file://$backing" -o bogus=1 volbad 2>&1); then
-		why="volume create with -o bogus=1 succeeded"
-		return 1
-	fi
-	printf '%s' "$out" | grep -q bogus || { why="error does not name bogus: $(oneline "$out")"; return 1; }
-	out=$(dk volume ls -q 2>&1)
-	! printf '%s\n' "$out" | grep -qx volbad || { why="volbad listed after a failed create"; return 1; }
+	expect_refused "volume create with -o bogus=1" bogus volbad \
+		dk volume create -d "$plugin" -o "source=file://$backing" -o bogus=1 volbad
 }
 
 case_remove() {
@@ -443,8 +430,7 @@ case_remove() {
 	out=$(dk volume ls -q 2>&1)
 	! printf '%s\n' "$out" | grep -qx vol1 || { why="vol1 still listed after rm"; return 1; }
 	[ -n "$mountpoint" ] && is_mounted "$mountpoint" && { why="$mountpoint still mounted"; return 1; }
-	[ -z "$(mounts_under "$tmp/mounts")" ] ||
-		{ why="left mounted: $(mounts_under "$tmp/mounts" | tr '\n' ' ')"; return 1; }
+	nothing_mounted || return 1
 	[ "$(cat "$backing/f")" = hello ] || { why="backing data changed by volume rm"; return 1; }
 }
 
@@ -471,8 +457,7 @@ case_kill9() {
 	out=$(dk stop -t 1 holder2 2>&1) || { why="docker stop: $(oneline "$out")"; return 1; }
 	out=$(dk rm holder2 2>&1) || { why="docker rm: $(oneline "$out")"; return 1; }
 	out=$(dk volume rm vol2 2>&1) || { why="volume rm vol2: $(oneline "$out")"; return 1; }
-	[ -z "$(mounts_under "$tmp/mounts")" ] ||
-		{ why="left mounted: $(mounts_under "$tmp/mounts" | tr '\n' ' ')"; return 1; }
+	nothing_mounted || return 1
 }
 
 # The operator's smoke command against this driver, as volman would call it.
@@ -488,8 +473,7 @@ case_smoke() {
 	[ -z "$(ls -A "$tmp/backing3")" ] || { why="smoke left files: $(ls -A "$tmp/backing3" | tr '\n' ' ')"; return 1; }
 	out=$(dk volume ls -q 2>&1)
 	! printf '%s\n' "$out" | grep -q '^smoke' || { why="smoke left a volume: $(oneline "$out")"; return 1; }
-	[ -z "$(mounts_under "$tmp/mounts")" ] ||
-		{ why="left mounted: $(mounts_under "$tmp/mounts" | tr '\n' ' ')"; return 1; }
+	nothing_mounted || return 1
 }
 
 # A source that does not exist: non-zero, and the last line names Mount.
@@ -505,8 +489,7 @@ case_smoke_fail() {
 		{ why="smoke did not remove its volume after the failure"; return 1; }
 	out=$(dk volume ls -q 2>&1)
 	! printf '%s\n' "$out" | grep -q '^smoke' || { why="failed smoke left a volume: $(oneline "$out")"; return 1; }
-	[ -z "$(mounts_under "$tmp/mounts")" ] ||
-		{ why="left mounted: $(mounts_under "$tmp/mounts" | tr '\n' ' ')"; return 1; }
+	nothing_mounted || return 1
 }
 
 for c in create restart run_write run_user inspect shared readonly bad_option implicit_create \

@@ -67,20 +67,8 @@ cat >/etc/exports <<'EOF'
 /srv/denied 127.0.0.2(rw,no_root_squash,insecure,no_subtree_check,fsid=2)
 EOF
 
-nfs_server_start() {
-	exportfs -ra || return 1
-	# NFSv3 and v4.0-4.2. Grace periods: a fresh server has no state to be
-	# reclaimed, but lockd refuses new locks (and nfsd NFSv4 opens) while
-	# nfsd's grace period runs (measured: 10 s after
-	# rpc.nfsd, with the least grace time nfsd takes, set here; rpc.nfsd -G
-	# would also stretch lockd's own to 12 s). lib.sh's nfs_wait_grace waits
-	# out what is left of it.
-	echo 10 >/proc/fs/nfsd/nfsv4gracetime
-	echo 10 >/proc/fs/nfsd/nfsv4leasetime
-	rpc.nfsd 4 || return 1
-	cut -d' ' -f1 /proc/uptime >/run/vm-nfs-started
-	pidof rpc.mountd >/dev/null || rpc.mountd || return 1
-}
+# nfs_server_start (and the cases' other helpers).
+. /vm/lib.sh
 rpcbind -w || die "rpcbind failed"
 nfs_server_start || die "the NFS server did not start"
 rpc.statd --no-notify || die "rpc.statd failed"

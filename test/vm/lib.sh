@@ -64,14 +64,23 @@ mount_opts() { awk -v p="$1" '$2 == p {o=$4} END {print o}' /proc/mounts; }
 # The NFS server: stop it (nfsd threads to 0; rpcbind and mountd stay) and
 # start it again. The runner restarts it after a case that left it stopped.
 nfs_server_stop() { rpc.nfsd 0; }
+# init.sh starts it the same way at boot.
 nfs_server_start() {
 	exportfs -ra || return 1
+	# NFSv3 and v4.0-4.2. Grace periods: a fresh server has no state to be
+	# reclaimed, but lockd refuses new locks (and nfsd NFSv4 opens) while
+	# nfsd's grace period runs (measured: 10 s after
+	# rpc.nfsd, with the least grace time nfsd takes, set here; rpc.nfsd -G
+	# would also stretch lockd's own to 12 s). nfs_wait_grace waits out what
+	# is left of it.
 	echo 10 >/proc/fs/nfsd/nfsv4gracetime
 	echo 10 >/proc/fs/nfsd/nfsv4leasetime
-	rpc.nfsd 4 && now >/run/vm-nfs-started
+	rpc.nfsd 4 || return 1
+	now >/run/vm-nfs-started
+	pidof rpc.mountd >/dev/null || rpc.mountd
 }
 
-# For a grace period after nfsd starts (10 s, see init.sh) lockd refuses new
+# For a grace period after nfsd starts (10 s, see nfs_server_start) lockd refuses new
 # locks and nfsd refuses NFSv4 opens, and a client refused for grace retries
 # only every 5 s. A case that takes locks or opens files over NFSv4 calls this
 # first: it sleeps until the grace period since the last server start is over.
@@ -119,9 +128,16 @@ ok() {
 # mountpoint_of ANSWER
 mountpoint_of() { echo "$1" | sed -n 's/.*"Mountpoint":"\([^"]*\)".*/\1/p'; }
 
-# Mounts under the driver's mount root (kernel mounts included).
-driver_mounts() { awk -v r="$DRIVER_ROOT/" 'index($2, r) == 1' /proc/mounts | wc -l; }
-kernel_mounts() { awk -v r="$DRIVER_ROOT/.kernel/" 'index($2, r) == 1' /proc/mounts | wc -l; }
+# driver_mount_list [.kernel]: the /proc/mounts lines of the mounts under the
+# driver's mount root (kernel mounts included), or under its .kernel only.
+driver_mount_list() { awk -v r="$DRIVER_ROOT/${1:+$1/}" 'index($2, r) == 1' /proc/mounts; }
+driver_mounts() { driver_mount_list | wc -l; }
+kernel_mounts() { driver_mount_list .kernel | wc -l; }
+# For wait_for: nothing is mounted under the mount root; PATH is not mounted.
+no_driver_mounts() { [ -z "$(driver_mount_list)" ]; }
+not_mounted() { ! is_mounted "$1"; }
+# The mountpoints still under the mount root, on one line (for a failure).
+driver_mounts_left() { driver_mount_list | cut -d' ' -f2 | tr '\n' ' '; }
 
 # ping_ms: how long GET /ping on the admin port takes, in ms.
 ping_ms() { curl -s -o /dev/null --max-time 10 -w '%{time_total}' http://127.0.0.1:7590/ping | awk '{printf "%d", $1 * 1000}'; }

@@ -22,7 +22,7 @@ ok Create "{\"Name\":\"v2\",\"Opts\":{$SRC}}" >/dev/null
 MP2=$(mountpoint_of "$(ok Mount '{"Name":"v2"}')")
 [ "$(cat "$MP2/c1/f")" = hello ] || fail "case 3: v2 does not see v1's file"
 [ "$(kernel_mounts)" = 1 ] || fail "case 3: $(kernel_mounts) kernel mounts for one export"
-kopts=$(awk -v r="$DRIVER_ROOT/.kernel/" 'index($2, r) == 1 {print $4}' /proc/mounts)
+kopts=$(driver_mount_list .kernel | cut -d' ' -f4)
 note "kernel mount options: $kopts"
 case $kopts in *vers=3*hard*proto=tcp*|*hard*vers=3*) ;; *) fail "case 3: kernel options $kopts" ;; esac
 
@@ -54,11 +54,11 @@ case $a in *SafeDescription*"access denied by server"*) note "case 4: $a" ;; *) 
 bg holder sh -c "exec 3<$MP2/c1/f; sleep 120"
 sleep 0.5
 ok Unmount '{"Name":"v2"}' >/dev/null
-wait_for 5 sh -c "! awk -v p='$MP2' '\$2 == p {f=1} END {exit !f}' /proc/mounts" || fail "case 6: $MP2 still mounted"
+wait_for 5 not_mounted "$MP2" || fail "case 6: $MP2 still mounted"
 kill "$BG_PID"
 
 for v in v1 ro1 o1; do ok Unmount "{\"Name\":\"$v\"}" >/dev/null; done
 for v in v1 v2 ro1 o1 o2 d1; do ok Remove "{\"Name\":\"$v\"}" >/dev/null; done
-wait_for 10 sh -c "[ \$(awk -v r='$DRIVER_ROOT/' 'index(\$2, r) == 1' /proc/mounts | wc -l) = 0 ]" ||
-	fail "mounts left: $(awk -v r="$DRIVER_ROOT/" 'index($2, r) == 1 {print $2}' /proc/mounts)"
+wait_for 10 no_driver_mounts ||
+	fail "mounts left: $(driver_mounts_left)"
 exit 0

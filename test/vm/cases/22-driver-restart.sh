@@ -17,6 +17,6 @@ case $l in *'"r1"'*'"r2"'*|*'"r2"'*'"r1"'*) ;; *) fail "List: $l" ;; esac
 ok Unmount '{"Name":"r1"}' >/dev/null
 [ "$(kernel_mounts)" = 1 ] || fail "the kernel mount went while r2 uses it"
 ok Unmount '{"Name":"r2"}' >/dev/null
-wait_for 10 sh -c "[ \$(awk -v r='$DRIVER_ROOT/' 'index(\$2, r) == 1' /proc/mounts | wc -l) = 0 ]" ||
-	fail "leaked: $(awk -v r="$DRIVER_ROOT/" 'index($2, r) == 1 {print $2}' /proc/mounts)"
+wait_for 10 no_driver_mounts ||
+	fail "leaked: $(driver_mounts_left)"
 exit 0

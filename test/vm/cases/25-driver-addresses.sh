@@ -10,7 +10,7 @@ for src in "nfs://nfsvm/srv/export" "nfs://[::1]/srv/export" "127.0.0.1:/srv/exp
 	MP=$(mountpoint_of "$(ok Mount "{\"Name\":\"a$i\"}")")
 	echo "$src" >"$MP/from-a$i" || fail "$src: cannot write"
 	[ "$(cat /srv/export/from-a$i)" = "$src" ] || fail "$src: not on the export"
-	note "$src: kernel mount $(awk -v r="$DRIVER_ROOT/.kernel/" 'index($2, r) == 1 {print $1}' /proc/mounts | tr '\n' ' ')"
+	note "$src: kernel mount $(driver_mount_list .kernel | cut -d' ' -f1 | tr '\n' ' ')"
 	ok Unmount "{\"Name\":\"a$i\"}" >/dev/null
 done
 ok Create '{"Name":"bad","Opts":{"source":"nfs://no-such-host.invalid/srv/export"}}' >/dev/null

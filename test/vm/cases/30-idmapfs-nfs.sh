@@ -37,6 +37,6 @@ for kind in flock fcntl; do
 done
 ok Unmount '{"Name":"a"}' >/dev/null
 ok Unmount '{"Name":"b"}' >/dev/null
-wait_for 10 sh -c "[ \$(awk -v r='$DRIVER_ROOT/' 'index(\$2, r) == 1' /proc/mounts | wc -l) = 0 ]" ||
-	fail "leaked: $(awk -v r="$DRIVER_ROOT/" 'index($2, r) == 1 {print $2}' /proc/mounts)"
+wait_for 10 no_driver_mounts ||
+	fail "leaked: $(driver_mounts_left)"
 exit 0
