@@ -211,13 +211,12 @@ void daemon_cleanup(struct daemon *dm)
 
 int mounts_under(const char *prefix)
 {
-	FILE *f = fopen("/proc/self/mountinfo", "r");
+	FILE *f = fopen("/proc/self/mountinfo", "re");
 	char line[4096], target[PATH_MAX];
 	size_t len = strlen(prefix);
 	int n = 0;
 
-	if (!f)
-		return -1;
+	ck_assert_msg(f != NULL, "/proc/self/mountinfo: %s", strerror(errno));
 	while (fgets(line, sizeof(line), f))
 		if (sscanf(line, "%*s %*s %*s %*s %4095s", target) == 1 && strncmp(target, prefix, len) == 0 &&
 		    (target[len] == '/' || target[len] == '\0'))
@@ -395,14 +394,35 @@ int harness_run(Suite *suite)
 	return failed ? 1 : 0;
 }
 
+void path_join(char *out, size_t size, const char *dir, const char *name)
+{
+	ck_assert_int_lt(snprintf(out, size, "%s/%s", dir, name), (int)size);
+}
+
+void harness_expect_refusal(const char *helper, int code, const char *err, int want, const char *needle)
+{
+	size_t len = strlen(err), prefix = strlen(helper);
+
+	ck_assert_msg(code == want, "exit %d, wanted %d; stderr: %s", code, want, err);
+	ck_assert_msg(strncmp(err, helper, prefix) == 0 && strncmp(err + prefix, ": ", 2) == 0, "stderr: %s", err);
+	ck_assert_msg(len > 0 && strchr(err, '\n') == err + len - 1, "not exactly one line: %s", err);
+	ck_assert_msg(strstr(err, needle) != NULL, "stderr lacks \"%s\": %s", needle, err);
+}
+
+int harness_private_tmpfs(const char *dir, unsigned long flags, const char *data)
+{
+	if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+		return -1;
+	return mount("nfsv3-test", dir, "tmpfs", flags, data);
+}
+
 bool harness_can_mount_privately(const char *dir, const char *suite)
 {
 	int status;
 	pid_t pid = fork();
 
 	if (pid == 0) {
-		if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
-		    mount("nfsv3-test", dir, "tmpfs", 0, NULL) != 0) {
+		if (harness_private_tmpfs(dir, 0, NULL) != 0) {
 			fprintf(stderr, "%s: skipped: cannot mount a tmpfs in a new mount namespace (/ must be a mount point): %s\n",
 				suite, strerror(errno));
 			_exit(1);

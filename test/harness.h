@@ -54,8 +54,24 @@ char *raw_unix_trickle(const struct daemon *d, const char *bytes, size_t len, in
 /* Err of an answer, "" when absent; SafeDescription unwrapped when Err is a SafeError. */
 const char *answer_err(json_t *answer);
 
-/* Mounts whose target starts with prefix in /proc/self/mountinfo. */
-int mounts_under(const char *prefix);
+/* Mounts at or below dir in this mount namespace (/proc/self/mountinfo). */
+int mounts_under(const char *dir);
+
+/* out = dir/name; fails the test when it does not fit. */
+void path_join(char *out, size_t size, const char *dir, const char *name);
+
+/*
+ * A helper's refusal: exit code (with everything it wrote on stderr, err) is
+ * want, and err is exactly one line "<helper>: ..." containing needle.
+ */
+void harness_expect_refusal(const char *helper, int code, const char *err, int want, const char *needle);
+
+/*
+ * In this process: a mount namespace of its own (/ made private,
+ * recursively) with a tmpfs mounted on dir with flags and data. 0, or -1
+ * with errno.
+ */
+int harness_private_tmpfs(const char *dir, unsigned long flags, const char *data);
 
 /* Run every test of suite; the exit status for main (0 all passed, 1 not). */
 int harness_run(Suite *suite);

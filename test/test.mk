@@ -1,21 +1,32 @@
-# Every test/test_*.c is a Check suite linked with the daemon's objects (minus
-# main) and the shared harness; `make test` runs them all, then the scripted
+# Every test/test_*.c is a Check suite linked with the shared harness and only
+# the daemon objects it tests (test_<name>_OBJS below; none for the suites
+# that drive the built binaries); `make test` runs them all, then the scripted
 # stages (Docker engine, VM). Integration suites find the binaries through
 # NFSV3_BUILD.
 TEST_CFLAGS = $(DRIVER_CFLAGS) -Itest -Idriver $(shell $(PKG_CONFIG) --cflags check)
-TEST_LIBS = $(DRIVER_LIBS) $(shell $(PKG_CONFIG) --libs check) -pthread
+TEST_LIBS = $(shell $(PKG_CONFIG) --libs jansson check) -pthread
 TEST_SRCS = $(wildcard test/test_*.c)
 TEST_BINS = $(patsubst test/%.c,$(BUILD)/test/%,$(TEST_SRCS))
 HARNESS_OBJS = $(patsubst test/%.c,$(BUILD)/test/%.o,$(wildcard test/harness*.c))
 .SECONDARY: $(HARNESS_OBJS)
 
+# The daemon objects each unit suite needs (driver/<name>.o); a suite not
+# listed links only the harness.
+test_http_OBJS = http
+test_options_OBJS = options error
+test_registry_OBJS = registry options error
+test_state_OBJS = state registry options error
+# Suites with daemon objects also take the daemon's libraries.
+test_suite_objs = $(patsubst %,$(BUILD)/driver/%.o,$($(1)_OBJS))
+test_suite_libs = $(if $($(1)_OBJS),$(DRIVER_LIBS))
+
 $(BUILD)/test/%.o: test/%.c $(wildcard test/*.h) $(wildcard driver/*.h) include/nfsv3driver.h
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -c -o $@ $<
 
-$(BUILD)/test/test_%: $(BUILD)/test/test_%.o $(HARNESS_OBJS) $(DRIVER_LIB_OBJS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(TEST_LIBS)
+.SECONDEXPANSION:
+$(BUILD)/test/test_%: $(BUILD)/test/test_%.o $(HARNESS_OBJS) $$(call test_suite_objs,test_$$*)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(call test_suite_libs,test_$*) $(TEST_LIBS)
 
-.PHONY: test-unit test-stages
 test: test-deps all $(TEST_BINS)
-	@test/run-tests.sh $(TEST_BINS)
+	@NFSV3_BUILD=$(abspath $(BUILD)) test/run-tests.sh $(TEST_BINS)

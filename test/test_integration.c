@@ -449,9 +449,9 @@ START_TEST(password_is_never_logged_or_stored)
 	char path[512], cmd[700];
 
 	create_local(false, "pw", NULL);
-	err_call(false, NFSV3_ROUTE_CREATE,
-		 "{\"Name\":\"pw2\",\"Opts\":{\"source\":\"nfs://h/e\",\"username\":\"u\",\"password\":\"hunter2secret\"}}", NULL,
-		 "");
+	json_decref(ok_call(false, NFSV3_ROUTE_CREATE,
+			    "{\"Name\":\"pw2\",\"Opts\":{\"source\":\"nfs://h/e\",\"username\":\"u\",\"password\":\"hunter2secret\"}}",
+			    NULL));
 	snprintf(cmd, sizeof(cmd), "grep -rq hunter2secret '%s' '%s'", d.log, d.root);
 	ck_assert_int_ne(system(cmd), 0);
 	ck_assert_int_ge(daemon_log_count(&d, "REDACTED"), 1);
@@ -586,7 +586,6 @@ START_TEST(command_line_errors_exit_2)
 	char cmd[1024];
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		snprintf(cmd, sizeof(cmd), "%s %s 2>&1 | grep -q 'nfsv3driver: '; test ${PIPESTATUS:-0} -ne 99", bin, cases[i]);
 		snprintf(cmd, sizeof(cmd), "%s %s >/dev/null 2>%s/err; echo $? > %s/rc", bin, cases[i], d.dir, d.dir);
 		ck_assert_int_eq(system(cmd), 0);
 		snprintf(cmd, sizeof(cmd), "grep -qx 2 %s/rc && grep -q '^nfsv3driver: ' %s/err", d.dir, d.dir);
@@ -616,34 +615,22 @@ END_TEST
 
 START_TEST(local_source_outside_the_operators_list_is_refused)
 {
-	int status;
-	json_t *a;
-
 	/* The daemon allows file:// sources here, but the helper trusts only
 	 * the root-owned list in /etc/nfsv3driver/local-sources. */
 	json_decref(ok_call(true, NFSV3_ROUTE_CREATE, "{\"Name\":\"u1\",\"Opts\":{\"source\":\"file:///usr/share\"}}", NULL));
-	a = call_tcp(&d, NFSV3_ROUTE_MOUNT, "{\"Name\":\"u1\"}", NULL, &status);
-	ck_assert_msg(strstr(answer_err(a), "/usr/share: neither beneath"), "Err: %s", answer_err(a));
-	json_decref(a);
+	err_call(true, NFSV3_ROUTE_MOUNT, "{\"Name\":\"u1\"}", NULL, "/usr/share: neither beneath");
 	ck_assert_int_eq(mounts_under(d.root), 0);
 }
 END_TEST
 
 START_TEST(nfs_source_error_reaches_the_app_developer)
 {
-	int status;
-	json_t *a;
-
 	/* This machine's kernel has no NFS client: the kernel's word comes back. */
 	json_decref(ok_call(true, NFSV3_ROUTE_CREATE, "{\"Name\":\"n1\",\"Opts\":{\"source\":\"nfs://127.0.0.1/export\"}}", NULL));
-	a = call_tcp(&d, NFSV3_ROUTE_MOUNT, "{\"Name\":\"n1\"}", NULL, &status);
-	ck_assert_msg(strstr(answer_err(a), "mounting volume n1: nfsv3driver-mount: mounting 127.0.0.1:/export"),
-		      "Err: %s", answer_err(a));
-	json_decref(a);
+	err_call(true, NFSV3_ROUTE_MOUNT, "{\"Name\":\"n1\"}", NULL,
+		 "mounting volume n1: nfsv3driver-mount: mounting 127.0.0.1:/export");
 	json_decref(ok_call(true, NFSV3_ROUTE_CREATE, "{\"Name\":\"n2\",\"Opts\":{\"source\":\"nfs://no-such-host.invalid/export\"}}", NULL));
-	a = call_tcp(&d, NFSV3_ROUTE_MOUNT, "{\"Name\":\"n2\"}", NULL, &status);
-	ck_assert_msg(strstr(answer_err(a), "unknown host \"no-such-host.invalid\""), "Err: %s", answer_err(a));
-	json_decref(a);
+	err_call(true, NFSV3_ROUTE_MOUNT, "{\"Name\":\"n2\"}", NULL, "unknown host \"no-such-host.invalid\"");
 	ck_assert_int_eq(mounts_under(d.root), 0);
 	assert_alive();
 }

@@ -152,9 +152,13 @@ START_TEST(option_no_longer_accepted_becomes_mount_error)
 END_TEST
 
 static int saved;
+static struct state_writer *writer;
+static bool idle_at[10]; /* whether the writer was idle when answer i came */
 static void on_saved(struct error *err, void *data)
 {
 	ck_assert_ptr_null(err);
+	ck_assert_int_lt(saved, 10);
+	idle_at[saved] = state_writer_idle(writer);
 	saved++;
 	*(int *)data = saved;
 }
@@ -169,7 +173,7 @@ START_TEST(commits_are_grouped_and_answered_in_order)
 	uv_loop_init(&loop);
 	registry_init(&reg);
 	fill(&reg);
-	w = state_writer_new(&loop, path, &reg);
+	w = writer = state_writer_new(&loop, path, &reg);
 	saved = 0;
 	for (int i = 0; i < 10; i++)
 		state_commit(w, on_saved, &order[i]);
@@ -178,6 +182,13 @@ START_TEST(commits_are_grouped_and_answered_in_order)
 	ck_assert(state_writer_idle(w));
 	for (int i = 0; i < 10; i++)
 		ck_assert_int_eq(order[i], i + 1);
+	/*
+	 * The first commit started a write alone; the other nine waited and
+	 * were all answered by one second write, which left nothing pending.
+	 */
+	ck_assert(!idle_at[0]);
+	for (int i = 1; i < 10; i++)
+		ck_assert_msg(idle_at[i], "commit %d was not answered by the grouped write", i);
 	state_writer_free(w);
 	ck_assert_int_eq(uv_loop_close(&loop), 0);
 	struct registry back;
