@@ -17,7 +17,11 @@ bench-control: deps $(BIN_DIR)/nfsv3driver $(HELPER_DIR)/nfsv3driver-mount $(BUI
 # The data path: idmapfs against native and bindfs on local directories, and
 # against native kernel NFS in the VM. Longer runs; not part of `make bench`.
 .PHONY: bench-idmapfs bench-idmapfs-nfs
-bench-idmapfs: all
+$(BUILD)/bench/floor: bench/idmapfs/floor.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags fuse3) -o $@ $< $(shell $(PKG_CONFIG) --libs fuse3)
+
+bench-idmapfs: all $(BUILD)/bench/floor
 	@packaging/deps.sh bench
 	bench/idmapfs/run.sh
 

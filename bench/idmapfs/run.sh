@@ -8,8 +8,14 @@
 #   sudo bench/idmapfs/run.sh [DIR]     DIR: where to work (default /var/tmp),
 #                                        a local file system, not tmpfs
 #
+# The three kinds work on an ext4 of the bench's own (an image in DIR on a
+# loop device, mkfs.ext4's defaults, so with a journal), made fresh each
+# run; OWN_FS=0 works in DIR itself. On an ext4 without a journal (as this
+# machine's / is) allocation skips every inode freed in the last minute, so
+# each kind would pay for the files the kind before it had just deleted.
+#
 # Needs root (mounts, drop_caches), fio, bindfs, python3; the idmapfs binary
-# from NFSV3_BUILD (default build/).
+# from NFSV3_BUILD (default build/), and its bench/floor (floor.c) if built.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -37,25 +43,32 @@ cleanup() {
 		sleep 0.1
 	done
 	mountpoint -q "$work/root/vol" && umount -l "$work/root/vol"
+	mountpoint -q "$work/data" && umount "$work/data"
 	# Never remove through a mount that is still there.
 	grep -q " $work/" /proc/self/mountinfo || rm -rf "$work"
 }
 trap cleanup EXIT
 
-mkdir -p "$work/native" "$work/back" "$work/bback" "$work/root" "$work/bindfs" "$work/src"
-chown $app:$app "$work/native"
-chown $bound:$bound "$work/back" "$work/bback"
+mkdir -p "$work/data" "$work/root" "$work/bindfs" "$work/src"
+if [ "${OWN_FS:-1}" = 1 ]; then
+	truncate -s 3G "$work/data.img"
+	mkfs.ext4 -q "$work/data.img"
+	mount -o loop "$work/data.img" "$work/data"
+fi
+mkdir -p "$work/data/native" "$work/data/back" "$work/data/bback"
+chown $app:$app "$work/data/native"
+chown $bound:$bound "$work/data/back" "$work/data/bback"
 
 # idmapfs: the helper as the daemon starts it, ready when it says so.
-exec {ready}< <("$idmapfs" "$work/root" "$work/back" vol $bound $bound $app $app rw & echo "pid $!"; wait)
+exec {ready}< <("$idmapfs" "$work/root" "$work/data/back" vol $bound $bound $app $app rw & echo "pid $!"; wait)
 read -r _ idmapfs_pid <&$ready
 read -r line <&$ready
 [ "$line" = ready ] || { echo "run.sh: idmapfs did not start" >&2; exit 1; }
 # bindfs with the same mapping: bound ids on disk show as the app's.
-bindfs -o allow_other --map=$bound/$app:@$bound/@$app "$work/bback" "$work/bindfs"
+bindfs -o allow_other --map=$bound/$app:@$bound/@$app "$work/data/bback" "$work/bindfs"
 bindfs_pid=$(pgrep -n -x bindfs)
 
-declare -A target=([native]=$work/native [idmapfs]=$work/root/vol [bindfs]=$work/bindfs)
+declare -A target=([native]=$work/data/native [idmapfs]=$work/root/vol [bindfs]=$work/bindfs)
 kinds=(native idmapfs bindfs)
 declare -A result
 
@@ -166,3 +179,9 @@ row fio "fio 4k randrw ${fio_seconds}s (IOPS)"
 echo
 echo "idmapfs peak RSS under fio: ${idmapfs_rss} KiB (bindfs: ${bindfs_rss} KiB)"
 echo "idmapfs CPU per GiB moved (seq write + read): ${idmapfs_cpu_seq} s"
+
+# What no FUSE layer can go below on this machine, on the same file system.
+if [ -x "$build/bench/floor" ]; then
+	echo
+	"$build/bench/floor" "$work/data"
+fi
