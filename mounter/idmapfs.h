@@ -31,6 +31,8 @@ struct idmapfs_inode {
 	ino_t ino;
 	bool is_symlink;             /* xattrs and reopen through /proc do not apply */
 	uint64_t nlookup;            /* kernel references; guarded by the table lock */
+	unsigned opens;              /* open handles on it; guarded by the table lock */
+	atomic_bool gone;            /* unlinked with fd no longer on it (see op_unlink) */
 	bool hashed;                 /* findable by dev/ino; guarded by the table lock */
 	struct idmapfs_inode *next;  /* hash chain; guarded by the table lock */
 };
@@ -51,6 +53,8 @@ struct idmapfs {
 	bool read_only;
 	bool initialized;            /* the kernel's INIT was answered (op_init ran) */
 	bool root_flushes;           /* the backing root's file system does work at close (NFS) */
+	bool root_keeps_busy;        /* ... and keeps unlinked files that are in use (NFS) */
+	int placeholder_fd;          /* O_PATH on "/": what an unlinked inode's fd becomes */
 	double timeout;              /* entry and attribute validity, seconds */
 	atomic_bool no_xattr;        /* the backing has no xattrs at all */
 	atomic_int lock_waiters;     /* workers blocked in a lock wait */
@@ -70,6 +74,9 @@ struct idmapfs_inode *idmapfs_table_get(struct idmapfs *fs, int fd, const struct
 void idmapfs_table_forget(struct idmapfs *fs, struct idmapfs_inode *inode, uint64_t n);
 /* Make the inode unfindable (its backing object is stale); references stay. */
 void idmapfs_table_unhash(struct idmapfs *fs, struct idmapfs_inode *inode);
+bool idmapfs_table_open(struct idmapfs *fs, struct idmapfs_inode *inode);
+void idmapfs_table_close(struct idmapfs *fs, struct idmapfs_inode *inode);
+struct idmapfs_inode *idmapfs_table_unpin(struct idmapfs *fs, const struct stat *st);
 
 /*
  * Whether closing a file on the file system of fd does work an app must
@@ -77,6 +84,7 @@ void idmapfs_table_unhash(struct idmapfs *fs, struct idmapfs_inode *inode);
  * only for the local file systems known to do nothing at close.
  */
 bool idmapfs_flushes(int fd);
+bool idmapfs_keeps_busy(int fd);
 
 /* The operations (idmapfs_ops.c). */
 extern const struct fuse_lowlevel_ops idmapfs_ops;

@@ -175,3 +175,49 @@ void idmapfs_table_unhash(struct idmapfs *fs, struct idmapfs_inode *inode)
 		table_remove(&fs->table, inode);
 	pthread_mutex_unlock(&fs->table.lock);
 }
+
+/* An open handle on inode: false (nothing counted) once the inode is gone. */
+bool idmapfs_table_open(struct idmapfs *fs, struct idmapfs_inode *inode)
+{
+	bool ok;
+
+	pthread_mutex_lock(&fs->table.lock);
+	ok = !atomic_load(&inode->gone);
+	if (ok)
+		inode->opens++;
+	pthread_mutex_unlock(&fs->table.lock);
+	return ok;
+}
+
+void idmapfs_table_close(struct idmapfs *fs, struct idmapfs_inode *inode)
+{
+	pthread_mutex_lock(&fs->table.lock);
+	if (inode->opens > 0)
+		inode->opens--;
+	pthread_mutex_unlock(&fs->table.lock);
+}
+
+/*
+ * The entry for the non-directory st, about to lose its last name, if
+ * nothing has it open: marked gone, so that no open can start on it, and
+ * returned for the caller to take its fd off the backing file. NULL if
+ * there is no such entry, or it is open (the backing must keep it).
+ */
+struct idmapfs_inode *idmapfs_table_unpin(struct idmapfs *fs, const struct stat *st)
+{
+	struct idmapfs_table *table = &fs->table;
+	struct idmapfs_inode *inode;
+
+	pthread_mutex_lock(&table->lock);
+	for (inode = table->buckets[bucket_of(table, st->st_dev, st->st_ino)]; inode != NULL;
+	     inode = inode->next) {
+		if (inode->dev == st->st_dev && inode->ino == st->st_ino)
+			break;
+	}
+	if (inode != NULL && (inode->opens > 0 || atomic_load(&inode->gone)))
+		inode = NULL;
+	if (inode != NULL)
+		atomic_store(&inode->gone, true);
+	pthread_mutex_unlock(&table->lock);
+	return inode;
+}

@@ -469,6 +469,10 @@ int main(int argc, char **argv)
 	fs.root.nlookup = 2;
 	fs.root.hashed = false;
 	fs.root_flushes = idmapfs_flushes(fs.root.fd);
+	fs.root_keeps_busy = idmapfs_keeps_busy(fs.root.fd);
+	fs.placeholder_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fs.placeholder_fd < 0)
+		die_errno(NFSV3_EXIT_INTERNAL, "cannot open /");
 	/*
 	 * Entries and attributes are trusted for a second: others may change
 	 * the backing over NFS, and a second bounds how stale a name or a size

@@ -108,7 +108,10 @@ static gid_t unmap_gid(const struct idmapfs *fs, gid_t gid)
 
 static int stat_inode(struct idmapfs_inode *inode, struct stat *st)
 {
-	return fstatat(inode->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 ? 0 : errno;
+	if (fstatat(inode->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0)
+		return errno;
+	/* Checked after: the fd may have moved off an unlinked file meanwhile (see unpin). */
+	return atomic_load(&inode->gone) ? ENOENT : 0;
 }
 
 /* Look name up beneath parent and fill e with one new lookup reference; 0 or an errno. */
@@ -372,13 +375,70 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 		idmapfs_table_forget(fs, inode, 1);
 }
 
+/*
+ * NFS keeps a file unlinked while in use under a hidden name (.nfsXXXX, a
+ * "silly rename") until its last user lets go, and the O_PATH fd we hold
+ * on every inode the kernel knows counts as a use. Each unlink would cost
+ * a LOOKUP and a RENAME on the wire instead of a REMOVE, the REMOVE would
+ * follow when the kernel forgets the inode, and until then the hidden file
+ * would keep its directory from being removed. So before the last name of
+ * an inode nobody has open goes (unlink, or rename over it), its fd moves
+ * off the file onto "/", and the inode is marked gone: no open starts on
+ * it, and its attributes are ENOENT (stat_inode). Opened files keep the
+ * backing's usual behaviour. Returns the inode moved off, or NULL.
+ */
+static struct idmapfs_inode *unpin(fuse_req_t req, struct idmapfs_inode *dir, const char *name)
+{
+	struct idmapfs *fs = fs_of(req);
+	struct idmapfs_inode *victim;
+	struct stat st;
+
+	if (!(dir->dev == fs->root.dev ? fs->root_keeps_busy : idmapfs_keeps_busy(dir->fd)))
+		return NULL;
+	if (fstatat(dir->fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || S_ISDIR(st.st_mode) || st.st_nlink != 1)
+		return NULL;
+	victim = idmapfs_table_unpin(fs, &st);
+	if (victim != NULL && dup3(fs->placeholder_fd, victim->fd, O_CLOEXEC) < 0) {
+		atomic_store(&victim->gone, false);
+		return NULL;
+	}
+	return victim;
+}
+
+/* After the unlink or rename: a victim whose name is still there gets its fd back. */
+static void repin(fuse_req_t req, struct idmapfs_inode *victim, struct idmapfs_inode *dir, const char *name,
+		  bool removed)
+{
+	struct stat st;
+	int fd;
+
+	if (victim == NULL)
+		return;
+	if (!removed) {
+		fd = openat(dir->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == victim->dev && st.st_ino == victim->ino &&
+		    dup3(fd, victim->fd, O_CLOEXEC) >= 0)
+			atomic_store(&victim->gone, false);
+		if (fd >= 0)
+			close(fd);
+		if (!atomic_load(&victim->gone))
+			return;
+	}
+	/* Gone for good: the server may give its number to a new file, which must get a new entry. */
+	idmapfs_table_unhash(fs_of(req), victim);
+}
+
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct idmapfs_inode *dir = inode_of(req, parent);
+	struct idmapfs_inode *dir = inode_of(req, parent), *victim;
+	int err;
 
 	if (refused_write(req))
 		return;
-	fuse_reply_err(req, unlinkat(dir->fd, name, 0) == 0 ? 0 : note_error(req, dir, errno));
+	victim = unpin(req, dir, name);
+	err = unlinkat(dir->fd, name, 0) == 0 ? 0 : note_error(req, dir, errno);
+	repin(req, victim, dir, name, err == 0);
+	fuse_reply_err(req, err);
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -393,7 +453,8 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		      const char *newname, unsigned int flags)
 {
-	struct idmapfs_inode *dir = inode_of(req, parent), *newdir = inode_of(req, newparent);
+	struct idmapfs_inode *dir = inode_of(req, parent), *newdir = inode_of(req, newparent), *victim = NULL;
+	int err;
 
 	if (refused_write(req))
 		return;
@@ -402,10 +463,12 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	if (renameat2(dir->fd, name, newdir->fd, newname, flags) != 0)
-		fuse_reply_err(req, note_error(req, dir, errno));
-	else
-		fuse_reply_err(req, 0);
+	/* A rename over a name removes what it named (not an exchange, nor a file onto itself). */
+	if (!(flags & RENAME_EXCHANGE) && !(dir == newdir && strcmp(name, newname) == 0))
+		victim = unpin(req, newdir, newname);
+	err = renameat2(dir->fd, name, newdir->fd, newname, flags) == 0 ? 0 : note_error(req, dir, errno);
+	repin(req, victim, newdir, newname, err == 0);
+	fuse_reply_err(req, err);
 }
 
 /*
@@ -441,6 +504,14 @@ bool idmapfs_flushes(int fd)
 	default:
 		return true;
 	}
+}
+
+/* Whether the backing keeps a file unlinked while in use (NFS: see unpin). */
+bool idmapfs_keeps_busy(int fd)
+{
+	struct statfs st;
+
+	return fstatfs(fd, &st) == 0 && (unsigned long)st.f_type == NFS_SUPER_MAGIC;
 }
 
 /*
@@ -482,16 +553,24 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if (writes(fi->flags) ? refused_write(req) : refused(req, false))
 		return;
+	/* Counted before the reopen, so that unpin leaves the file alone from here on. */
+	if (!idmapfs_table_open(fs_of(req), inode)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
 	proc_fd_name(name, inode->fd);
 	fd = open(name, backing_flags(fi->flags));
 	if (fd < 0) {
+		idmapfs_table_close(fs_of(req), inode);
 		fuse_reply_err(req, note_error(req, inode, errno));
 		return;
 	}
 	fi->fh = (uint64_t)fd;
 	set_open_flags(fs_of(req), fi, inode->dev, fd);
-	if (fuse_reply_open(req, fi) == -ENOENT)
+	if (fuse_reply_open(req, fi) == -ENOENT) {
 		close(fd);
+		idmapfs_table_close(fs_of(req), inode);
+	}
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -516,8 +595,11 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	fi->fh = (uint64_t)fd;
 	set_open_flags(fs_of(req), fi, inode_of(req, e.ino)->dev, fd);
+	/* A new file cannot be gone yet; release uncounts it all the same. */
+	idmapfs_table_open(fs_of(req), inode_of(req, e.ino));
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
 		close(fd);
+		idmapfs_table_close(fs_of(req), inode_of(req, e.ino));
 		idmapfs_table_forget(fs_of(req), inode_of(req, e.ino), 1);
 	}
 }
@@ -579,6 +661,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	/* Closing the backing fd also drops its flock and OFD locks. */
 	close((int)fi->fh);
+	idmapfs_table_close(fs_of(req), inode_of(req, ino));
 	fuse_reply_err(req, 0);
 }
 

@@ -2,7 +2,8 @@
 # binding is owned 1234:1234 on the server; a file chowned to 1234 on the
 # server looks owned by the app (2000); in a sticky world-writable directory
 # the uid 5000 binding reads but cannot delete the 1234 binding's file; a
-# lock through one binding blocks the same lock through the other.
+# lock through one binding blocks the same lock through the other. Unlinks
+# and renames over files cost what they cost natively on the wire.
 . /vm/lib.sh
 driver_start
 mkdir -p /srv/export/shared && chmod 1777 /srv/export/shared
@@ -23,6 +24,25 @@ vm-runas 2000 2000 rm -f "$MB/shared/f1" 2>/dev/null && fail "uid 5000 binding d
 [ -e /srv/export/shared/f1 ] || fail "the file is gone"
 # Another uid on the host gets nothing through the mount.
 vm-runas 3000 3000 ls "$MA/shared" >/dev/null 2>&1 && fail "uid 3000 could list through the binding"
+# The refused unlink left the file usable through the binding that tried.
+[ "$(vm-runas 2000 2000 cat "$MB/shared/f1")" = one ] || fail "the file is unreadable after a refused unlink"
+
+# Unlinks and renames over a file nobody has open are plain REMOVEs and
+# RENAMEs on the wire: no hidden .nfsXXXX file (a "silly rename", an extra
+# LOOKUP and RENAME) for the fd idmapfs holds on every inode it knows.
+renames() { awk '$1 == "proc3" { print $17 }' /proc/net/rpc/nfs; }
+r0=$(renames)
+out=$(vm-runas 2000 2000 sh -c "mkdir $MA/shared/d && for i in 1 2 3 4 5 6 7 8 9 10; do echo \$i >$MA/shared/d/f\$i && stat $MA/shared/d/f\$i >/dev/null && rm $MA/shared/d/f\$i; done && rmdir $MA/shared/d" 2>&1) ||
+	fail "create, stat, unlink, rmdir: $out"
+r1=$(renames)
+[ "$r1" = "$r0" ] || fail "10 unlinks made $((r1 - r0)) RENAME calls (silly renames)"
+out=$(vm-runas 2000 2000 sh -c "echo x >$MA/shared/x && echo y >$MA/shared/y && cat $MA/shared/y >/dev/null && mv $MA/shared/x $MA/shared/y && cat $MA/shared/y" 2>&1)
+[ "$out" = x ] || fail "rename over a file: $out"
+[ $(($(renames) - r1)) = 1 ] || fail "a rename over a file made $(($(renames) - r1)) RENAME calls, not 1"
+ls -A /srv/export/shared | grep -q '^\.nfs' && fail "hidden files left: $(ls -A /srv/export/shared)"
+# A file unlinked while open stays readable through the open descriptor.
+out=$(vm-runas 2000 2000 sh -c "echo held >$MA/shared/h && exec 3<$MA/shared/h && rm $MA/shared/h && cat <&3" 2>&1)
+[ "$out" = held ] || fail "a file unlinked while open: $out"
 
 nfs_wait_grace
 : >/srv/export/shared/lk && chmod 666 /srv/export/shared/lk
