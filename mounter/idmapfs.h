@@ -55,7 +55,8 @@ struct idmapfs {
 	bool root_flushes;           /* the backing root's file system does work at close (NFS) */
 	bool root_keeps_busy;        /* ... and keeps unlinked files that are in use (NFS) */
 	int placeholder_fd;          /* O_PATH on "/": what an unlinked inode's fd becomes */
-	double timeout;              /* entry and attribute validity, seconds */
+	double attr_timeout;         /* how long the kernel may trust attributes, seconds */
+	double entry_timeout;        /* ... and names, positive or negative */
 	atomic_bool no_xattr;        /* the backing has no xattrs at all */
 	atomic_int lock_waiters;     /* workers blocked in a lock wait */
 	int max_lock_waiters;        /* above this, blocking locks get ENOLCK */

@@ -66,7 +66,7 @@
  * sequential reads.
  */
 #define IDMAPFS_READAHEAD_KB 4096
-/* How long the kernel may trust an entry or attribute we returned: see main(). */
+/* How long the kernel may trust an entry or attribute on a local backing: see cache_timeouts(). */
 #define IDMAPFS_TIMEOUT 1.0
 
 /*
@@ -215,6 +215,56 @@ static bool mount_of(int mount_fd, uint64_t *id, char *bdi, size_t size)
 	*id = stx.stx_mnt_id;
 	snprintf(bdi, size, "%u:%u", stx.stx_dev_major, stx.stx_dev_minor);
 	return true;
+}
+
+/*
+ * How long the kernel may trust what we tell it: as long as the backing's
+ * own client would trust it, so that a mapped binding sees others' changes
+ * as soon as a plain one. On NFS that is the kernel mount's acregmin for
+ * attributes and acdirmin for names (0 under the driver's default
+ * actimeo=0; NFS's defaults 3 and 30 s where the mountinfo names none);
+ * trusting nothing if the mount cannot be found. Local directories change
+ * only by their own users: a second.
+ */
+static void cache_timeouts(struct idmapfs *fs)
+{
+	struct statx stx;
+	char *line = NULL, *opts, *opt, *save;
+	unsigned long long id;
+	size_t cap = 0;
+	bool found = false;
+	FILE *info;
+
+	fs->attr_timeout = fs->entry_timeout = IDMAPFS_TIMEOUT;
+	if (!fs->root_keeps_busy)
+		return;
+	fs->attr_timeout = fs->entry_timeout = 0;
+	if (statx(fs->root.fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_MNT_ID, &stx) != 0 ||
+	    !(stx.stx_mask & STATX_MNT_ID) || (info = fopen("/proc/self/mountinfo", "re")) == NULL)
+		return;
+	while (!found && getline(&line, &cap, info) > 0) {
+		/* "ID PARENT ... - FSTYPE SOURCE SUPER_OPTIONS" */
+		if (sscanf(line, "%llu", &id) != 1 || id != stx.stx_mnt_id || (opts = strstr(line, " - ")) == NULL)
+			continue;
+		found = true;
+		fs->attr_timeout = 3;
+		fs->entry_timeout = 30;
+		opts = strtok_r(opts + 3, " \n", &save);
+		opts = opts ? strtok_r(NULL, " \n", &save) : NULL;
+		opts = opts ? strtok_r(NULL, " \n", &save) : NULL;
+		for (opt = opts ? strtok_r(opts, ",", &save) : NULL; opt; opt = strtok_r(NULL, ",", &save)) {
+			if (strcmp(opt, "noac") == 0)
+				fs->attr_timeout = fs->entry_timeout = 0;
+			else if (strncmp(opt, "acregmin=", 9) == 0)
+				fs->attr_timeout = strtod(opt + 9, NULL);
+			else if (strncmp(opt, "acdirmin=", 9) == 0)
+				fs->entry_timeout = strtod(opt + 9, NULL);
+		}
+	}
+	free(line);
+	fclose(info);
+	if (!found)
+		fs->attr_timeout = fs->entry_timeout = 0;
 }
 
 /*
@@ -473,14 +523,8 @@ int main(int argc, char **argv)
 	fs.placeholder_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (fs.placeholder_fd < 0)
 		die_errno(NFSV3_EXIT_INTERNAL, "cannot open /");
-	/*
-	 * Entries and attributes are trusted for a second: others may change
-	 * the backing over NFS, and a second bounds how stale a name or a size
-	 * can look, like NFS's own attribute cache at its shortest; opens
-	 * still see fresh data (keep_cache off), and every change made through
-	 * this mount updates the kernel's view at once.
-	 */
-	fs.timeout = IDMAPFS_TIMEOUT;
+	/* Opens see fresh data in any case (keep_cache off), and changes made through us show at once. */
+	cache_timeouts(&fs);
 	fs.max_lock_waiters = IDMAPFS_MAX_THREADS - 4;
 	if (idmapfs_table_init(&fs.table) != 0)
 		die(NFSV3_EXIT_INTERNAL, "cannot allocate the inode table");

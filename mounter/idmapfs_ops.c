@@ -136,8 +136,8 @@ static int do_lookup(fuse_req_t req, struct idmapfs_inode *parent, const char *n
 		return errno;
 	map_attr(fs, &e->attr);
 	e->ino = (uintptr_t)inode == (uintptr_t)&fs->root ? FUSE_ROOT_ID : (uintptr_t)inode;
-	e->attr_timeout = fs->timeout;
-	e->entry_timeout = fs->timeout;
+	e->attr_timeout = fs->attr_timeout;
+	e->entry_timeout = fs->entry_timeout;
 	return 0;
 }
 
@@ -169,7 +169,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (err == ENOENT) {
 		/* A negative entry, cached as long as a positive one would be. */
 		e.ino = 0;
-		e.entry_timeout = fs_of(req)->timeout;
+		e.entry_timeout = fs_of(req)->entry_timeout;
 		fuse_reply_entry(req, &e);
 	} else if (err != 0) {
 		fuse_reply_err(req, err);
@@ -207,7 +207,7 @@ static void reply_attr(fuse_req_t req, struct idmapfs_inode *inode, struct fuse_
 		return;
 	}
 	map_attr(fs, &st);
-	fuse_reply_attr(req, &st, fs->timeout);
+	fuse_reply_attr(req, &st, fs->attr_timeout);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -349,6 +349,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	struct idmapfs_inode *inode = inode_of(req, ino), *dir = inode_of(req, newparent);
 	char name[IDMAPFS_PROC_FD_MAX];
 	struct fuse_entry_param e;
+	int err;
 
 	if (refused_write(req))
 		return;
@@ -360,8 +361,9 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	}
 	/* The new name is the same backing inode: reuse its nodeid so the kernel sees the link. */
 	memset(&e, 0, sizeof(e));
-	if (stat_inode(inode, &e.attr) != 0) {
-		fuse_reply_err(req, errno);
+	err = stat_inode(inode, &e.attr);
+	if (err != 0) {
+		fuse_reply_err(req, err);
 		return;
 	}
 	pthread_mutex_lock(&fs->table.lock);
@@ -369,8 +371,8 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	pthread_mutex_unlock(&fs->table.lock);
 	map_attr(fs, &e.attr);
 	e.ino = ino;
-	e.attr_timeout = fs->timeout;
-	e.entry_timeout = fs->timeout;
+	e.attr_timeout = fs->attr_timeout;
+	e.entry_timeout = fs->entry_timeout;
 	if (fuse_reply_entry(req, &e) == -ENOENT)
 		idmapfs_table_forget(fs, inode, 1);
 }

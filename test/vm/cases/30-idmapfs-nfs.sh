@@ -40,6 +40,16 @@ out=$(vm-runas 2000 2000 sh -c "echo x >$MA/shared/x && echo y >$MA/shared/y && 
 [ "$out" = x ] || fail "rename over a file: $out"
 [ $(($(renames) - r1)) = 1 ] || fail "a rename over a file made $(($(renames) - r1)) RENAME calls, not 1"
 ls -A /srv/export/shared | grep -q '^\.nfs' && fail "hidden files left: $(ls -A /srv/export/shared)"
+# Under the driver's default actimeo=0 the binding caches what the kernel
+# NFS client caches: nothing. A name the server adds, a size it changes,
+# show at once, as on a plain binding.
+vm-runas 2000 2000 stat "$MA/shared/late" >/dev/null 2>&1 && fail "late exists before the server made it"
+echo late >/srv/export/shared/late && chown 1234:1234 /srv/export/shared/late
+[ "$(vm-runas 2000 2000 cat "$MA/shared/late" 2>&1)" = late ] || fail "a name the server just added is not there"
+echo later >>/srv/export/shared/late
+[ "$(vm-runas 2000 2000 stat -c %s "$MA/shared/late" 2>&1)" = 11 ] || fail "a size the server just changed is stale"
+rm /srv/export/shared/late
+vm-runas 2000 2000 stat "$MA/shared/late" >/dev/null 2>&1 && fail "a name the server just removed is still there"
 # A file unlinked while open stays readable through the open descriptor.
 out=$(vm-runas 2000 2000 sh -c "echo held >$MA/shared/h && exec 3<$MA/shared/h && rm $MA/shared/h && cat <&3" 2>&1)
 [ "$out" = held ] || fail "a file unlinked while open: $out"
