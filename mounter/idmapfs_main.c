@@ -68,6 +68,8 @@
 #define IDMAPFS_READAHEAD_KB 4096
 /* How long the kernel may trust an entry or attribute on a local backing: see cache_timeouts(). */
 #define IDMAPFS_TIMEOUT 1.0
+/* The least of them: one clock tick (see cache_timeouts()). */
+#define IDMAPFS_MIN_TIMEOUT 0.001
 
 /*
  * What setup needs before everything is dropped: mounting (SYS_ADMIN),
@@ -222,8 +224,8 @@ static bool mount_of(int mount_fd, uint64_t *id, char *bdi, size_t size)
  * own client would trust it, so that a mapped binding sees others' changes
  * as soon as a plain one. On NFS that is the kernel mount's acregmin for
  * attributes and acdirmin for names (0 under the driver's default
- * actimeo=0; NFS's defaults 3 and 30 s where the mountinfo names none);
- * trusting nothing if the mount cannot be found. Local directories change
+ * actimeo=0; NFS's defaults 3 and 30 s where the mountinfo names none),
+ * and nothing if the mount cannot be found. Local directories change
  * only by their own users: a second.
  */
 static void cache_timeouts(struct idmapfs *fs)
@@ -265,6 +267,16 @@ static void cache_timeouts(struct idmapfs *fs)
 	fclose(info);
 	if (!found)
 		fs->attr_timeout = fs->entry_timeout = 0;
+	/*
+	 * "Nothing" is one clock tick (the kernel rounds any positive timeout
+	 * up to one, 1-4 ms): a stat's LOOKUP and the GETATTR that follows it
+	 * share one answer, instead of two round trips and two GETATTR calls
+	 * on the wire, and no other client can tell the difference.
+	 */
+	if (fs->attr_timeout < IDMAPFS_MIN_TIMEOUT)
+		fs->attr_timeout = IDMAPFS_MIN_TIMEOUT;
+	if (fs->entry_timeout < IDMAPFS_MIN_TIMEOUT)
+		fs->entry_timeout = IDMAPFS_MIN_TIMEOUT;
 }
 
 /*

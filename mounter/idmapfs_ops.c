@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -114,12 +115,55 @@ static int stat_inode(struct idmapfs_inode *inode, struct stat *st)
 	return atomic_load(&inode->gone) ? ENOENT : 0;
 }
 
+/*
+ * The attributes of name beneath dir_fd (of dir_fd itself for ""). Cached
+ * ones are what the backing's client last heard from its server, with no
+ * call to it: right after a call that answered with them (a create), or
+ * where staleness does no harm.
+ */
+static int stat_at(int dir_fd, const char *name, struct stat *st, bool cached)
+{
+	struct statx stx;
+
+	if (statx(dir_fd, name, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | (cached ? AT_STATX_DONT_SYNC : 0),
+		  STATX_BASIC_STATS, &stx) != 0)
+		return errno;
+	memset(st, 0, sizeof(*st));
+	st->st_dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+	st->st_ino = stx.stx_ino;
+	st->st_mode = stx.stx_mode;
+	st->st_nlink = stx.stx_nlink;
+	st->st_uid = stx.stx_uid;
+	st->st_gid = stx.stx_gid;
+	st->st_rdev = makedev(stx.stx_rdev_major, stx.stx_rdev_minor);
+	st->st_size = (off_t)stx.stx_size;
+	st->st_blksize = (blksize_t)stx.stx_blksize;
+	st->st_blocks = (blkcnt_t)stx.stx_blocks;
+	st->st_atim = (struct timespec){stx.stx_atime.tv_sec, stx.stx_atime.tv_nsec};
+	st->st_mtim = (struct timespec){stx.stx_mtime.tv_sec, stx.stx_mtime.tv_nsec};
+	st->st_ctim = (struct timespec){stx.stx_ctime.tv_sec, stx.stx_ctime.tv_nsec};
+	return 0;
+}
+
+/* Enter fd (an O_PATH fd, taken over) with attributes st in the table and fill e for the kernel. */
+static int enter(fuse_req_t req, int fd, struct fuse_entry_param *e)
+{
+	struct idmapfs *fs = fs_of(req);
+	struct idmapfs_inode *inode = idmapfs_table_get(fs, fd, &e->attr);
+
+	if (inode == NULL)
+		return errno;
+	map_attr(fs, &e->attr);
+	e->ino = (uintptr_t)inode == (uintptr_t)&fs->root ? FUSE_ROOT_ID : (uintptr_t)inode;
+	e->attr_timeout = fs->attr_timeout;
+	e->entry_timeout = fs->entry_timeout;
+	return 0;
+}
+
 /* Look name up beneath parent and fill e with one new lookup reference; 0 or an errno. */
 static int do_lookup(fuse_req_t req, struct idmapfs_inode *parent, const char *name,
 		     struct fuse_entry_param *e)
 {
-	struct idmapfs *fs = fs_of(req);
-	struct idmapfs_inode *inode;
 	int fd, err;
 
 	memset(e, 0, sizeof(*e));
@@ -131,14 +175,28 @@ static int do_lookup(fuse_req_t req, struct idmapfs_inode *parent, const char *n
 		close(fd);
 		return err;
 	}
-	inode = idmapfs_table_get(fs, fd, &e->attr);
-	if (inode == NULL)
+	return enter(req, fd, e);
+}
+
+/*
+ * The same for the file open on fd, just created: its attributes came with
+ * the backing's answer, and its O_PATH fd comes through the magic link, so
+ * neither looks its name up again (on NFS under actimeo=0, calls each).
+ */
+static int lookup_created(fuse_req_t req, int fd, struct fuse_entry_param *e)
+{
+	char name[IDMAPFS_PROC_FD_MAX];
+	int path_fd, err;
+
+	memset(e, 0, sizeof(*e));
+	err = stat_at(fd, "", &e->attr, true);
+	if (err != 0)
+		return err;
+	proc_fd_name(name, fd);
+	path_fd = open(name, O_PATH | O_CLOEXEC);
+	if (path_fd < 0)
 		return errno;
-	map_attr(fs, &e->attr);
-	e->ino = (uintptr_t)inode == (uintptr_t)&fs->root ? FUSE_ROOT_ID : (uintptr_t)inode;
-	e->attr_timeout = fs->attr_timeout;
-	e->entry_timeout = fs->entry_timeout;
-	return 0;
+	return enter(req, path_fd, e);
 }
 
 /* Reply to a request that created name beneath parent. */
@@ -397,7 +455,8 @@ static struct idmapfs_inode *unpin(fuse_req_t req, struct idmapfs_inode *dir, co
 
 	if (!(dir->dev == fs->root.dev ? fs->root_keeps_busy : idmapfs_keeps_busy(dir->fd)))
 		return NULL;
-	if (fstatat(dir->fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || S_ISDIR(st.st_mode) || st.st_nlink != 1)
+	/* Cached attributes will do: a stale link count only means NFS's usual rename, or none where another link keeps the file. */
+	if (stat_at(dir->fd, name, &st, true) != 0 || S_ISDIR(st.st_mode) || st.st_nlink != 1)
 		return NULL;
 	victim = idmapfs_table_unpin(fs, &st);
 	if (victim != NULL && dup3(fs->placeholder_fd, victim->fd, O_CLOEXEC) < 0) {
@@ -589,7 +648,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		fuse_reply_err(req, note_error(req, dir, errno));
 		return;
 	}
-	err = do_lookup(req, dir, name, &e);
+	err = lookup_created(req, fd, &e);
 	if (err != 0) {
 		close(fd);
 		fuse_reply_err(req, err);
