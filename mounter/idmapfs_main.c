@@ -223,9 +223,9 @@ static bool mount_of(int mount_fd, uint64_t *id, char *bdi, size_t size)
  * How long the kernel may trust what we tell it: as long as the backing's
  * own client would trust it, so that a mapped binding sees others' changes
  * as soon as a plain one. On NFS that is the kernel mount's acregmin for
- * attributes and acdirmin for names (0 under the driver's default
- * actimeo=0; NFS's defaults 3 and 30 s where the mountinfo names none),
- * and nothing if the mount cannot be found. Local directories change
+ * attributes and acdirmin for names, if shorter (0 under the driver's
+ * default actimeo=0; NFS's defaults 3 and 30 s where the mountinfo names
+ * none), and nothing if the mount cannot be found. Local directories change
  * only by their own users: a second.
  */
 static void cache_timeouts(struct idmapfs *fs)
@@ -243,8 +243,8 @@ static void cache_timeouts(struct idmapfs *fs)
 	fs->attr_timeout = fs->entry_timeout = 0;
 	if (statx(fs->root.fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_MNT_ID, &stx) != 0 ||
 	    !(stx.stx_mask & STATX_MNT_ID) || (info = fopen("/proc/self/mountinfo", "re")) == NULL)
-		return;
-	while (!found && getline(&line, &cap, info) > 0) {
+		info = NULL;
+	while (info != NULL && !found && getline(&line, &cap, info) > 0) {
 		/* "ID PARENT ... - FSTYPE SOURCE SUPER_OPTIONS" */
 		if (sscanf(line, "%llu", &id) != 1 || id != stx.stx_mnt_id || (opts = strstr(line, " - ")) == NULL)
 			continue;
@@ -264,9 +264,13 @@ static void cache_timeouts(struct idmapfs *fs)
 		}
 	}
 	free(line);
-	fclose(info);
+	if (info != NULL)
+		fclose(info);
 	if (!found)
 		fs->attr_timeout = fs->entry_timeout = 0;
+	/* An open checks its name with the server natively (close-to-open): ours for no longer than attributes. */
+	if (fs->entry_timeout > fs->attr_timeout)
+		fs->entry_timeout = fs->attr_timeout;
 	/*
 	 * "Nothing" is one clock tick (the kernel rounds any positive timeout
 	 * up to one, 1-4 ms): a stat's LOOKUP and the GETATTR that follows it
