@@ -145,7 +145,7 @@ static int stat_at(int dir_fd, const char *name, struct stat *st, bool cached)
 	return 0;
 }
 
-/* Enter fd (an O_PATH fd, taken over) with attributes st in the table and fill e for the kernel. */
+/* Enter fd (an O_PATH fd, taken over; its attributes in e->attr) in the table and fill e for the kernel. */
 static int enter(fuse_req_t req, int fd, struct fuse_entry_param *e)
 {
 	struct idmapfs *fs = fs_of(req);
@@ -643,7 +643,12 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 
 	if (refused_write(req))
 		return;
-	fd = openat(dir->fd, name, backing_flags(fi->flags) | O_CREAT | (fi->flags & O_EXCL), mode);
+	/*
+	 * The kernel asks us to create only a name it found missing; if it has
+	 * become a symlink since (another client, a racing thread), following
+	 * it here would resolve it on the host, outside the backing: refuse.
+	 */
+	fd = openat(dir->fd, name, backing_flags(fi->flags) | O_CREAT | O_NOFOLLOW | (fi->flags & O_EXCL), mode);
 	if (fd < 0) {
 		fuse_reply_err(req, note_error(req, dir, errno));
 		return;

@@ -1116,6 +1116,40 @@ START_TEST(test_hard_links)
 }
 END_TEST
 
+static int client_stat_missing(void)
+{
+	struct stat st;
+
+	EXPECT(stat(in(mnt, "esc"), &st) == -1 && errno == ENOENT);
+	return 0;
+}
+
+static int client_create_over_new_symlink(void)
+{
+	/* The kernel still has "esc" as missing (negative entry): it sends CREATE, not OPEN. */
+	EXPECT(open(in(mnt, "esc"), O_WRONLY | O_CREAT, 0644) == -1 && errno == ELOOP);
+	return 0;
+}
+
+START_TEST(test_create_never_follows_a_symlink)
+{
+	struct instance inst = start();
+	char outside[sizeof(base) + 32], target[sizeof(base) + 48];
+	struct stat st;
+
+	path_join(outside, sizeof(outside), base, "outside");
+	path_join(target, sizeof(target), outside, "escaped");
+	ck_assert_int_eq(mkdir(outside, 0755), 0);
+	ck_assert_int_eq(chown(outside, BOUND, BOUND), 0);
+	AS(APP, client_stat_missing);
+	/* Another client makes the name a symlink out of the backing. */
+	ck_assert_int_eq(symlink(target, in(back, "esc")), 0);
+	AS(APP, client_create_over_new_symlink);
+	ck_assert_msg(lstat(target, &st) == -1 && errno == ENOENT, "a create followed a symlink out of the backing");
+	stop(&inst);
+}
+END_TEST
+
 static int client_fifo(void)
 {
 	struct stat st;
@@ -1549,6 +1583,7 @@ static Suite *idmapfs_suite(void)
 		{"operations", test_rename_flags},
 		{"operations", test_hard_links},
 		{"operations", test_fifo},
+		{"operations", test_create_never_follows_a_symlink},
 		{"operations", test_readdir_10000_entries},
 		{"operations", test_sparse_file_over_4gib},
 		{"operations", test_xattrs},
