@@ -325,7 +325,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 			goto out;
 	}
 	if (valid & FUSE_SET_ATTR_SIZE) {
-		if (fi != NULL)
+		/* Through /proc a symlink would be followed, on the host; the kernel never asks this. */
+		if (inode->is_symlink) {
+			errno = EINVAL;
+			res = -1;
+		} else if (fi != NULL)
 			res = ftruncate((int)fi->fh, attr->st_size);
 		else
 			res = truncate(name, attr->st_size);
@@ -614,6 +618,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if (writes(fi->flags) ? refused_write(req) : refused(req, false))
 		return;
+	/* The kernel follows symlinks itself; reopened through /proc, one would resolve on the host. */
+	if (inode->is_symlink) {
+		fuse_reply_err(req, ELOOP);
+		return;
+	}
 	/* Counted before the reopen, so that unpin leaves the file alone from here on. */
 	if (!idmapfs_table_open(fs_of(req), inode)) {
 		fuse_reply_err(req, ENOENT);
