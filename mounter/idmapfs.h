@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <linux/magic.h>
 
 /* Room for "/proc/self/fd/" and an int: the magic link an O_PATH fd is reached through. */
 #define IDMAPFS_PROC_FD_MAX 32
@@ -52,8 +53,7 @@ struct idmapfs {
 	gid_t bound_gid, app_gid;
 	bool read_only;
 	bool initialized;            /* the kernel's INIT was answered (op_init ran) */
-	bool root_flushes;           /* the backing root's file system does work at close (NFS) */
-	bool root_keeps_busy;        /* ... and keeps unlinked files that are in use (NFS) */
+	unsigned long root_fs_type;  /* statfs f_type of the backing root's file system */
 	int placeholder_fd;          /* O_PATH on "/": what an unlinked inode's fd becomes */
 	double attr_timeout;         /* how long the kernel may trust attributes, seconds */
 	double entry_timeout;        /* ... and names, positive or negative */
@@ -79,13 +79,19 @@ bool idmapfs_table_open(struct idmapfs *fs, struct idmapfs_inode *inode);
 void idmapfs_table_close(struct idmapfs *fs, struct idmapfs_inode *inode);
 struct idmapfs_inode *idmapfs_table_unpin(struct idmapfs *fs, const struct stat *st);
 
+/* The statfs f_type of the file system fd is on, 0 if unknown. */
+unsigned long idmapfs_fs_type(int fd);
 /*
- * Whether closing a file on the file system of fd does work an app must
- * hear about (NFS writes back and reports a failed write at close). False
- * only for the local file systems known to do nothing at close.
+ * Whether closing a file on a file system of that type does work an app
+ * must hear about (NFS writes back and reports a failed write at close).
+ * False only for the local file systems known to do nothing at close.
  */
-bool idmapfs_flushes(int fd);
-bool idmapfs_keeps_busy(int fd);
+bool idmapfs_flushes(unsigned long fs_type);
+/* Whether it keeps a file unlinked while in use under a hidden name (NFS: see unpin). */
+static inline bool idmapfs_keeps_busy(unsigned long fs_type)
+{
+	return fs_type == NFS_SUPER_MAGIC;
+}
 
 /* The operations (idmapfs_ops.c). */
 extern const struct fuse_lowlevel_ops idmapfs_ops;

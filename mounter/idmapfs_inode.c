@@ -88,6 +88,16 @@ static void table_remove(struct idmapfs_table *table, struct idmapfs_inode *inod
 	inode->next = NULL;
 }
 
+/* The hashed entry for dev/ino, or NULL; the caller holds the table lock. */
+static struct idmapfs_inode *table_find(const struct idmapfs_table *table, dev_t dev, ino_t ino)
+{
+	struct idmapfs_inode *inode = table->buckets[bucket_of(table, dev, ino)];
+
+	while (inode != NULL && !(inode->dev == dev && inode->ino == ino))
+		inode = inode->next;
+	return inode;
+}
+
 struct idmapfs_inode *idmapfs_table_get(struct idmapfs *fs, int fd, const struct stat *st)
 {
 	struct idmapfs_table *table = &fs->table;
@@ -102,14 +112,12 @@ struct idmapfs_inode *idmapfs_table_get(struct idmapfs *fs, int fd, const struct
 		return &fs->root;
 	}
 	pthread_mutex_lock(&table->lock);
-	for (inode = table->buckets[bucket_of(table, st->st_dev, st->st_ino)]; inode != NULL;
-	     inode = inode->next) {
-		if (inode->dev == st->st_dev && inode->ino == st->st_ino) {
-			inode->nlookup++;
-			pthread_mutex_unlock(&table->lock);
-			close(fd);
-			return inode;
-		}
+	inode = table_find(table, st->st_dev, st->st_ino);
+	if (inode != NULL) {
+		inode->nlookup++;
+		pthread_mutex_unlock(&table->lock);
+		close(fd);
+		return inode;
 	}
 	pthread_mutex_unlock(&table->lock);
 
@@ -128,17 +136,16 @@ struct idmapfs_inode *idmapfs_table_get(struct idmapfs *fs, int fd, const struct
 	fresh->hashed = true;
 
 	pthread_mutex_lock(&table->lock);
+	inode = table_find(table, st->st_dev, st->st_ino);
+	if (inode != NULL) {
+		inode->nlookup++;
+		pthread_mutex_unlock(&table->lock);
+		close(fd);
+		free(fresh);
+		return inode;
+	}
 	size_t b = bucket_of(table, st->st_dev, st->st_ino);
 
-	for (inode = table->buckets[b]; inode != NULL; inode = inode->next) {
-		if (inode->dev == st->st_dev && inode->ino == st->st_ino) {
-			inode->nlookup++;
-			pthread_mutex_unlock(&table->lock);
-			close(fd);
-			free(fresh);
-			return inode;
-		}
-	}
 	fresh->next = table->buckets[b];
 	table->buckets[b] = fresh;
 	table->count++;
@@ -209,11 +216,7 @@ struct idmapfs_inode *idmapfs_table_unpin(struct idmapfs *fs, const struct stat 
 	struct idmapfs_inode *inode;
 
 	pthread_mutex_lock(&table->lock);
-	for (inode = table->buckets[bucket_of(table, st->st_dev, st->st_ino)]; inode != NULL;
-	     inode = inode->next) {
-		if (inode->dev == st->st_dev && inode->ino == st->st_ino)
-			break;
-	}
+	inode = table_find(table, st->st_dev, st->st_ino);
 	if (inode != NULL && (inode->opens > 0 || atomic_load(&inode->gone)))
 		inode = NULL;
 	if (inode != NULL)

@@ -46,7 +46,6 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 #include <linux/openat2.h>
@@ -204,19 +203,41 @@ static void close_all_but(int a, int b)
  * is not answered yet: without AT_STATX_DONT_SYNC the stat would wait for
  * it, with it FUSE answers at once from the attributes it has.
  */
+static bool statx_mount(int fd, struct statx *stx)
+{
+	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_MNT_ID, stx) != 0)
+		return false;
+	if (!(stx->stx_mask & STATX_MNT_ID)) {
+		errno = ENOSYS;
+		return false;
+	}
+	return true;
+}
+
 static bool mount_of(int mount_fd, uint64_t *id, char *bdi, size_t size)
 {
 	struct statx stx;
 
-	if (statx(mount_fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_MNT_ID, &stx) != 0)
+	if (!statx_mount(mount_fd, &stx))
 		return false;
-	if (!(stx.stx_mask & STATX_MNT_ID)) {
-		errno = ENOSYS;
-		return false;
-	}
 	*id = stx.stx_mnt_id;
 	snprintf(bdi, size, "%u:%u", stx.stx_dev_major, stx.stx_dev_minor);
 	return true;
+}
+
+/* The line of mountinfo (from its start) for mount id, to free; NULL if none or on a read error. */
+static char *mountinfo_line(FILE *mountinfo, uint64_t id)
+{
+	char *line = NULL;
+	size_t size = 0;
+
+	rewind(mountinfo);
+	while (getline(&line, &size, mountinfo) > 0) {
+		if (strtoull(line, NULL, 10) == id)
+			return line;
+	}
+	free(line);
+	return NULL;
 }
 
 /*
@@ -232,23 +253,16 @@ static void cache_timeouts(struct idmapfs *fs)
 {
 	struct statx stx;
 	char *line = NULL, *opts, *opt, *save;
-	unsigned long long id;
-	size_t cap = 0;
-	bool found = false;
-	FILE *info;
+	FILE *info = NULL;
 
 	fs->attr_timeout = fs->entry_timeout = IDMAPFS_TIMEOUT;
-	if (!fs->root_keeps_busy)
+	if (!idmapfs_keeps_busy(fs->root_fs_type))
 		return;
 	fs->attr_timeout = fs->entry_timeout = 0;
-	if (statx(fs->root.fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_MNT_ID, &stx) != 0 ||
-	    !(stx.stx_mask & STATX_MNT_ID) || (info = fopen("/proc/self/mountinfo", "re")) == NULL)
-		info = NULL;
-	while (info != NULL && !found && getline(&line, &cap, info) > 0) {
-		/* "ID PARENT ... - FSTYPE SOURCE SUPER_OPTIONS" */
-		if (sscanf(line, "%llu", &id) != 1 || id != stx.stx_mnt_id || (opts = strstr(line, " - ")) == NULL)
-			continue;
-		found = true;
+	if (statx_mount(fs->root.fd, &stx) && (info = fopen("/proc/self/mountinfo", "re")) != NULL)
+		line = mountinfo_line(info, stx.stx_mnt_id);
+	/* "ID PARENT ... - FSTYPE SOURCE SUPER_OPTIONS" */
+	if (line != NULL && (opts = strstr(line, " - ")) != NULL) {
 		fs->attr_timeout = 3;
 		fs->entry_timeout = 30;
 		opts = strtok_r(opts + 3, " \n", &save);
@@ -266,8 +280,6 @@ static void cache_timeouts(struct idmapfs *fs)
 	free(line);
 	if (info != NULL)
 		fclose(info);
-	if (!found)
-		fs->attr_timeout = fs->entry_timeout = 0;
 	/* An open checks its name with the server natively (close-to-open): ours for no longer than attributes. */
 	if (fs->entry_timeout > fs->attr_timeout)
 		fs->entry_timeout = fs->attr_timeout;
@@ -306,16 +318,11 @@ static void raise_readahead(const char *bdi)
 /* Whether mount id is still attached in our namespace: a line of mountinfo starts with it. */
 static bool mount_attached(FILE *mountinfo, uint64_t id)
 {
-	char *line = NULL;
-	size_t size = 0;
-	bool found = false;
+	char *line = mountinfo_line(mountinfo, id);
 
-	rewind(mountinfo);
-	while (!found && getline(&line, &size, mountinfo) > 0)
-		found = strtoull(line, NULL, 10) == id;
 	free(line);
 	/* A read error says nothing about the mount: keep it as attached. */
-	return found || ferror(mountinfo);
+	return line != NULL || ferror(mountinfo);
 }
 
 /*
@@ -534,8 +541,7 @@ int main(int argc, char **argv)
 	fs.root.ino = st.st_ino;
 	fs.root.nlookup = 2;
 	fs.root.hashed = false;
-	fs.root_flushes = idmapfs_flushes(fs.root.fd);
-	fs.root_keeps_busy = idmapfs_keeps_busy(fs.root.fd);
+	fs.root_fs_type = idmapfs_fs_type(fs.root.fd);
 	fs.placeholder_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (fs.placeholder_fd < 0)
 		die_errno(NFSV3_EXIT_INTERNAL, "cannot open /");

@@ -30,7 +30,6 @@
 #include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
-#include <linux/magic.h>
 
 #include "idmapfs.h"
 
@@ -116,17 +115,17 @@ static int stat_inode(struct idmapfs_inode *inode, struct stat *st)
 }
 
 /*
- * The attributes of name beneath dir_fd (of dir_fd itself for ""). Cached
- * ones are what the backing's client last heard from its server, with no
- * call to it: right after a call that answered with them (a create), or
- * where staleness does no harm.
+ * The attributes of name beneath dir_fd (of dir_fd itself for "") as the
+ * backing's client last heard them from its server, with no call to it:
+ * for right after a call that answered with them (a create), or where
+ * staleness does no harm.
  */
-static int stat_at(int dir_fd, const char *name, struct stat *st, bool cached)
+static int stat_cached(int dir_fd, const char *name, struct stat *st)
 {
 	struct statx stx;
 
-	if (statx(dir_fd, name, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | (cached ? AT_STATX_DONT_SYNC : 0),
-		  STATX_BASIC_STATS, &stx) != 0)
+	if (statx(dir_fd, name, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC, STATX_BASIC_STATS,
+		  &stx) != 0)
 		return errno;
 	memset(st, 0, sizeof(*st));
 	st->st_dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
@@ -189,7 +188,7 @@ static int lookup_created(fuse_req_t req, int fd, struct fuse_entry_param *e)
 	int path_fd, err;
 
 	memset(e, 0, sizeof(*e));
-	err = stat_at(fd, "", &e->attr, true);
+	err = stat_cached(fd, "", &e->attr);
 	if (err != 0)
 		return err;
 	proc_fd_name(name, fd);
@@ -439,6 +438,19 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 		idmapfs_table_forget(fs, inode, 1);
 }
 
+unsigned long idmapfs_fs_type(int fd)
+{
+	struct statfs st;
+
+	return fstatfs(fd, &st) == 0 ? (unsigned long)st.f_type : 0;
+}
+
+/* The type of the file system backing fd, on device dev: the root's is known. */
+static unsigned long fs_type_of(const struct idmapfs *fs, dev_t dev, int fd)
+{
+	return dev == fs->root.dev ? fs->root_fs_type : idmapfs_fs_type(fd);
+}
+
 /*
  * NFS keeps a file unlinked while in use under a hidden name (.nfsXXXX, a
  * "silly rename") until its last user lets go, and the O_PATH fd we hold
@@ -457,10 +469,10 @@ static struct idmapfs_inode *unpin(fuse_req_t req, struct idmapfs_inode *dir, co
 	struct idmapfs_inode *victim;
 	struct stat st;
 
-	if (!(dir->dev == fs->root.dev ? fs->root_keeps_busy : idmapfs_keeps_busy(dir->fd)))
+	if (!idmapfs_keeps_busy(fs_type_of(fs, dir->dev, dir->fd)))
 		return NULL;
 	/* Cached attributes will do: a stale link count only means NFS's usual rename, or none where another link keeps the file. */
-	if (stat_at(dir->fd, name, &st, true) != 0 || S_ISDIR(st.st_mode) || st.st_nlink != 1)
+	if (stat_cached(dir->fd, name, &st) != 0 || S_ISDIR(st.st_mode) || st.st_nlink != 1)
 		return NULL;
 	victim = idmapfs_table_unpin(fs, &st);
 	if (victim != NULL && dup3(fs->placeholder_fd, victim->fd, O_CLOEXEC) < 0) {
@@ -552,13 +564,9 @@ static bool writes(int flags)
 	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
 }
 
-bool idmapfs_flushes(int fd)
+bool idmapfs_flushes(unsigned long fs_type)
 {
-	struct statfs st;
-
-	if (fstatfs(fd, &st) != 0)
-		return true;
-	switch ((unsigned long)st.f_type) {
+	switch (fs_type) {
 	case EXT4_SUPER_MAGIC: /* also ext2 and ext3 */
 	case XFS_SUPER_MAGIC:
 	case BTRFS_SUPER_MAGIC:
@@ -569,14 +577,6 @@ bool idmapfs_flushes(int fd)
 	default:
 		return true;
 	}
-}
-
-/* Whether the backing keeps a file unlinked while in use (NFS: see unpin). */
-bool idmapfs_keeps_busy(int fd)
-{
-	struct statfs st;
-
-	return fstatfs(fd, &st) == 0 && (unsigned long)st.f_type == NFS_SUPER_MAGIC;
 }
 
 /*
@@ -604,9 +604,7 @@ bool idmapfs_keeps_busy(int fd)
  */
 static void set_open_flags(struct idmapfs *fs, struct fuse_file_info *fi, dev_t dev, int fd)
 {
-	bool flushes = dev == fs->root.dev ? fs->root_flushes : idmapfs_flushes(fd);
-
-	fi->noflush = !writes(fi->flags) || !flushes;
+	fi->noflush = !writes(fi->flags) || !idmapfs_flushes(fs_type_of(fs, dev, fd));
 	fi->direct_io = (fi->flags & O_ACCMODE) == O_WRONLY;
 }
 
@@ -647,6 +645,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		      struct fuse_file_info *fi)
 {
 	struct idmapfs_inode *dir = inode_of(req, parent);
+	struct idmapfs_inode *inode;
 	struct fuse_entry_param e;
 	int fd, err;
 
@@ -668,14 +667,15 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		fuse_reply_err(req, err);
 		return;
 	}
+	inode = inode_of(req, e.ino);
 	fi->fh = (uint64_t)fd;
-	set_open_flags(fs_of(req), fi, inode_of(req, e.ino)->dev, fd);
+	set_open_flags(fs_of(req), fi, inode->dev, fd);
 	/* A new file cannot be gone yet; release uncounts it all the same. */
-	idmapfs_table_open(fs_of(req), inode_of(req, e.ino));
+	idmapfs_table_open(fs_of(req), inode);
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
 		close(fd);
-		idmapfs_table_close(fs_of(req), inode_of(req, e.ino));
-		idmapfs_table_forget(fs_of(req), inode_of(req, e.ino), 1);
+		idmapfs_table_close(fs_of(req), inode);
+		idmapfs_table_forget(fs_of(req), inode, 1);
 	}
 }
 

@@ -50,6 +50,25 @@ echo later >>/srv/export/shared/late
 [ "$(vm-runas 2000 2000 stat -c %s "$MA/shared/late" 2>&1)" = 11 ] || fail "a size the server just changed is stale"
 rm /srv/export/shared/late
 vm-runas 2000 2000 stat "$MA/shared/late" >/dev/null 2>&1 && fail "a name the server just removed is still there"
+# ... yet a stat's LOOKUP and GETATTR share one answer (a clock tick): one
+# GETATTR call per stat more than through a plain binding, not two (as when
+# every answer is trusted for no time at all).
+ok Create '{"Name":"p","Opts":{"source":"nfs://127.0.0.1/srv/export"}}' >/dev/null
+MP=$(mountpoint_of "$(ok Mount '{"Name":"p"}')")
+echo s >/srv/export/shared/s && chown 1234:1234 /srv/export/shared/s
+getattrs() { awk '$1 == "proc3" { print $4 }' /proc/net/rpc/nfs; }
+stats() {
+	local g
+	vm-runas 2000 2000 stat "$1" >/dev/null
+	g=$(getattrs)
+	vm-runas 2000 2000 sh -c "for i in 1 2 3 4 5 6 7 8 9 10; do stat $1 >/dev/null; sleep 0.02; done"
+	echo $(($(getattrs) - g))
+}
+plain=$(stats "$MP/shared/s")
+mapped=$(stats "$MA/shared/s")
+[ "$mapped" -le $((plain + 15)) ] || fail "10 stats made $mapped GETATTR calls through the binding, $plain through a plain one"
+ok Unmount '{"Name":"p"}' >/dev/null
+rm /srv/export/shared/s
 # A file unlinked while open stays readable through the open descriptor.
 out=$(vm-runas 2000 2000 sh -c "echo held >$MA/shared/h && exec 3<$MA/shared/h && rm $MA/shared/h && cat <&3" 2>&1)
 [ "$out" = held ] || fail "a file unlinked while open: $out"
