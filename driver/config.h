@@ -21,6 +21,11 @@ struct config {
 	bool allow_local_sources;   /* accept file:///dir sources (development) */
 	const char *nfs_options;    /* operator's default kernel options, or NULL */
 	const char *allowed_nfs_options; /* comma list of option names a binding may set */
+	/* Mutual TLS on the TCP listeners: all three, or none. */
+	const char *tls_cert, *tls_key, *tls_ca;
+	/* The client certificate volman is to present, copied for the spec file. */
+	const char *tls_client_cert, *tls_client_key;
+	bool tls_insecure_skip_verify; /* what the spec file tells volman */
 };
 
 #endif

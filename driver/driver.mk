@@ -1,6 +1,6 @@
 # The daemon: every driver/*.c is part of it; main.c alone is left out of the
 # unit-test link so that test/test_*.c can link the rest.
-DRIVER_PKGS = libuv jansson mount
+DRIVER_PKGS = libuv jansson mount openssl
 DRIVER_CFLAGS = $(BASE_CFLAGS) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags $(DRIVER_PKGS))
 DRIVER_LIBS = $(shell $(PKG_CONFIG) --libs $(DRIVER_PKGS)) -lhttp_parser
 DRIVER_SRCS = $(wildcard driver/*.c)

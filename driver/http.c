@@ -32,6 +32,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
 #define HTTP_DEFAULT_MAX_HEADER_BYTES (16 * 1024)
 #define HTTP_DEFAULT_MAX_BODY_BYTES (1024 * 1024)
 #define HTTP_DEFAULT_IDLE_TIMEOUT_MS 60000
@@ -42,6 +46,8 @@
 /* Answers waiting for a client that does not read them; past this, the
  * connection stops reading requests until they drain. */
 #define HTTP_MAX_UNSENT_BYTES (64 * 1024)
+/* The first byte of every TLS connection: a handshake record. */
+#define TLS_RECORD_HANDSHAKE 0x16
 /* Above the kernel's old SOMAXCONN of 128 so that a burst of clients is
  * not made to wait for a SYN retransmission. */
 #define HTTP_LISTEN_BACKLOG 511
@@ -68,6 +74,7 @@ struct http_listener {
 	struct http_listener *next;
 	union http_stream reject;
 	unsigned handles;
+	bool tls;      /* TCP listener of a server with a TLS context */
 	bool closing;
 	bool reject_busy;
 	bool reject_pending;
@@ -97,6 +104,9 @@ struct http_server {
 	uv_idle_t resume;
 	struct http_connection *resume_head;
 	char *read_buffer;
+	SSL_CTX *tls_ctx;           /* for TCP listeners, or NULL: plain */
+	http_refusal_cb on_refusal;
+	void *refusal_data;
 	bool closing;
 	void (*on_closed)(void *data);
 	void *closed_data;
@@ -125,6 +135,11 @@ struct http_connection {
 	size_t header_bytes;
 	enum http_part part;
 	int fail_status;            /* set by a parser callback that refuses the request */
+	SSL *ssl;                   /* TLS connection (memory BIOs), or NULL */
+	bool tcp;
+	bool first_byte_seen;       /* the protocol sniff (TLS or plain) is done */
+	bool tls_ready;             /* handshake complete */
+	bool tls_failed;            /* fatal TLS error: no close_notify */
 	bool closing;               /* uv_close called */
 	bool reading;               /* uv_read_start in effect */
 	bool no_more_requests;      /* a request or an error ends the connection */
@@ -189,6 +204,7 @@ static const http_parser_settings parser_settings = {
 static void connection_close(struct http_connection *conn);
 static void connection_update(struct http_connection *conn);
 static void connection_fail(struct http_connection *conn, int status);
+static void report_refusal(struct http_connection *conn, const char *reason, const char *detail);
 
 /* ---- Server handles --------------------------------------------------- */
 
@@ -199,6 +215,7 @@ static void server_handle_closed(struct http_server *srv)
 	void (*on_closed)(void *data) = srv->on_closed;
 	void *closed_data = srv->closed_data;
 	free(srv->read_buffer);
+	SSL_CTX_free(srv->tls_ctx);
 	free(srv);
 	if (on_closed)
 		on_closed(closed_data);
@@ -267,10 +284,17 @@ static void on_sweep(uv_timer_t *timer)
 		connection_close(conn);
 	while ((conn = srv->read.head) && conn->deadline <= now) {
 		deadline_clear(conn);
-		if (conn->lingering)
+		if (conn->lingering) {
 			connection_close(conn);
-		else
+		} else if (conn->ssl && !conn->tls_ready) {
+			char detail[64];
+			snprintf(detail, sizeof(detail), "TLS handshake not complete within %u ms",
+				 srv->limits.read_timeout_ms);
+			report_refusal(conn, HTTP_REFUSED_TIMEOUT, detail);
+			connection_close(conn);
+		} else {
 			connection_fail(conn, 408);
+		}
 	}
 	struct http_connection *idle = srv->idle.head, *read = srv->read.head;
 	if (idle && (!read || idle->deadline <= read->deadline))
@@ -591,9 +615,9 @@ static void on_write(uv_write_t *write, int status)
 		connection_update(conn);
 }
 
-/* Takes res. Tries to write at once, so that a small answer to a client
- * that keeps up never waits in memory. */
-static void connection_write(struct http_connection *conn, struct http_response *res)
+/* Takes res: bytes for the socket. Tries to write at once, so that a small
+ * answer to a client that keeps up never waits in memory. */
+static void socket_write(struct http_connection *conn, struct http_response *res)
 {
 	uv_buf_t buf = uv_buf_init(res->bytes, res->len);
 	int written = uv_try_write(&conn->stream.stream, &buf, 1);
@@ -616,6 +640,202 @@ static void connection_write(struct http_connection *conn, struct http_response 
 		free(res);
 		connection_close(conn);
 	}
+}
+
+/* ---- TLS ---------------------------------------------------------------
+ *
+ * OpenSSL never touches the socket: ciphertext read from the socket goes
+ * into the connection's read BIO, what OpenSSL wants to send comes out of
+ * its write BIO and is written like any answer. The loop never blocks on a
+ * handshake, and a handshake is bounded by the read timeout.
+ */
+
+static void connection_stop_requests(struct http_connection *conn);
+static void connection_linger(struct http_connection *conn);
+
+static void peer_name(struct http_connection *conn, char *out, size_t size)
+{
+	struct sockaddr_storage addr;
+	int len = sizeof(addr);
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+
+	snprintf(out, size, "unix");
+	if (!conn->tcp || uv_tcp_getpeername(&conn->stream.tcp, (struct sockaddr *)&addr, &len) != 0)
+		return;
+	if (addr.ss_family == AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&addr;
+		uv_ip6_name(in6, host, sizeof(host));
+		port = ntohs(in6->sin6_port);
+		snprintf(out, size, "[%s]:%d", host, port);
+	} else {
+		struct sockaddr_in *in = (struct sockaddr_in *)&addr;
+		uv_ip4_name(in, host, sizeof(host));
+		port = ntohs(in->sin_port);
+		snprintf(out, size, "%s:%d", host, port);
+	}
+}
+
+/* Tell the application why a connection is refused (for its log). */
+static void report_refusal(struct http_connection *conn, const char *reason, const char *detail)
+{
+	struct http_server *srv = conn->server;
+	char peer[INET6_ADDRSTRLEN + 16];
+	if (!srv || !srv->on_refusal)
+		return;
+	peer_name(conn, peer, sizeof(peer));
+	srv->on_refusal(reason, detail, peer, srv->refusal_data);
+}
+
+/* Send what OpenSSL has queued (handshake flights, records, alerts). */
+static void tls_flush(struct http_connection *conn)
+{
+	BIO *wbio = SSL_get_wbio(conn->ssl);
+	size_t pending = BIO_ctrl_pending(wbio);
+	if (pending == 0 || conn->closing)
+		return;
+	struct http_response *res = response_new(pending);
+	if (!res) {
+		connection_close(conn);
+		return;
+	}
+	int got = BIO_read(wbio, res->bytes, (int)pending);
+	res->len = got > 0 ? (size_t)got : 0;
+	socket_write(conn, res);
+}
+
+/* Takes res: plaintext answer bytes. */
+static void connection_write(struct http_connection *conn, struct http_response *res)
+{
+	if (!conn->ssl) {
+		socket_write(conn, res);
+		return;
+	}
+	ERR_clear_error();
+	/* The write BIO is memory: SSL_write takes everything at once. */
+	int n = res->len ? SSL_write(conn->ssl, res->bytes, (int)res->len) : 1;
+	free(res);
+	if (n <= 0) {
+		conn->tls_failed = true;
+		connection_close(conn);
+		return;
+	}
+	tls_flush(conn);
+}
+
+/* Why a handshake failed, in words an operator can act on. */
+static const char *tls_failure(struct http_connection *conn, int ssl_error, char *detail, size_t size)
+{
+	long verify = SSL_get_verify_result(conn->ssl);
+	unsigned long err = ERR_peek_last_error();
+
+	if (verify != X509_V_OK) {
+		snprintf(detail, size, "client certificate refused: %s", X509_verify_cert_error_string(verify));
+		return HTTP_REFUSED_BAD_CERTIFICATE;
+	}
+	if (err && ERR_GET_REASON(err) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
+		snprintf(detail, size, "the client sent no certificate; one signed by the --tls-ca is required");
+		return HTTP_REFUSED_NO_CERTIFICATE;
+	}
+	if (err) {
+		const char *reason = ERR_reason_error_string(err);
+		snprintf(detail, size, "%s", reason ? reason : "TLS protocol error");
+	} else if (ssl_error == SSL_ERROR_ZERO_RETURN || ssl_error == SSL_ERROR_SYSCALL) {
+		snprintf(detail, size, "the client closed the connection during the handshake");
+	} else {
+		snprintf(detail, size, "TLS error %d", ssl_error);
+	}
+	return HTTP_REFUSED_HANDSHAKE;
+}
+
+static void connection_feed(struct http_connection *conn, const char *data, size_t len);
+static void connection_on_eof(struct http_connection *conn);
+
+/*
+ * Run the handshake, then decrypt and parse what has arrived, while the
+ * connection takes requests. A request the application cannot take yet
+ * leaves the rest encrypted in the read BIO, for on_resume.
+ */
+static void tls_pump(struct http_connection *conn)
+{
+	struct http_server *srv = conn->server;
+	char detail[256];
+	int n;
+
+	ERR_clear_error();
+	if (!conn->tls_ready) {
+		n = SSL_do_handshake(conn->ssl);
+		if (n != 1) {
+			int e = SSL_get_error(conn->ssl, n);
+			if (e == SSL_ERROR_WANT_READ) {
+				tls_flush(conn);
+				return;
+			}
+			const char *reason = tls_failure(conn, e, detail, sizeof(detail));
+			conn->tls_failed = true;
+			report_refusal(conn, reason, detail);
+			/* The alert goes out, then the connection ends. */
+			tls_flush(conn);
+			connection_stop_requests(conn);
+			if (!conn->head && !conn->closing)
+				connection_linger(conn);
+			return;
+		}
+		conn->tls_ready = true;
+		tls_flush(conn);
+	}
+	if (!srv->read_buffer && !(srv->read_buffer = malloc(HTTP_READ_BUFFER_BYTES))) {
+		connection_close(conn);
+		return;
+	}
+	while (!conn->closing && !conn->no_more_requests && !conn->lingering && !conn->leftover) {
+		n = SSL_read(conn->ssl, srv->read_buffer, HTTP_READ_BUFFER_BYTES);
+		if (n > 0) {
+			connection_feed(conn, srv->read_buffer, n);
+			continue;
+		}
+		int e = SSL_get_error(conn->ssl, n);
+		if (e == SSL_ERROR_WANT_READ)
+			break;
+		if (e == SSL_ERROR_ZERO_RETURN) {
+			/* close_notify: the client is done sending. */
+			connection_on_eof(conn);
+			break;
+		}
+		conn->tls_failed = true;
+		tls_failure(conn, e, detail, sizeof(detail));
+		report_refusal(conn, HTTP_REFUSED_PROTOCOL, detail);
+		connection_close(conn);
+		return;
+	}
+	/* SSL_read may answer the peer (alerts, key updates). */
+	if (!conn->closing)
+		tls_flush(conn);
+}
+
+static void connection_refuse(struct http_connection *conn, int status, const char *body, size_t len);
+
+/* Bytes from the socket of a TLS connection. */
+static void tls_input(struct http_connection *conn, const char *data, size_t len)
+{
+	if (!conn->first_byte_seen) {
+		conn->first_byte_seen = true;
+		if ((unsigned char)data[0] != TLS_RECORD_HANDSHAKE) {
+			/* Most likely plain HTTP: answer it in plain HTTP, so
+			 * that the client can say what went wrong. */
+			report_refusal(conn, HTTP_REFUSED_PROTOCOL, "plain HTTP (or another protocol) on a TLS listener");
+			SSL_free(conn->ssl);
+			conn->ssl = NULL;
+			static const char body[] = "{\"Err\":\"this listener speaks HTTPS only (TLS with a client certificate)\"}";
+			connection_refuse(conn, 400, body, sizeof(body) - 1);
+			return;
+		}
+	}
+	if (BIO_write(SSL_get_rbio(conn->ssl), data, (int)len) != (int)len) {
+		connection_close(conn);
+		return;
+	}
+	tls_pump(conn);
 }
 
 static void connection_drop_input(struct http_connection *conn)
@@ -656,6 +876,11 @@ static void connection_linger(struct http_connection *conn)
 		return;
 	}
 	shutdown->data = conn;
+	if (conn->ssl && conn->tls_ready && !conn->tls_failed) {
+		ERR_clear_error();
+		SSL_shutdown(conn->ssl);
+		tls_flush(conn);
+	}
 	if (uv_shutdown(shutdown, &conn->stream.stream, on_shutdown) != 0) {
 		free(shutdown);
 		connection_close(conn);
@@ -732,6 +957,11 @@ static void connection_fail(struct http_connection *conn, int status)
 		return;
 	char body[160];
 	int len = error_body(conn, status, body, sizeof(body));
+	connection_refuse(conn, status, body, len);
+}
+
+static void connection_refuse(struct http_connection *conn, int status, const char *body, size_t len)
+{
 	connection_stop_requests(conn);
 	struct http_request *req = request_new(conn);
 	if (!req) {
@@ -808,6 +1038,8 @@ static void on_resume(uv_idle_t *idle)
 			conn->leftover_len = 0;
 			connection_feed(conn, data, len);
 			free(data);
+			if (conn->ssl && !conn->leftover && !conn->closing)
+				tls_pump(conn);
 			connection_update(conn);
 		}
 		connection_unref(conn);
@@ -859,7 +1091,18 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 	}
 	if (conn->lingering)
 		return;
-	connection_feed(conn, buf->base, nread);
+	if (conn->ssl) {
+		tls_input(conn, buf->base, nread);
+	} else if (conn->tcp && !conn->first_byte_seen && (conn->first_byte_seen = true) &&
+		   (unsigned char)buf->base[0] == TLS_RECORD_HANDSHAKE) {
+		/* A plain HTTP answer makes a TLS client say "server gave HTTP
+		 * response to HTTPS client". */
+		report_refusal(conn, HTTP_REFUSED_PROTOCOL, "a TLS handshake on a plain HTTP listener");
+		static const char body[] = "{\"Err\":\"this listener speaks plain HTTP, not TLS\"}";
+		connection_refuse(conn, 400, body, sizeof(body) - 1);
+	} else {
+		connection_feed(conn, buf->base, nread);
+	}
 	connection_update(conn);
 }
 
@@ -897,7 +1140,7 @@ static void connection_update(struct http_connection *conn)
 	if (conn->leftover && room && !conn->no_more_requests)
 		connection_schedule_resume(conn);
 
-	if (conn->lingering || conn->current)
+	if (conn->lingering || conn->current || (conn->ssl && !conn->tls_ready))
 		deadline_set(conn, &srv->read);
 	else if (!conn->head && !conn->no_more_requests)
 		deadline_set(conn, &srv->idle);
@@ -917,6 +1160,8 @@ static void on_connection_closed(uv_handle_t *handle)
 		conn->next->prev = conn->prev;
 	srv->connection_count--;
 	conn->server = NULL;
+	SSL_free(conn->ssl);
+	conn->ssl = NULL;
 	server_handle_closed(srv);
 	connection_unref(conn);
 }
@@ -1030,6 +1275,22 @@ static struct http_listener *listener_new(struct http_server *srv, const char *p
 	return listener;
 }
 
+/* A server-side TLS session reading and writing memory BIOs. */
+static bool tls_attach(struct http_connection *conn, SSL_CTX *ctx)
+{
+	BIO *rbio = BIO_new(BIO_s_mem()), *wbio = BIO_new(BIO_s_mem());
+	if (!ctx || !rbio || !wbio || !(conn->ssl = SSL_new(ctx))) {
+		BIO_free(rbio);
+		BIO_free(wbio);
+		return false;
+	}
+	/* An empty read BIO means "wait for more", not end of stream. */
+	BIO_set_mem_eof_return(rbio, -1);
+	SSL_set_bio(conn->ssl, rbio, wbio);
+	SSL_set_accept_state(conn->ssl);
+	return true;
+}
+
 static void on_connection(uv_stream_t *listener_stream, int status)
 {
 	struct http_listener *listener = listener_stream->data;
@@ -1064,8 +1325,14 @@ static void on_connection(uv_stream_t *listener_stream, int status)
 		connection_close(conn);
 		return;
 	}
-	if (listener_stream->type == UV_TCP)
+	if (listener_stream->type == UV_TCP) {
+		conn->tcp = true;
 		uv_tcp_nodelay(&conn->stream.tcp, 1);
+	}
+	if (listener->tls && !tls_attach(conn, srv->tls_ctx)) {
+		connection_close(conn);
+		return;
+	}
 	connection_update(conn);
 }
 
@@ -1234,6 +1501,7 @@ static int listen_tcp(struct http_server *srv, const char *hostport, const char 
 	}
 	uv_tcp_init(srv->loop, &listener->stream.tcp);
 	listener->stream.handle.data = listener;
+	listener->tls = srv->tls_ctx != NULL;
 	srv->open_handles++;
 
 	int err = uv_tcp_bind(&listener->stream.tcp, &addr.sa, 0);
@@ -1306,6 +1574,20 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct http_limits *l
 	srv->resume.data = srv;
 	srv->open_handles = 2;
 	return srv;
+}
+
+void http_server_set_tls(struct http_server *srv, SSL_CTX *ctx)
+{
+	if (ctx)
+		SSL_CTX_up_ref(ctx);
+	SSL_CTX_free(srv->tls_ctx);
+	srv->tls_ctx = ctx;
+}
+
+void http_server_on_refusal(struct http_server *srv, http_refusal_cb cb, void *data)
+{
+	srv->on_refusal = cb;
+	srv->refusal_data = data;
 }
 
 void http_server_stop_accepting(struct http_server *srv)

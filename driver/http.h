@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdbool.h>
 #include <uv.h>
+#include <openssl/ssl.h>
 
 struct http_server;
 struct http_request;
@@ -40,6 +41,27 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct http_limits *l
  * Returns 0 or a negative uv error; *why gets a static description.
  */
 int http_server_listen(struct http_server *srv, const char *address, const char **why);
+
+/*
+ * TLS for the TCP listeners opened from now on (unix sockets stay plain):
+ * the context decides certificates, versions and client verification. The
+ * server takes a reference; calling again (a certificate reload) changes
+ * the context of connections accepted later, not of those already open.
+ * NULL: TCP listeners opened later are plain.
+ */
+void http_server_set_tls(struct http_server *srv, SSL_CTX *ctx);
+
+/* Why a connection was refused below HTTP (the reason argument). */
+#define HTTP_REFUSED_PROTOCOL "protocol"               /* plain on TLS, TLS on plain, bad records */
+#define HTTP_REFUSED_NO_CERTIFICATE "no_certificate"   /* the client sent none */
+#define HTTP_REFUSED_BAD_CERTIFICATE "bad_certificate" /* other CA, expired, not yet valid... */
+#define HTTP_REFUSED_TIMEOUT "timeout"                 /* handshake not done within the read timeout */
+#define HTTP_REFUSED_HANDSHAKE "other"                 /* any other handshake failure */
+
+/* Told of every connection refused at the TLS layer: reason (above), what
+ * went wrong in words, and the peer's address. */
+typedef void (*http_refusal_cb)(const char *reason, const char *detail, const char *peer, void *data);
+void http_server_on_refusal(struct http_server *srv, http_refusal_cb cb, void *data);
 
 /* Stop accepting; existing connections keep being served. */
 void http_server_stop_accepting(struct http_server *srv);

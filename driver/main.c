@@ -26,6 +26,7 @@
 #include "routes.h"
 #include "smoke.h"
 #include "supervise.h"
+#include "tls.h"
 
 #define EXIT_USAGE 2
 #define SHUTDOWN_GRACE_S 5
@@ -45,6 +46,12 @@ static const char usage_text[] =
 	"  --nfs-options LIST                  operator's default kernel NFS options\n"
 	"  --allowed-nfs-options LIST          option names a binding's nfs_options may use\n"
 	"  --allow-local-sources               accept file:///dir sources (development only)\n"
+	"  --tls-cert FILE --tls-key FILE --tls-ca FILE\n"
+	"                                      mutual TLS on every TCP listener: client certificates\n"
+	"                                      must chain to the CA (SIGHUP reloads the files)\n"
+	"  --tls-client-cert FILE --tls-client-key FILE\n"
+	"                                      the client certificate the spec file gives volman\n"
+	"  --tls-insecure-skip-verify          tell volman not to verify the driver's certificate\n"
 	"  --helper-dir DIR                    where the helpers are (default: ../" NFSV3_HELPER_SUBDIR
 	" beside this binary)\n"
 	"  --log-level debug|info|error        (default info)\n"
@@ -58,7 +65,8 @@ static const char usage_text[] =
 enum long_only {
 	OPT_LISTEN = 256, OPT_ADMIN, OPT_NAME, OPT_DRIVERS_PATH, OPT_MOUNT_ROOT, OPT_HELPER_TIMEOUT,
 	OPT_MAX_PARALLEL, OPT_APP_UID, OPT_APP_GID, OPT_LOG_LEVEL, OPT_ALLOW_LOCAL, OPT_NFS_OPTIONS,
-	OPT_ALLOWED_NFS_OPTIONS, OPT_HELPER_DIR, OPT_HELP, OPT_VERSION,
+	OPT_ALLOWED_NFS_OPTIONS, OPT_HELPER_DIR, OPT_HELP, OPT_VERSION, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
+	OPT_TLS_CLIENT_CERT, OPT_TLS_CLIENT_KEY, OPT_TLS_INSECURE,
 };
 
 static const struct option long_options[] = {
@@ -76,6 +84,12 @@ static const struct option long_options[] = {
 	{ "nfs-options", required_argument, NULL, OPT_NFS_OPTIONS },
 	{ "allowed-nfs-options", required_argument, NULL, OPT_ALLOWED_NFS_OPTIONS },
 	{ "helper-dir", required_argument, NULL, OPT_HELPER_DIR },
+	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
+	{ "tls-client-cert", required_argument, NULL, OPT_TLS_CLIENT_CERT },
+	{ "tls-client-key", required_argument, NULL, OPT_TLS_CLIENT_KEY },
+	{ "tls-insecure-skip-verify", no_argument, NULL, OPT_TLS_INSECURE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -86,8 +100,9 @@ static struct {
 	struct driver drv;
 	uv_loop_t loop;
 	struct http_server *plugin, *admin;
-	uv_signal_t sigterm, sigint;
-	uv_timer_t shutdown_timer;
+	uv_signal_t sigterm, sigint, sighup;
+	uv_timer_t shutdown_timer, expiry_timer;
+	SSL_CTX *tls;
 	char mount_root[PATH_MAX];
 	char spec_path[PATH_MAX];
 	int closing;
@@ -151,6 +166,31 @@ static void find_helpers(struct driver *drv, const char *helper_dir)
 		usage_error("helper %s: %s", drv->mount_helper, strerror(errno));
 }
 
+/* TLS is all or nothing: a half-configured listener would be plain. */
+static void check_tls_args(const struct config *cfg)
+{
+	bool any = cfg->tls_cert || cfg->tls_key || cfg->tls_ca;
+	bool any_client = cfg->tls_client_cert || cfg->tls_client_key;
+
+	if (any && !(cfg->tls_cert && cfg->tls_key && cfg->tls_ca))
+		usage_error("--tls-cert, --tls-key and --tls-ca go together: give all three (missing %s)",
+			    !cfg->tls_cert ? "--tls-cert" : !cfg->tls_key ? "--tls-key" : "--tls-ca");
+	if (any_client && !(cfg->tls_client_cert && cfg->tls_client_key))
+		usage_error("--tls-client-cert and --tls-client-key go together");
+	if ((any_client || cfg->tls_insecure_skip_verify) && !any)
+		usage_error("--tls-client-cert, --tls-client-key and --tls-insecure-skip-verify need --tls-cert, "
+			    "--tls-key and --tls-ca");
+	/* volman always presents a client certificate to a TLS driver, and
+	 * ours refuses connections without one. */
+	if (any && cfg->drivers_path && !any_client)
+		usage_error("--tls-cert with --drivers-path needs --tls-client-cert and --tls-client-key: the "
+			    "spec file must give volman a client certificate signed by --tls-ca");
+	const char *files[] = { cfg->tls_cert, cfg->tls_key, cfg->tls_ca, cfg->tls_client_cert, cfg->tls_client_key };
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (files[i] && access(files[i], R_OK) != 0)
+			usage_error("TLS file %s: %s", files[i], strerror(errno));
+}
+
 static void parse_args(int argc, char **argv, struct config *cfg, const char **helper_dir)
 {
 	int level, opt;
@@ -198,6 +238,12 @@ static void parse_args(int argc, char **argv, struct config *cfg, const char **h
 		case OPT_NFS_OPTIONS: cfg->nfs_options = optarg; break;
 		case OPT_ALLOWED_NFS_OPTIONS: cfg->allowed_nfs_options = optarg; break;
 		case OPT_HELPER_DIR: *helper_dir = optarg; break;
+		case OPT_TLS_CERT: cfg->tls_cert = optarg; break;
+		case OPT_TLS_KEY: cfg->tls_key = optarg; break;
+		case OPT_TLS_CA: cfg->tls_ca = optarg; break;
+		case OPT_TLS_CLIENT_CERT: cfg->tls_client_cert = optarg; break;
+		case OPT_TLS_CLIENT_KEY: cfg->tls_client_key = optarg; break;
+		case OPT_TLS_INSECURE: cfg->tls_insecure_skip_verify = true; break;
 		case OPT_HELP: fputs(usage_text, stdout); exit(0);
 		case OPT_VERSION: printf("nfsv3driver %s\n", NFSV3_VERSION); exit(0);
 		case ':': usage_error("option %s needs a value", argv[optind - 1]);
@@ -210,26 +256,86 @@ static void parse_args(int argc, char **argv, struct config *cfg, const char **h
 		usage_error("give at least one --listen unix:PATH or --listen tcp://HOST:PORT");
 	if (!cfg->mount_root || cfg->mount_root[0] != '/')
 		usage_error("--mount-root: an absolute directory is required");
+	check_tls_args(cfg);
+}
+
+/* Copy src to dir/name whole or not at all, with mode. */
+static int copy_file(const char *src, const char *dir, const char *name, mode_t mode, char *dst, size_t dst_len)
+{
+	char tmp[PATH_MAX + 8], buf[16384];
+	ssize_t n = 0;
+	int in, out, rc = 0;
+
+	snprintf(dst, dst_len, "%s/%s", dir, name);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", dst);
+	if ((in = open(src, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	if ((out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)) < 0) {
+		close(in);
+		return -1;
+	}
+	while (rc == 0 && (n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, n) != n)
+			rc = -1;
+	if (n < 0 || fchmod(out, mode) != 0 || fsync(out) != 0)
+		rc = -1;
+	close(in);
+	if (close(out) != 0 || rc != 0 || rename(tmp, dst) != 0) {
+		int saved = errno;
+		unlink(tmp);
+		errno = saved;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * volman reads the client certificate and the CA from where the spec file
+ * says, inside its own sandbox: beside the spec file, in
+ * <drivers-path>/<name>-tls/ (0700; the key 0600).
+ */
+static json_t *spec_tls_config(const struct config *cfg)
+{
+	char dir[PATH_MAX], ca[PATH_MAX + 16], cert[PATH_MAX + 16], key[PATH_MAX + 16];
+	const char *failed = NULL;
+
+	snprintf(dir, sizeof(dir), "%s/%s-tls", cfg->drivers_path, cfg->name);
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		failed = dir;
+	else if (copy_file(cfg->tls_ca, dir, "ca.pem", 0644, ca, sizeof(ca)) != 0)
+		failed = cfg->tls_ca;
+	else if (copy_file(cfg->tls_client_cert, dir, "client.pem", 0644, cert, sizeof(cert)) != 0)
+		failed = cfg->tls_client_cert;
+	else if (copy_file(cfg->tls_client_key, dir, "client-key.pem", 0600, key, sizeof(key)) != 0)
+		failed = cfg->tls_client_key;
+	if (failed) {
+		log_error("spec-file.tls-files-failed", json_pack("{s:s, s:s, s:s}", "file", failed, "directory", dir,
+								  "error", strerror(errno)));
+		return NULL;
+	}
+	return json_pack("{s:b, s:s, s:s, s:s}", NFSV3_F_SPEC_TLS_INSECURE, cfg->tls_insecure_skip_verify,
+			 NFSV3_F_SPEC_TLS_CA, ca, NFSV3_F_SPEC_TLS_CERT, cert, NFSV3_F_SPEC_TLS_KEY, key);
 }
 
 /* volman reads <drivers-path>/<name>.json: written whole or not at all. */
 static int write_spec_file(const struct config *cfg)
 {
-	const char *tcp = NULL, *addr;
+	const char *tcp = NULL;
 	char url[512], tmp[PATH_MAX + 8];
-	json_t *spec;
+	json_t *spec, *tls = json_null();
 	int rc;
 
 	for (unsigned i = 0; i < cfg->n_listen && !tcp; i++)
 		if (strncmp(cfg->listen[i], "tcp://", 6) == 0)
 			tcp = cfg->listen[i];
 	if (tcp)
-		snprintf(url, sizeof(url), "http://%s", tcp + 6);
+		snprintf(url, sizeof(url), "%s://%s", cfg->tls_cert ? "https" : "http", tcp + 6);
 	else
 		snprintf(url, sizeof(url), "unix://%s", cfg->listen[0] + 5);
-	addr = url;
-	spec = json_pack("{s:s, s:s, s:n, s:b}", NFSV3_F_NAME, cfg->name, NFSV3_F_SPEC_ADDR, addr, NFSV3_F_SPEC_TLS,
-			 NFSV3_F_SPEC_UNIQUE, 1);
+	if (tcp && cfg->tls_cert && !(tls = spec_tls_config(cfg)))
+		return -1;
+	spec = json_pack("{s:s, s:s, s:o, s:b}", NFSV3_F_NAME, cfg->name, NFSV3_F_SPEC_ADDR, url, NFSV3_F_SPEC_TLS,
+			 tls, NFSV3_F_SPEC_UNIQUE, 1);
 	snprintf(d.spec_path, sizeof(d.spec_path), "%s/%s.json", cfg->drivers_path, cfg->name);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", d.spec_path);
 	rc = json_dump_file(spec, tmp, JSON_COMPACT);
@@ -244,6 +350,74 @@ static int write_spec_file(const struct config *cfg)
 	return rc;
 }
 
+/* ---- TLS: load, reload on SIGHUP, expiry warnings ----------------------- */
+
+#define TLS_EXPIRY_WARN_S (30 * 24 * 3600)
+#define TLS_EXPIRY_CHECK_MS (6ULL * 3600 * 1000)
+
+static void log_expiry(const char *which, const char *path, time_t not_after)
+{
+	time_t now = time(NULL);
+	char when[32];
+	struct tm tm;
+
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&not_after, &tm));
+	json_t *data = json_pack("{s:s, s:s, s:s, s:I}", "certificate", which, "path", path, "not_after", when,
+				 "days_left", (json_int_t)((not_after - now) / 86400));
+	if (not_after <= now)
+		log_error("tls.certificate-expired", data);
+	else if (not_after - now <= TLS_EXPIRY_WARN_S)
+		log_error("tls.certificate-expires-soon", data);
+	else
+		log_info("tls.certificate", data);
+}
+
+static void check_expiry(uv_timer_t *timer)
+{
+	time_t not_after;
+
+	if (d.tls && tls_not_after(d.tls, &not_after) == 0)
+		log_expiry("server", d.cfg.tls_cert, not_after);
+	if (d.cfg.tls_client_cert && tls_file_not_after(d.cfg.tls_client_cert, &not_after) == 0)
+		log_expiry("client", d.cfg.tls_client_cert, not_after);
+}
+
+static SSL_CTX *load_tls(char *why, size_t why_len)
+{
+	struct tls_files files = { d.cfg.tls_cert, d.cfg.tls_key, d.cfg.tls_ca };
+	return tls_context_new(&files, why, why_len);
+}
+
+static void on_tls_refusal(const char *reason, const char *detail, const char *peer, void *data)
+{
+	log_error("tls.connection-refused", json_pack("{s:s, s:s, s:s, s:s}", "listener", (const char *)data,
+						      "reason", reason, "error", detail, "peer", peer));
+}
+
+/* Rotation: new connections get the new files; open ones, and every mount,
+ * are not disturbed. A file that does not load keeps the old context. */
+static void on_sighup(uv_signal_t *handle, int signum)
+{
+	char why[512];
+	SSL_CTX *ctx;
+
+	if (!d.tls)
+		return;
+	if (!(ctx = load_tls(why, sizeof(why)))) {
+		log_error("tls.reload-failed", json_pack("{s:s, s:s}", "error", why, "kept", "the certificates loaded before"));
+		return;
+	}
+	SSL_CTX_free(d.tls);
+	d.tls = ctx;
+	http_server_set_tls(d.plugin, ctx);
+	if (d.admin)
+		http_server_set_tls(d.admin, ctx);
+	if (d.cfg.drivers_path)
+		write_spec_file(&d.cfg);
+	log_info("tls.reloaded", NULL);
+	check_expiry(&d.expiry_timer);
+}
+
 static void on_handle_closed(uv_handle_t *handle)
 {
 	(void)handle;
@@ -256,6 +430,8 @@ static void on_server_closed(void *data)
 		uv_close((uv_handle_t *)&d.sigterm, on_handle_closed);
 		uv_close((uv_handle_t *)&d.sigint, on_handle_closed);
 		uv_close((uv_handle_t *)&d.shutdown_timer, on_handle_closed);
+		uv_close((uv_handle_t *)&d.sighup, on_handle_closed);
+		uv_close((uv_handle_t *)&d.expiry_timer, on_handle_closed);
 	}
 }
 
@@ -313,6 +489,8 @@ static void listen_all(void)
 	int rc;
 
 	d.plugin = http_server_new(&d.loop, NULL, routes_handle, &d.drv);
+	http_server_set_tls(d.plugin, d.tls);
+	http_server_on_refusal(d.plugin, on_tls_refusal, "plugin");
 	for (unsigned i = 0; i < d.cfg.n_listen; i++) {
 		if ((rc = http_server_listen(d.plugin, d.cfg.listen[i], &why)) < 0) {
 			log_error("driver-server.listen-failed", json_pack("{s:s, s:s}", "address", d.cfg.listen[i], "error", why));
@@ -322,6 +500,8 @@ static void listen_all(void)
 	}
 	if (d.cfg.admin) {
 		d.admin = http_server_new(&d.loop, NULL, routes_handle_admin, &d.drv);
+		http_server_set_tls(d.admin, d.tls);
+		http_server_on_refusal(d.admin, on_tls_refusal, "admin");
 		if ((rc = http_server_listen(d.admin, d.cfg.admin, &why)) < 0) {
 			fprintf(stderr, "nfsv3driver: cannot listen on %s: %s\n", d.cfg.admin, why);
 			exit(1);
@@ -382,6 +562,12 @@ int main(int argc, char **argv)
 	prepare_mount_root();
 	find_helpers(&d.drv, helper_dir);
 
+	if (d.cfg.tls_cert) {
+		char why[512];
+		if (!(d.tls = load_tls(why, sizeof(why))))
+			usage_error("%s", why);
+	}
+
 	uv_loop_init(&d.loop);
 	d.drv.loop = &d.loop;
 	d.drv.cfg = &d.cfg;
@@ -411,6 +597,13 @@ int main(int argc, char **argv)
 	uv_timer_init(&d.loop, &d.shutdown_timer);
 	uv_signal_start(&d.sigterm, on_signal, SIGTERM);
 	uv_signal_start(&d.sigint, on_signal, SIGINT);
+	uv_signal_init(&d.loop, &d.sighup);
+	uv_signal_start(&d.sighup, on_sighup, SIGHUP);
+	uv_timer_init(&d.loop, &d.expiry_timer);
+	if (d.tls) {
+		check_expiry(&d.expiry_timer);
+		uv_timer_start(&d.expiry_timer, check_expiry, TLS_EXPIRY_CHECK_MS, TLS_EXPIRY_CHECK_MS);
+	}
 	if (d.cfg.drivers_path)
 		write_spec_file(&d.cfg);
 
@@ -418,9 +611,9 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < d.cfg.n_listen; i++)
 		json_array_append_new(listening, json_string(d.cfg.listen[i]));
 	log_info("driver-server.started",
-		 json_pack("{s:o, s:s*, s:s, s:I, s:b}", "listen", listening, "admin", d.cfg.admin, "mount_root",
+		 json_pack("{s:o, s:s*, s:s, s:I, s:b, s:b}", "listen", listening, "admin", d.cfg.admin, "mount_root",
 			   d.mount_root, "volumes", (json_int_t)d.drv.reg.n_volumes, "allow_local_sources",
-			   d.cfg.allow_local_sources));
+			   d.cfg.allow_local_sources, "tls", d.tls != NULL));
 	uv_run(&d.loop, UV_RUN_DEFAULT);
 	if (d.closing == 0 && uv_loop_alive(&d.loop)) {
 		/* Shutdown grace expired with work in flight: exit regardless. */
@@ -433,5 +626,6 @@ int main(int argc, char **argv)
 	helper_pool_free(d.drv.helpers);
 	registry_destroy(&d.drv.reg);
 	kernel_free_all();
+	SSL_CTX_free(d.tls);
 	return 0;
 }

@@ -57,6 +57,11 @@
 #define NFSV3_F_SPEC_ADDR "Addr"
 #define NFSV3_F_SPEC_TLS "TLSConfig"
 #define NFSV3_F_SPEC_UNIQUE "UniqueVolumeIds"
+/* Fields of the spec file's TLSConfig (volman's driverhttp). */
+#define NFSV3_F_SPEC_TLS_INSECURE "InsecureSkipVerify"
+#define NFSV3_F_SPEC_TLS_CA "CAFile"
+#define NFSV3_F_SPEC_TLS_CERT "CertFile"
+#define NFSV3_F_SPEC_TLS_KEY "KeyFile"
 
 /* ---- Binding options (Create Opts) ---------------------------------- */
 
