@@ -49,7 +49,8 @@ SSL_CTX *tls_context_new(const struct tls_files *files, char *why, size_t why_le
 
 	if (SSL_CTX_use_certificate_chain_file(ctx, files->cert) != 1)
 		return fail(ctx, why, why_len, "--tls-cert", files->cert);
-	if (SSL_CTX_use_PrivateKey_file(ctx, files->key, SSL_FILETYPE_PEM) != 1)
+	if (SSL_CTX_use_PrivateKey_file(ctx, files->key, SSL_FILETYPE_PEM) != 1 &&
+	    ERR_GET_REASON(ERR_peek_last_error()) != X509_R_KEY_VALUES_MISMATCH)
 		return fail(ctx, why, why_len, "--tls-key", files->key);
 	if (SSL_CTX_check_private_key(ctx) != 1) {
 		ERR_clear_error();
