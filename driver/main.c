@@ -35,7 +35,7 @@ static const char usage_text[] =
 	"       nfsv3driver smoke --driver ADDR --source SRC [--uid U --gid G]\n"
 	"\n"
 	"  --listen unix:PATH|tcp://HOST:PORT  serve the volume plugin API (repeatable)\n"
-	"  --admin tcp://HOST:PORT             serve GET /ping and GET /evacuate\n"
+	"  --admin tcp://HOST:PORT             serve GET /ping, GET /evacuate and GET /metrics\n"
 	"  --name NAME                         driver name (default " NFSV3_DEFAULT_NAME ")\n"
 	"  --drivers-path DIR                  write DIR/NAME.json for volman\n"
 	"  --mount-root DIR                    mountpoints, .kernel/ and the state file (required)\n"
@@ -312,7 +312,7 @@ static void listen_all(void)
 	const char *why;
 	int rc;
 
-	d.plugin = http_server_new(&d.loop, NULL, routes_handle, &d.drv);
+	d.plugin = d.drv.plugin_server = http_server_new(&d.loop, NULL, routes_handle, &d.drv);
 	for (unsigned i = 0; i < d.cfg.n_listen; i++) {
 		if ((rc = http_server_listen(d.plugin, d.cfg.listen[i], &why)) < 0) {
 			log_error("driver-server.listen-failed", json_pack("{s:s, s:s}", "address", d.cfg.listen[i], "error", why));
@@ -321,7 +321,7 @@ static void listen_all(void)
 		}
 	}
 	if (d.cfg.admin) {
-		d.admin = http_server_new(&d.loop, NULL, routes_handle_admin, &d.drv);
+		d.admin = d.drv.admin_server = http_server_new(&d.loop, NULL, routes_handle_admin, &d.drv);
 		if ((rc = http_server_listen(d.admin, d.cfg.admin, &why)) < 0) {
 			fprintf(stderr, "nfsv3driver: cannot listen on %s: %s\n", d.cfg.admin, why);
 			exit(1);
