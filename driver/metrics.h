@@ -9,6 +9,13 @@
  * Adding a series is one enum value here and one row in metrics.c's table
  * for it; the format lists every series, zero or not, so that a scraper
  * sees a counter from its first scrape.
+ *
+ * The TLS and LDAP families are declared ahead of the code that feeds them:
+ * a failed handshake calls metrics_count(METRIC_TLS_HANDSHAKE_FAILURES_<REASON>)
+ * once, a finished lookup metrics_count(METRIC_LDAP_LOOKUPS_<OUTCOME>) once
+ * (from the after-work callback if the lookup ran on a worker thread). A new
+ * reason or outcome is one value below and one row in counter_series. A unit
+ * suite or the fuzz build that links a caller links metrics.o too.
  */
 #ifndef NFSV3_METRICS_H
 #define NFSV3_METRICS_H
