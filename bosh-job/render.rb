@@ -20,9 +20,13 @@ overrides.each do |name, value|
   props[name] = value
 end
 
-# What the director's EvaluationContext offers: p() with an optional default.
+# What the director's EvaluationContext offers: p() with an optional default,
+# and spec (the instance; a made-up one here).
+Instance = Struct.new(:id, :index, :name, :deployment, :address)
+
 class Context
   def initialize(props) = @props = props
+  def spec = Instance.new('00000000-0000-4000-8000-000000000000', 0, 'diego-cell', 'cf', '127.0.0.1')
   def p(name, *default)
     return @props[name] if @props.key?(name) && !@props[name].nil?
     return default.first unless default.empty?

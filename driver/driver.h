@@ -11,6 +11,8 @@
 #include "registry.h"
 #include "state.h"
 
+struct http_server;
+
 struct driver {
 	uv_loop_t *loop;
 	const struct config *cfg;
@@ -23,6 +25,7 @@ struct driver {
 	bool stopping;                 /* SIGTERM seen: new plugin requests get an error */
 	unsigned ops_in_flight;        /* submitted and not yet answered */
 	void (*on_idle)(struct driver *drv); /* called when ops_in_flight drops to 0 */
+	struct http_server *plugin_server, *admin_server; /* their open connections, for /metrics */
 };
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "helper.h"
 #include "log.h"
+#include "metrics.h"
 
 #define STDERR_GRACE_MS 200
 
@@ -78,6 +79,8 @@ static void finish(struct helper_job *job)
 	job->result.elapsed_ms = (double)(uv_now(pool->loop) - job->started_ms);
 	/* Keep the first line only: helpers promise one line of error. */
 	job->result.message[strcspn(job->result.message, "\n")] = '\0';
+	metrics_helper_finished(job->argv[1], job->result.elapsed_ms / 1e3, job->result.timed_out,
+				job->result.term_signal);
 	job->done(&job->result, job->data);
 }
 

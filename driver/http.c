@@ -1340,6 +1340,12 @@ static void on_connection(uv_stream_t *listener_stream, int status)
 
 void http_respond(struct http_request *req, int status, const char *body, size_t body_len)
 {
+	http_respond_as(req, status, "application/json", body, body_len);
+}
+
+void http_respond_as(struct http_request *req, int status, const char *content_type, const char *body,
+		     size_t body_len)
+{
 	struct http_connection *conn = req->conn;
 	if (conn->closing) {
 		request_free(req);
@@ -1349,11 +1355,11 @@ void http_respond(struct http_request *req, int status, const char *body, size_t
 		status = 500;
 	const char *connection = !req->keep_alive ? "Connection: close\r\n" :
 				 req->http10 ? "Connection: keep-alive\r\n" : "";
-	char head[192];
+	char head[256];
 	int head_len = snprintf(head, sizeof(head),
-				"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+				"HTTP/1.1 %d %s\r\nContent-Type: %.64s\r\n"
 				"Content-Length: %zu\r\n%s\r\n",
-				status, http_status_str(status), body_len, connection);
+				status, http_status_str(status), content_type, body_len, connection);
 	/* A HEAD answer announces the body's length but carries none. */
 	size_t send_len = req->method == HTTP_HEAD ? 0 : body_len;
 

@@ -92,5 +92,8 @@ const char *http_request_header(const struct http_request *req, const char *name
  * (HTTP/1.1 default, "Connection: close", HTTP/1.0).
  */
 void http_respond(struct http_request *req, int status, const char *body, size_t body_len);
+/* The same with another Content-Type (at most 64 characters). */
+void http_respond_as(struct http_request *req, int status, const char *content_type, const char *body,
+		     size_t body_len);
 
 #endif

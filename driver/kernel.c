@@ -79,6 +79,17 @@ unsigned kernel_users(struct driver *drv, const char *key)
 	return km ? km->users : 0;
 }
 
+void kernel_count(uint64_t *mounts, uint64_t *users)
+{
+	*mounts = *users = 0;
+	for (struct kernel_mount *km = table; km; km = km->next) {
+		if (km->state != KM_MOUNTED)
+			continue;
+		++*mounts;
+		*users += km->users;
+	}
+}
+
 void kernel_adopt(struct driver *drv, const char *key)
 {
 	struct kernel_mount *km = km_get(key);

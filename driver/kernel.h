@@ -8,6 +8,8 @@
 #ifndef NFSV3_KERNEL_H
 #define NFSV3_KERNEL_H
 
+#include <stdint.h>
+
 #include "driver.h"
 #include "error.h"
 #include "options.h"
@@ -34,6 +36,9 @@ void kernel_purge(struct driver *drv, const char *key);
 
 /* Number of volumes holding key (0 when unknown). */
 unsigned kernel_users(struct driver *drv, const char *key);
+
+/* Kernel mounts held now, and the volume mounts bound to them (for /metrics). */
+void kernel_count(uint64_t *mounts, uint64_t *users);
 
 /* Free the table at exit. */
 void kernel_free_all(void);

@@ -6,6 +6,7 @@
 #include "lifecycle.h"
 #include "kernel.h"
 #include "log.h"
+#include "metrics.h"
 #include "supervise.h"
 
 static void run_next(struct volume *vol, struct driver *drv);
@@ -31,6 +32,7 @@ struct volume_op *op_new(struct driver *drv, enum op_kind kind, const char *name
 	op->drv = drv;
 	op->done = done;
 	op->data = data;
+	op->started_ns = uv_hrtime();
 	return op;
 }
 
@@ -354,6 +356,7 @@ static void after_dead_detached(struct volume_op *op, const struct helper_result
 		return;
 	}
 	mark_unmounted(op);
+	metrics_count(METRIC_IDMAPFS_RESTARTS);
 	do_mount(op);
 }
 

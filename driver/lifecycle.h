@@ -8,6 +8,7 @@
 #define NFSV3_LIFECYCLE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <jansson.h>
 
 #include "driver.h"
@@ -37,6 +38,7 @@ struct volume_op {
 	bool docker;     /* the client is Docker: option errors at Create */
 	op_done_cb done; /* runs once; op and op->vol are valid during it */
 	void *data;
+	uint64_t started_ns; /* uv_hrtime() at op_new: the answer's latency */
 	/* private */
 	struct error *err;
 	bool changed;

@@ -22,6 +22,7 @@
 #include "http.h"
 #include "kernel.h"
 #include "log.h"
+#include "metrics.h"
 #include "reconcile.h"
 #include "routes.h"
 #include "smoke.h"
@@ -36,7 +37,7 @@ static const char usage_text[] =
 	"       nfsv3driver smoke --driver ADDR --source SRC [--uid U --gid G]\n"
 	"\n"
 	"  --listen unix:PATH|tcp://HOST:PORT  serve the volume plugin API (repeatable)\n"
-	"  --admin tcp://HOST:PORT             serve GET /ping and GET /evacuate\n"
+	"  --admin tcp://HOST:PORT             serve GET /ping, GET /evacuate and GET /metrics\n"
 	"  --name NAME                         driver name (default " NFSV3_DEFAULT_NAME ")\n"
 	"  --drivers-path DIR                  write DIR/NAME.json for volman\n"
 	"  --mount-root DIR                    mountpoints, .kernel/ and the state file (required)\n"
@@ -390,6 +391,20 @@ static SSL_CTX *load_tls(char *why, size_t why_len)
 
 static void on_tls_refusal(const char *reason, const char *detail, const char *peer, void *data)
 {
+	static const struct {
+		const char *reason;
+		enum metric_counter counter;
+	} counters[] = {
+		{ HTTP_REFUSED_PROTOCOL, METRIC_TLS_HANDSHAKE_FAILURES_PROTOCOL },
+		{ HTTP_REFUSED_NO_CERTIFICATE, METRIC_TLS_HANDSHAKE_FAILURES_NO_CERTIFICATE },
+		{ HTTP_REFUSED_BAD_CERTIFICATE, METRIC_TLS_HANDSHAKE_FAILURES_BAD_CERTIFICATE },
+		{ HTTP_REFUSED_TIMEOUT, METRIC_TLS_HANDSHAKE_FAILURES_TIMEOUT },
+	};
+	enum metric_counter counter = METRIC_TLS_HANDSHAKE_FAILURES_OTHER;
+	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
+		if (strcmp(reason, counters[i].reason) == 0)
+			counter = counters[i].counter;
+	metrics_count(counter);
 	log_error("tls.connection-refused", json_pack("{s:s, s:s, s:s, s:s}", "listener", (const char *)data,
 						      "reason", reason, "error", detail, "peer", peer));
 }
@@ -488,7 +503,7 @@ static void listen_all(void)
 	const char *why;
 	int rc;
 
-	d.plugin = http_server_new(&d.loop, NULL, routes_handle, &d.drv);
+	d.plugin = d.drv.plugin_server = http_server_new(&d.loop, NULL, routes_handle, &d.drv);
 	http_server_set_tls(d.plugin, d.tls);
 	http_server_on_refusal(d.plugin, on_tls_refusal, "plugin");
 	for (unsigned i = 0; i < d.cfg.n_listen; i++) {
@@ -499,7 +514,7 @@ static void listen_all(void)
 		}
 	}
 	if (d.cfg.admin) {
-		d.admin = http_server_new(&d.loop, NULL, routes_handle_admin, &d.drv);
+		d.admin = d.drv.admin_server = http_server_new(&d.loop, NULL, routes_handle_admin, &d.drv);
 		http_server_set_tls(d.admin, d.tls);
 		http_server_on_refusal(d.admin, on_tls_refusal, "admin");
 		if ((rc = http_server_listen(d.admin, d.cfg.admin, &why)) < 0) {

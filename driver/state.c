@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "nfsv3driver.h"
+#include "metrics.h"
 #include "state.h"
 
 /* Field names of the state document (ours alone, not the wire's). */
@@ -224,6 +225,7 @@ struct state_writer {
 	int running;
 	char *text;                 /* the document being written */
 	struct error *result;       /* of the write being finished */
+	uint64_t write_ns;          /* how long it took (measured by the worker) */
 	struct waiter *pending;     /* commits not yet in a write (reversed) */
 	struct waiter *inflight;    /* commits the running write will satisfy */
 };
@@ -245,7 +247,10 @@ struct state_writer *state_writer_new(uv_loop_t *loop, const char *path, struct 
 static void on_write_work(uv_work_t *work)
 {
 	struct state_writer *w = work->data;
+	uint64_t started = uv_hrtime();
+
 	w->result = write_text(w->path, w->text);
+	w->write_ns = uv_hrtime() - started;
 }
 
 static void start_write(struct state_writer *w);
@@ -267,6 +272,8 @@ static void on_write_done(uv_work_t *work, int status)
 	struct state_writer *w = work->data;
 	struct waiter *list = reverse(w->inflight), *next;
 
+	metrics_count(w->result ? METRIC_STATE_WRITES_ERROR : METRIC_STATE_WRITES_OK);
+	metrics_observe(METRIC_STATE_WRITE, (double)w->write_ns / 1e9);
 	w->inflight = NULL;
 	w->running = 0;
 	free(w->text);
@@ -293,6 +300,7 @@ static void start_write(struct state_writer *w)
 	w->running = 1;
 	if (!w->text) {
 		w->result = error_new(ERROR_INTERNAL, "out of memory serializing state");
+		w->write_ns = 0;
 		on_write_done(&w->work, 0);
 		return;
 	}

@@ -11,6 +11,7 @@
 #include "helper.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "metrics.h"
 #include "supervise.h"
 
 #define READY_LINE "ready"
@@ -32,6 +33,7 @@ struct watched {
 	uv_poll_t poll;      /* adopted: readable pidfd means it exited */
 	int pidfd;
 	int open_handles;
+	uint64_t started_ns; /* uv_hrtime() at spawn: the start's duration */
 	char out_buf[64], err_buf[512];
 	size_t out_len, err_len;
 	struct watched *next;
@@ -118,6 +120,7 @@ static void on_gone(struct watched *w, const char *how)
 		w->err_buf[strcspn(w->err_buf, "\n")] = '\0';
 		answer(w, error_new(ERROR_MOUNT, "%s", w->err_buf[0] ? w->err_buf : how));
 	} else if (!w->stopping) {
+		metrics_count(METRIC_IDMAPFS_DEATHS);
 		log_error("idmapfs.died", json_pack("{s:s, s:i, s:s}", "volume", w->name, "pid", (int)w->pid, "how", how));
 		lifecycle_submit_internal(drv, OP_DEAD, w->name);
 	} else {
@@ -174,6 +177,7 @@ static void on_out(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
 	if (!w->ready && strstr(w->out_buf, READY_LINE "\n")) {
 		w->ready = true;
 		uv_timer_stop(&w->deadline);
+		metrics_observe(METRIC_HELPER_IDMAPFS, (double)(uv_hrtime() - w->started_ns) / 1e9);
 		log_info("idmapfs.ready", json_pack("{s:s, s:i}", "volume", w->name, "pid", (int)w->pid));
 		answer(w, NULL);
 	}
@@ -206,6 +210,7 @@ static void on_deadline(uv_timer_t *timer)
 	}
 	w->stopping = true;
 	kill(-w->pid, SIGKILL);
+	metrics_count(METRIC_HELPER_TIMEOUTS);
 	answer(w, error_new(ERROR_TIMEOUT, "%s %u s starting idmapfs for volume %s", NFSV3_ERR_TIMEOUT,
 			    w->drv->cfg->helper_timeout_s, w->name));
 }
@@ -272,6 +277,7 @@ void supervise_start(struct driver *drv, const char *name, const char *backing, 
 		return;
 	}
 	w->pid = w->process.pid;
+	w->started_ns = uv_hrtime();
 	uv_read_start((uv_stream_t *)&w->out, on_alloc, on_out);
 	uv_read_start((uv_stream_t *)&w->err, on_alloc, on_err);
 	uv_timer_start(&w->deadline, on_deadline, (uint64_t)drv->cfg->helper_timeout_s * 1000, 0);
@@ -345,6 +351,7 @@ bool supervise_adopt(struct driver *drv, const char *name, pid_t pid)
 	uv_poll_start(&w->poll, UV_READABLE, on_pidfd);
 	w->next = watched_list;
 	watched_list = w;
+	metrics_count(METRIC_IDMAPFS_ADOPTIONS);
 	log_info("idmapfs.adopted", json_pack("{s:s, s:i}", "volume", name, "pid", (int)pid));
 	return true;
 }

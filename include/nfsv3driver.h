@@ -33,6 +33,7 @@
 #define NFSV3_ROUTE_CAPABILITIES "/VolumeDriver.Capabilities"
 #define NFSV3_ADMIN_PING "/ping"         /* admin listener, GET: liveness */
 #define NFSV3_ADMIN_EVACUATE "/evacuate" /* admin listener, GET: unmount all of ours */
+#define NFSV3_ADMIN_METRICS "/metrics"   /* admin listener, GET: Prometheus text format */
 
 /* Docker sends this media type in Accept; volman sends no Accept at all. */
 #define NFSV3_DOCKER_MEDIA_TYPE "application/vnd.docker.plugins"

@@ -9,6 +9,7 @@
  *   ctlbench hangping PORT ADMIN_PORT SOURCE HANGS PINGS
  *   ctlbench create   PORT SOURCE N [mount]
  *   ctlbench teardown PORT N
+ *   ctlbench scrape   ADMIN_PORT N
  *   ctlbench parts    HELPER MOUNT_ROOT SOURCE N STATE_BYTES
  */
 #include <arpa/inet.h>
@@ -472,6 +473,35 @@ static int cmd_parts(const char *helper, const char *root, const char *source, i
 	return 0;
 }
 
+/* GET /metrics N times over one kept-alive connection, and once more on a
+ * new connection each time (what a scraper that does not keep its
+ * connection pays). */
+static int cmd_scrape(int admin, int n)
+{
+	struct conn kept = { admin, -1, 1 }, fresh = { admin, -1, 0 };
+	double *lat = calloc(n, sizeof *lat), *lat_new = calloc(n, sizeof *lat_new);
+	static char resp[RESP_MAX];
+	size_t bytes = 0;
+
+	for (int i = 0; i < n; i++) {
+		double t = now_ms();
+		if (http(&kept, "GET", "/metrics", NULL, resp) != 200)
+			fail("GET /metrics failed on scrape %d", i);
+		lat[i] = now_ms() - t;
+		bytes = strlen(resp);
+		t = now_ms();
+		if (http(&fresh, "GET", "/metrics", NULL, resp) != 200)
+			fail("GET /metrics failed on scrape %d (new connection)", i);
+		lat_new[i] = now_ms() - t;
+	}
+	if (!strstr(resp, "# TYPE nfsv3driver_mounts gauge"))
+		fail("GET /metrics answered without nfsv3driver_mounts");
+	report_lat("scrape", lat, n);
+	report_lat("scrape_new_conn", lat_new, n);
+	printf("scrape_bytes %zu\n", bytes);
+	return 0;
+}
+
 static int cmd_freeport(void)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -520,6 +550,8 @@ int main(int argc, char **argv)
 		return cmd_hangping(num(argv[2]), num(argv[3]), argv[4], num(argv[5]), num(argv[6]));
 	if (!strcmp(cmd, "create") && (argc == 5 || argc == 6))
 		return cmd_create(num(argv[2]), argv[3], num(argv[4]), argc == 6);
+	if (!strcmp(cmd, "scrape") && argc == 4)
+		return cmd_scrape(num(argv[2]), num(argv[3]));
 	if (!strcmp(cmd, "teardown") && argc == 4)
 		return cmd_teardown(num(argv[2]), num(argv[3]));
 	if (!strcmp(cmd, "parts") && argc == 7)

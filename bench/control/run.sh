@@ -7,7 +7,7 @@
 # usage: bench/control/run.sh DRIVER HELPER_DIR CTLBENCH
 #   (`make bench` passes build/bin/nfsv3driver build/libexec/nfsv3driver build/bench/ctlbench)
 # Environment: SEQ_ITER (1000), CONC_CLIENTS (64), CONC_OPS (10000),
-#   CONC_VOLUMES (256), HANGS (16), PINGS (1000), MEM_VOLUMES (1000).
+#   CONC_VOLUMES (256), HANGS (16), PINGS (1000), MEM_VOLUMES (1000), SCRAPES (1000).
 set -euo pipefail
 "$(dirname "$0")/../../packaging/local-sources.sh" /tmp
 
@@ -30,6 +30,7 @@ CONC_VOLUMES=${CONC_VOLUMES:-256}
 HANGS=${HANGS:-16}
 PINGS=${PINGS:-1000}
 MEM_VOLUMES=${MEM_VOLUMES:-1000}
+SCRAPES=${SCRAPES:-1000}
 
 tmp=$(mktemp -d /tmp/nfsv3bench.XXXXXX)
 src=$tmp/src
@@ -171,6 +172,9 @@ state_created=$(stat -c %s "$root/driver-state.json" 2>/dev/null || echo 0)
 rss_mounted=$(rss_kib "$pid")
 mounted_n=$(mounts_under "$root")
 state_mounted=$(stat -c %s "$root/driver-state.json" 2>/dev/null || echo 0)
+echo "(d') GET /metrics x $SCRAPES with $mounted_n volumes mounted ..."
+scrape_out=$("$ctl" scrape "$admin" "$SCRAPES")
+indent "$scrape_out"
 "$ctl" teardown "$port" "$MEM_VOLUMES"
 rss_after=$(rss_kib "$pid")
 mem_leak=$(mounts_under "$root")
@@ -227,6 +231,12 @@ row "(d) RSS idle after start" "$(mib "$rss_idle")" "< 4 MiB" "$(verdict "$rss_i
 row "(d) RSS with $MEM_VOLUMES volumes created (state $state_created B)" "$(mib "$rss_created")" "< 16 MiB" "$(verdict "$rss_created" '<' 16384)"
 row "(d) RSS with $mounted_n volumes mounted (state $state_mounted B)" "$(mib "$rss_mounted")" "" ""
 row "(d) RSS after all unmounted and removed" "$(mib "$rss_after")" "" ""
+read -r s50 s99 smax <<<"$(lat scrape "$scrape_out")"
+read -r n50 n99 _ <<<"$(lat scrape_new_conn "$scrape_out")"
+row "(d') GET /metrics, $mounted_n mounted, p50 (max $smax ms)" "$s50 ms" "" ""
+row "(d') GET /metrics, $mounted_n mounted, p99, kept-alive" "$s99 ms" "< 5 ms" "$(verdict "$s99" '<' 5)"
+row "(d') GET /metrics, new conn each, p50 / p99" "$n50 / $n99 ms" "< 5 ms" "$(verdict "$n99" '<' 5)"
+row "(d') GET /metrics answer size" "$(field scrape_bytes "$scrape_out") B" "" ""
 row "(d) leaked mounts after" "$mem_leak" "0" "$(verdict "$mem_leak" = 0)"
 for piece in spawn_true helper_bind helper_unmount state_write; do
 	read -r o50 o99 _ <<<"$(lat "$piece" "$parts_out")"
