@@ -21,6 +21,7 @@ struct config {
 	bool allow_local_sources;   /* accept file:///dir sources (development) */
 	const char *nfs_options;    /* operator's default kernel options, or NULL */
 	const char *allowed_nfs_options; /* comma list of option names a binding may set */
+	bool ldap;                  /* --ldap-host given: username/password bindings resolved */
 };
 
 #endif
