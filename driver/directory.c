@@ -386,7 +386,8 @@ static void connection_put(struct directory *dir, struct connection *c)
 	connection_close(c);
 }
 
-char *directory_escape_filter_value(const char *value)
+/* RFC 4515: the user name can never add to the filter (a "*" matches no one but a user called "*"). */
+static char *escape_filter_value(const char *value)
 {
 	size_t n = strlen(value);
 	char *out = malloc(n * 3 + 1), *p = out;
@@ -405,7 +406,7 @@ char *directory_escape_filter_value(const char *value)
 
 static char *build_filter(const char *pattern, const char *username)
 {
-	char *escaped = directory_escape_filter_value(username), *out, *p;
+	char *escaped = escape_filter_value(username), *out, *p;
 	size_t n = strlen(escaped ? escaped : ""), size = strlen(pattern) + 1;
 
 	if (!escaped)

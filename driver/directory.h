@@ -88,7 +88,4 @@ typedef void (*directory_cb)(struct error *err, uint32_t uid, uint32_t gid, doub
 void directory_resolve(struct directory *dir, const char *username, const struct secret *password, directory_cb cb,
 		       void *data);
 
-/* RFC 4515 escaping of a filter value; caller frees. Exposed for tests. */
-char *directory_escape_filter_value(const char *value);
-
 #endif
