@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <lber.h>
@@ -208,6 +210,13 @@ struct connection {
 	LDAP *ld;
 	bool as_user; /* last bound as a user: bind as the service again before use */
 	char host[256];
+	struct directory *dir;
+	struct ldap_conncb cb; /* tells us the socket, for the watchdog */
+	/* under dir->lock */
+	int fd;               /* libldap's socket while it is open, else -1 */
+	uint64_t deadline_ns; /* a call is running that must end by then; 0 when none */
+	bool cut;             /* the watchdog shut the socket down */
+	struct connection *live_next;
 };
 
 struct request {
@@ -239,6 +248,9 @@ struct directory {
 	struct request *done;                    /* answered, for the loop */
 	struct connection *idle[DIRECTORY_WORKERS];
 	unsigned n_idle;
+	struct connection *live; /* every open connection, for the watchdog */
+	uv_timer_t watchdog;
+	int open_handles; /* closing: handles whose close callback has not run */
 };
 
 static const char *transport_name(enum directory_transport t)
@@ -268,18 +280,92 @@ static bool is_transport_failure(int rc)
 
 static void connection_close(struct connection *c)
 {
+	struct connection **p;
+
 	if (!c)
 		return;
 	if (c->ld)
 		ldap_unbind_ext_s(c->ld, NULL, NULL);
+	pthread_mutex_lock(&c->dir->lock);
+	for (p = &c->dir->live; *p; p = &(*p)->live_next)
+		if (*p == c) {
+			*p = c->live_next;
+			break;
+		}
+	pthread_mutex_unlock(&c->dir->lock);
 	free(c);
 }
 
-static int bind_simple(LDAP *ld, const char *dn, const char *password, size_t len)
+/*
+ * libldap bounds the TCP connect (network timeout) and each request
+ * (timeout), but not a TLS handshake: against a server that accepted and
+ * went silent it blocks in read() for ever. Every call is therefore armed
+ * with a deadline, and the watchdog (a timer on the loop) shuts down the
+ * socket of a call that overstays it; libldap then fails the call at once.
+ */
+static void arm(struct connection *c, unsigned seconds)
+{
+	pthread_mutex_lock(&c->dir->lock);
+	c->deadline_ns = seconds ? uv_hrtime() + (uint64_t)seconds * 1000000000ULL : 0;
+	pthread_mutex_unlock(&c->dir->lock);
+}
+
+static bool was_cut(struct connection *c)
+{
+	bool cut;
+
+	pthread_mutex_lock(&c->dir->lock);
+	cut = c->cut;
+	pthread_mutex_unlock(&c->dir->lock);
+	return cut;
+}
+
+static void on_watchdog(uv_timer_t *timer)
+{
+	struct directory *dir = timer->data;
+	uint64_t now = uv_hrtime();
+
+	pthread_mutex_lock(&dir->lock);
+	for (struct connection *c = dir->live; c; c = c->live_next)
+		if (c->deadline_ns && now > c->deadline_ns && c->fd >= 0 && !c->cut) {
+			shutdown(c->fd, SHUT_RDWR);
+			c->cut = true;
+		}
+	pthread_mutex_unlock(&dir->lock);
+}
+
+static int on_connected(LDAP *ld, Sockbuf *sb, LDAPURLDesc *srv, struct sockaddr *addr, struct ldap_conncb *cb)
+{
+	struct connection *c = cb->lc_arg;
+	int fd = -1;
+
+	if (ber_sockbuf_ctrl(sb, LBER_SB_OPT_GET_FD, &fd) != 1)
+		fd = -1;
+	pthread_mutex_lock(&c->dir->lock);
+	c->fd = fd;
+	pthread_mutex_unlock(&c->dir->lock);
+	return 0;
+}
+
+/* Before libldap closes the socket: the watchdog must never touch a number that may be reused. */
+static void on_disconnected(LDAP *ld, Sockbuf *sb, struct ldap_conncb *cb)
+{
+	struct connection *c = cb->lc_arg;
+
+	pthread_mutex_lock(&c->dir->lock);
+	c->fd = -1;
+	pthread_mutex_unlock(&c->dir->lock);
+}
+
+static int bind_simple(struct connection *c, const char *dn, const char *password, size_t len, unsigned seconds)
 {
 	struct berval cred = { .bv_len = len, .bv_val = (char *)password };
+	int rc;
 
-	return ldap_sasl_bind_s(ld, dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
+	arm(c, seconds);
+	rc = ldap_sasl_bind_s(c->ld, dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
+	arm(c, 0);
+	return rc;
 }
 
 /* Open and bind as the service user on one host; rc is libldap's, why says what went wrong. */
@@ -295,30 +381,46 @@ static int connection_open(struct directory *dir, const char *host, struct conne
 		snprintf(why, size, "out of memory");
 		return LDAP_NO_MEMORY;
 	}
+	c->dir = dir;
+	c->fd = -1;
+	c->cb = (struct ldap_conncb){ .lc_add = on_connected, .lc_del = on_disconnected, .lc_arg = c };
+	pthread_mutex_lock(&dir->lock);
+	c->live_next = dir->live;
+	dir->live = c;
+	pthread_mutex_unlock(&dir->lock);
 	snprintf(c->host, sizeof(c->host), "%s%s%s:%u", literal6 ? "[" : "", host, literal6 ? "]" : "", dir->port);
 	snprintf(uri, sizeof(uri), "%s://%s", dir->transport == DIRECTORY_LDAPS ? "ldaps" : "ldap", c->host);
 	if ((rc = ldap_initialize(&c->ld, uri)) != LDAP_SUCCESS) {
 		snprintf(why, size, "%s", ldap_err2string(rc));
-		free(c);
+		c->ld = NULL;
+		connection_close(c);
 		return rc;
 	}
 	ldap_set_option(c->ld, LDAP_OPT_PROTOCOL_VERSION, &version);
 	ldap_set_option(c->ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF); /* never carry a password elsewhere */
 	ldap_set_option(c->ld, LDAP_OPT_NETWORK_TIMEOUT, &tv);
 	ldap_set_option(c->ld, LDAP_OPT_TIMEOUT, &tv);
+	ldap_set_option(c->ld, LDAP_OPT_CONNECT_CB, &c->cb);
 	if (dir->transport != DIRECTORY_PLAINTEXT) {
 		ldap_set_option(c->ld, LDAP_OPT_X_TLS_CACERTFILE, dir->cfg.ca_cert);
 		ldap_set_option(c->ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &hard);
 		ldap_set_option(c->ld, LDAP_OPT_X_TLS_NEWCTX, &zero);
 	}
+	/* The first call connects, and shakes hands for LDAPS: the connect and the handshake each get the timeout. */
 	rc = LDAP_SUCCESS;
-	if (dir->transport == DIRECTORY_STARTTLS)
+	if (dir->transport == DIRECTORY_STARTTLS) {
+		arm(c, 2 * dir->cfg.timeout_s + 1);
 		rc = ldap_start_tls_s(c->ld, NULL, NULL);
+		arm(c, 0);
+	}
 	if (rc == LDAP_SUCCESS)
-		rc = bind_simple(c->ld, dir->cfg.svc_user, secret_text(dir->svc_password), secret_len(dir->svc_password));
+		rc = bind_simple(c, dir->cfg.svc_user, secret_text(dir->svc_password), secret_len(dir->svc_password),
+				 2 * dir->cfg.timeout_s + 1);
 	if (rc != LDAP_SUCCESS) {
 		char said[512];
 		describe(c->ld, rc, said, sizeof(said));
+		if (was_cut(c))
+			rc = LDAP_TIMEOUT;
 		if (rc == LDAP_TIMEOUT)
 			snprintf(why, size, "%s: %s %u s", c->host, NFSV3_ERR_TIMEOUT, dir->cfg.timeout_s);
 		else if (rc == LDAP_INVALID_CREDENTIALS)
@@ -347,8 +449,8 @@ static struct error *connection_get(struct directory *dir, struct connection **o
 	pthread_mutex_unlock(&dir->lock);
 	if (c) {
 		if (c->as_user) {
-			rc = bind_simple(c->ld, dir->cfg.svc_user, secret_text(dir->svc_password),
-					 secret_len(dir->svc_password));
+			rc = bind_simple(c, dir->cfg.svc_user, secret_text(dir->svc_password),
+					 secret_len(dir->svc_password), dir->cfg.timeout_s + 1);
 			c->as_user = false;
 		}
 		if (rc == LDAP_SUCCESS) {
@@ -470,8 +572,9 @@ static struct error *read_id(LDAP *ld, LDAPMessage *entry, const char *attr, con
 }
 
 /* Search for the user and take the ids; *dn gets the entry's DN. rc is libldap's (for retrying). */
-static struct error *find_user(struct directory *dir, LDAP *ld, struct request *req, char **dn, int *rc_out)
+static struct error *find_user(struct directory *dir, struct connection *c, struct request *req, char **dn, int *rc_out)
 {
+	LDAP *ld = c->ld;
 	struct timeval tv = { .tv_sec = dir->cfg.timeout_s };
 	char *attrs[] = { (char *)dir->cfg.uid_attr, (char *)dir->cfg.gid_attr, NULL };
 	char *filter = build_filter(dir->cfg.user_filter, req->username), said[512];
@@ -483,7 +586,9 @@ static struct error *find_user(struct directory *dir, LDAP *ld, struct request *
 	*rc_out = LDAP_SUCCESS;
 	if (!filter)
 		return error_new(ERROR_INVALID, "LDAP user name %.64s...: too long for the search filter", req->username);
+	arm(c, dir->cfg.timeout_s + 1);
 	rc = ldap_search_ext_s(ld, dir->cfg.user_base, LDAP_SCOPE_SUBTREE, filter, attrs, 0, NULL, NULL, &tv, 2, &res);
+	arm(c, 0);
 	free(filter);
 	*rc_out = rc;
 	if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) {
@@ -529,7 +634,7 @@ static struct error *prove_password(struct directory *dir, struct connection *c,
 	int rc;
 
 	c->as_user = true;
-	rc = bind_simple(c->ld, dn, secret_text(req->password), secret_len(req->password));
+	rc = bind_simple(c, dn, secret_text(req->password), secret_len(req->password), dir->cfg.timeout_s + 1);
 	*rc_out = rc;
 	if (rc == LDAP_SUCCESS)
 		return NULL;
@@ -553,7 +658,7 @@ static void resolve_once(struct directory *dir, struct request *req, bool *retry
 	*retry = false;
 	if ((req->err = connection_get(dir, &c, &reused)))
 		return;
-	req->err = find_user(dir, c->ld, req, &dn, &rc);
+	req->err = find_user(dir, c, req, &dn, &rc);
 	if (!req->err)
 		req->err = prove_password(dir, c, req, dn, &rc);
 	ldap_memfree(dn);
@@ -722,8 +827,12 @@ struct directory *directory_new(uv_loop_t *loop, const struct directory_config *
 	pthread_cond_init(&dir->wake, NULL);
 	uv_async_init(loop, &dir->async, on_answers);
 	dir->async.data = dir;
-	/* Lookups in flight are operations in flight: the handle alone keeps no loop alive. */
+	uv_timer_init(loop, &dir->watchdog);
+	dir->watchdog.data = dir;
+	uv_timer_start(&dir->watchdog, on_watchdog, 250, 250);
+	/* Lookups in flight are operations in flight: these handles alone keep no loop alive. */
 	uv_unref((uv_handle_t *)&dir->async);
+	uv_unref((uv_handle_t *)&dir->watchdog);
 	for (; dir->n_workers < DIRECTORY_WORKERS; dir->n_workers++)
 		if (pthread_create(&dir->workers[dir->n_workers], NULL, worker_main, dir) != 0)
 			break;
@@ -738,9 +847,12 @@ struct directory *directory_new(uv_loop_t *loop, const struct directory_config *
 	return dir;
 }
 
-static void on_async_closed(uv_handle_t *handle)
+static void on_handle_closed(uv_handle_t *handle)
 {
-	free(handle->data);
+	struct directory *dir = handle->data;
+
+	if (--dir->open_handles == 0)
+		free(dir);
 }
 
 void directory_free(struct directory *dir)
@@ -750,6 +862,12 @@ void directory_free(struct directory *dir)
 	pthread_mutex_lock(&dir->lock);
 	dir->stopping = true;
 	pthread_cond_broadcast(&dir->wake);
+	/* The watchdog runs on this thread, which now waits: cut every call short instead. */
+	for (struct connection *c = dir->live; c; c = c->live_next)
+		if (c->deadline_ns && c->fd >= 0 && !c->cut) {
+			shutdown(c->fd, SHUT_RDWR);
+			c->cut = true;
+		}
 	pthread_mutex_unlock(&dir->lock);
 	for (unsigned i = 0; i < dir->n_workers; i++)
 		pthread_join(dir->workers[i], NULL);
@@ -762,7 +880,9 @@ void directory_free(struct directory *dir)
 	dir->svc_password = NULL;
 	pthread_mutex_destroy(&dir->lock);
 	pthread_cond_destroy(&dir->wake);
-	uv_close((uv_handle_t *)&dir->async, on_async_closed);
+	dir->open_handles = 2;
+	uv_close((uv_handle_t *)&dir->async, on_handle_closed);
+	uv_close((uv_handle_t *)&dir->watchdog, on_handle_closed);
 }
 
 struct error *directory_take_password(json_t *opts, struct secret **out)

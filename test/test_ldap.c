@@ -370,6 +370,40 @@ START_TEST(silent_directory_times_out_while_daemon_answers)
 }
 END_TEST
 
+/* The TLS handshake is bounded too: LDAPS and StartTLS against the listener that never answers. */
+START_TEST(silent_directory_times_out_over_tls)
+{
+	char flags[400];
+	double t0;
+
+	snprintf(flags, sizeof(flags), "--ldap-ca-cert %s/ca.pem%s", ldap_dir, _i ? " --ldap-starttls" : "");
+	start_daemon("127.0.0.3", ldap_port, flags, NULL);
+	create_user("t2", "alice", "alice-pw");
+	t0 = now_ms();
+	mount_fails("t2", NFSV3_ERR_LDAP_UNREACHABLE);
+	/* The connect and the handshake each have the 2 s timeout, checked every 250 ms. */
+	ck_assert_msg(now_ms() - t0 < 7000, "the TLS handshake took %.0f ms to give up", now_ms() - t0);
+	if (!_i)
+		ck_assert_int_ge(daemon_log_count(&d, NFSV3_ERR_TIMEOUT " 2 s"), 1);
+	assert_alive();
+}
+END_TEST
+
+/* slapd drops idle connections (idletimeout 2): a kept one is replaced, not reported as an outage. */
+START_TEST(dropped_pool_connection_is_replaced)
+{
+	start_plain();
+	create_user("k1", "alice", "alice-pw");
+	mount_and_check_owner("k1", 1234, 1235);
+	sleep(3);
+	create_user("k2", "nobody", "x");
+	mount_fails("k2", NFSV3_ERR_LDAP_UNKNOWN_USER);
+	sleep(3);
+	create_user("k3", "nogid", "nogid-pw");
+	mount_and_check_owner("k3", 4321, 4321);
+}
+END_TEST
+
 START_TEST(failover_to_second_host)
 {
 	/* First a refused port (127.0.0.2), then the silent one, then the real slapd. */
@@ -484,6 +518,8 @@ static Suite *ldap_suite(void)
 	tcase_add_test(tc, custom_filter_and_attributes);
 	tcase_add_test(tc, directory_down_at_mount);
 	tcase_add_test(tc, silent_directory_times_out_while_daemon_answers);
+	tcase_add_loop_test(tc, silent_directory_times_out_over_tls, 0, 2);
+	tcase_add_test(tc, dropped_pool_connection_is_replaced);
 	tcase_add_test(tc, failover_to_second_host);
 	tcase_add_test(tc, ldaps_with_test_ca);
 	tcase_add_test(tc, starttls_with_test_ca);

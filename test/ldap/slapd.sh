@@ -37,6 +37,8 @@ TLSCACertificateFile $dir/ca.pem
 TLSCertificateFile $dir/server.pem
 TLSCertificateKeyFile $dir/server.key
 sizelimit unlimited
+# Idle connections are dropped, so that the driver's kept ones are seen to go stale.
+idletimeout 2
 database mdb
 maxsize 67108864
 suffix "dc=test"
