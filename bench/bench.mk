@@ -27,3 +27,12 @@ bench-idmapfs: all $(BUILD)/bench/floor
 
 bench-idmapfs-nfs: all
 	bench/idmapfs-nfs/run.sh
+
+# LDAP bindings: Mount latency with a private slapd, and 64 at once. Not part of `make bench`.
+.PHONY: bench-ldap
+$(BUILD)/bench/ldapbench: bench/ldap/ldapbench.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -pthread -o $@ $< -pthread
+
+bench-ldap: all $(BUILD)/bench/ldapbench
+	bench/ldap/run.sh $(BUILD)

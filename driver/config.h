@@ -26,6 +26,7 @@ struct config {
 	/* The client certificate volman is to present, copied for the spec file. */
 	const char *tls_client_cert, *tls_client_key;
 	bool tls_insecure_skip_verify; /* what the spec file tells volman */
+	bool ldap;                  /* --ldap-host given: username/password bindings resolved */
 };
 
 #endif

@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "directory.h"
 #include "helper.h"
 #include "registry.h"
 #include "state.h"
@@ -19,6 +20,7 @@ struct driver {
 	struct registry reg;
 	struct helper_pool *helpers;
 	struct state_writer *state;
+	struct directory *directory;   /* LDAP identity, or NULL when not configured */
 	char mount_helper[PATH_MAX];   /* absolute path of nfsv3driver-mount */
 	char idmapfs_helper[PATH_MAX]; /* absolute path of nfsv3driver-idmapfs */
 	char state_path[PATH_MAX];

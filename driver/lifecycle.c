@@ -4,6 +4,7 @@
 
 #include "nfsv3driver.h"
 #include "lifecycle.h"
+#include "directory.h"
 #include "kernel.h"
 #include "log.h"
 #include "metrics.h"
@@ -177,14 +178,25 @@ static void run_unmount(struct volume_op *op, bool force, void (*then)(struct vo
 
 /* ---- Create ---- */
 
+/* Replace the volume's held LDAP password (either may be NULL). */
+static void volume_hold_password(struct volume *vol, struct secret *password)
+{
+	secret_free(vol->password);
+	vol->password = password;
+}
+
 static void do_create(struct volume_op *op)
 {
 	struct volume *vol = op->vol;
 	struct volume_spec spec;
 	struct error *err = options_parse(op->opts, op->drv->cfg, &spec);
+	struct secret *password = NULL;
 	json_t *clean;
 	bool same;
 
+	/* A username binding's password leaves the Opts here, into a secret that Mount uses once. */
+	if (!err && spec.username && (err = directory_take_password(op->opts, &password)))
+		volume_spec_clear(&spec);
 	if (err && op->docker) {
 		finish(op, err);
 		return;
@@ -195,6 +207,12 @@ static void do_create(struct volume_op *op)
 		json_decref(clean);
 		/* The same options again change nothing; new ones wait for the unmount. */
 		if (same || volume_refs(vol) > 0 || vol->mounted) {
+			/* The same username again brings its password back to a volume not yet proven. */
+			if (same && password && !vol->spec.mapped && !vol->mounted) {
+				volume_hold_password(vol, password);
+				password = NULL;
+			}
+			secret_free(password);
 			volume_spec_clear(&spec); /* zeroed when err is set */
 			error_free(err);
 			finish(op, same ? NULL
@@ -206,6 +224,7 @@ static void do_create(struct volume_op *op)
 	}
 	if (err)
 		log_info("create.options-kept-for-mount", json_pack("{s:s, s:s}", "volume", vol->name, "error", err->message));
+	volume_hold_password(vol, password);
 	volume_set_options(vol, op->opts, err ? NULL : &spec, err);
 	op->changed = true;
 	log_info("create.created", json_pack("{s:s, s:O}", "volume", vol->name, "opts", vol->opts));
@@ -360,6 +379,29 @@ static void after_dead_detached(struct volume_op *op, const struct helper_result
 	do_mount(op);
 }
 
+static void on_identity_resolved(struct error *err, uint32_t uid, uint32_t gid, double elapsed_ms, void *data)
+{
+	struct volume_op *op = data;
+	struct volume *vol = op->vol;
+
+	if (err) {
+		log_error("ldap.refused", json_pack("{s:s, s:s, s:s, s:f}", "volume", vol->name, "username",
+						    vol->spec.username, "error", err->message, "elapsed_ms", elapsed_ms));
+		finish(op, error_wrap(err, "mounting volume %s", vol->name));
+		return;
+	}
+	/* Proven: the identity is the volume's from now on, and the password is no longer needed. */
+	volume_hold_password(vol, NULL);
+	vol->spec.mapped = true;
+	vol->spec.uid = uid;
+	vol->spec.gid = gid;
+	op->changed = true;
+	log_info("ldap.resolved", json_pack("{s:s, s:s, s:I, s:I, s:f}", "volume", vol->name, "username",
+					    vol->spec.username, "uid", (json_int_t)uid, "gid", (json_int_t)gid,
+					    "elapsed_ms", elapsed_ms));
+	do_mount(op);
+}
+
 static void do_mount(struct volume_op *op)
 {
 	struct volume *vol = op->vol;
@@ -385,6 +427,19 @@ static void do_mount(struct volume_op *op)
 	if (vol->mounted && vol->dead) {
 		/* Its idmapfs died: detach what is left before mounting again. */
 		run_unmount(op, true, after_dead_detached);
+		return;
+	}
+	if (vol->spec.username && !vol->spec.mapped) {
+		/* The first Mount proves the password: this is where volman shows the answer. */
+		if (!op->drv->directory)
+			finish(op, error_new(ERROR_INVALID, "%s; give uid and gid instead", NFSV3_ERR_LDAP_OFF));
+		else if (!vol->password)
+			finish(op, error_new(ERROR_INVALID,
+					     "%s (the driver restarted before the first Mount): create volume %s again "
+					     "with its password",
+					     NFSV3_ERR_LDAP_PASSWORD_GONE, vol->name));
+		else
+			directory_resolve(op->drv->directory, vol->spec.username, vol->password, on_identity_resolved, op);
 		return;
 	}
 	if (!(ctx = calloc(1, sizeof(*ctx)))) {
@@ -413,6 +468,7 @@ static void after_unmount(struct volume_op *op, const struct helper_result *res)
 	mark_unmounted(op);
 	log_info("unmount.unmounted", json_pack("{s:s, s:f}", "volume", vol->name, "elapsed_ms", res->elapsed_ms));
 	if (op->kind == OP_REMOVE) {
+		volume_hold_password(vol, NULL);
 		volume_forget_options(vol);
 		log_info("remove.removed", json_pack("{s:s}", "volume", vol->name));
 	}
@@ -464,6 +520,7 @@ static void do_remove(struct volume_op *op)
 		run_unmount(op, false, after_unmount);
 		return;
 	}
+	volume_hold_password(vol, NULL);
 	volume_forget_options(vol);
 	op->changed = true;
 	log_info("remove.removed", json_pack("{s:s}", "volume", vol->name));

@@ -56,6 +56,17 @@ static const char usage_text[] =
 	"  --helper-dir DIR                    where the helpers are (default: ../" NFSV3_HELPER_SUBDIR
 	" beside this binary)\n"
 	"  --log-level debug|info|error        (default info)\n"
+	"  --ldap-host HOST[,HOST...]          resolve username/password bindings in LDAP (hosts in order)\n"
+	"  --ldap-port PORT                    (default 636 for LDAPS, else 389)\n"
+	"  --ldap-svc-user DN                  the service user that searches\n"
+	"  --ldap-svc-password-file FILE       its password (else $NFSV3DRIVER_LDAP_SVC_PASSWORD)\n"
+	"  --ldap-user-fqdn BASE_DN            where users are searched (subtree)\n"
+	"  --ldap-ca-cert FILE                 verify the server against it; LDAPS unless --ldap-starttls\n"
+	"  --ldap-starttls                     StartTLS on the plain port instead of LDAPS\n"
+	"  --ldap-insecure-plaintext           no TLS: passwords cross the network in clear\n"
+	"  --ldap-user-filter FILTER           (default (&(objectClass=User)(cn=%s)))\n"
+	"  --ldap-uid-attr NAME, --ldap-gid-attr NAME  (default uidNumber, gidNumber)\n"
+	"  --ldap-timeout SECONDS              connect and each request (default 10)\n"
 	"  --help, --version\n";
 
 #define DEFAULT_ALLOWED_NFS_OPTIONS                                                                          \
@@ -68,6 +79,7 @@ enum long_only {
 	OPT_MAX_PARALLEL, OPT_APP_UID, OPT_APP_GID, OPT_LOG_LEVEL, OPT_ALLOW_LOCAL, OPT_NFS_OPTIONS,
 	OPT_ALLOWED_NFS_OPTIONS, OPT_HELPER_DIR, OPT_HELP, OPT_VERSION, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
 	OPT_TLS_CLIENT_CERT, OPT_TLS_CLIENT_KEY, OPT_TLS_INSECURE,
+	OPT_LDAP, /* every --ldap-* flag: directory.c reads them by name */
 };
 
 static const struct option long_options[] = {
@@ -91,6 +103,18 @@ static const struct option long_options[] = {
 	{ "tls-client-cert", required_argument, NULL, OPT_TLS_CLIENT_CERT },
 	{ "tls-client-key", required_argument, NULL, OPT_TLS_CLIENT_KEY },
 	{ "tls-insecure-skip-verify", no_argument, NULL, OPT_TLS_INSECURE },
+	{ "ldap-host", required_argument, NULL, OPT_LDAP },
+	{ "ldap-port", required_argument, NULL, OPT_LDAP },
+	{ "ldap-svc-user", required_argument, NULL, OPT_LDAP },
+	{ "ldap-svc-password-file", required_argument, NULL, OPT_LDAP },
+	{ "ldap-user-fqdn", required_argument, NULL, OPT_LDAP },
+	{ "ldap-ca-cert", required_argument, NULL, OPT_LDAP },
+	{ "ldap-starttls", no_argument, NULL, OPT_LDAP },
+	{ "ldap-insecure-plaintext", no_argument, NULL, OPT_LDAP },
+	{ "ldap-user-filter", required_argument, NULL, OPT_LDAP },
+	{ "ldap-uid-attr", required_argument, NULL, OPT_LDAP },
+	{ "ldap-gid-attr", required_argument, NULL, OPT_LDAP },
+	{ "ldap-timeout", required_argument, NULL, OPT_LDAP },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -98,6 +122,7 @@ static const struct option long_options[] = {
 
 static struct {
 	struct config cfg;
+	struct directory_config ldap;
 	struct driver drv;
 	uv_loop_t loop;
 	struct http_server *plugin, *admin;
@@ -194,7 +219,8 @@ static void check_tls_args(const struct config *cfg)
 
 static void parse_args(int argc, char **argv, struct config *cfg, const char **helper_dir)
 {
-	int level, opt;
+	const char *why;
+	int level, opt, index;
 
 	*cfg = (struct config){
 		.name = NFSV3_DEFAULT_NAME,
@@ -204,8 +230,9 @@ static void parse_args(int argc, char **argv, struct config *cfg, const char **h
 		.app_gid = 2000,
 		.allowed_nfs_options = DEFAULT_ALLOWED_NFS_OPTIONS,
 	};
+	directory_config_init(&d.ldap);
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "", long_options, &index)) != -1) {
 		switch (opt) {
 		case OPT_LISTEN:
 			check_listen_address("--listen", optarg);
@@ -245,6 +272,10 @@ static void parse_args(int argc, char **argv, struct config *cfg, const char **h
 		case OPT_TLS_CLIENT_CERT: cfg->tls_client_cert = optarg; break;
 		case OPT_TLS_CLIENT_KEY: cfg->tls_client_key = optarg; break;
 		case OPT_TLS_INSECURE: cfg->tls_insecure_skip_verify = true; break;
+		case OPT_LDAP:
+			if ((why = directory_config_set(&d.ldap, long_options[index].name, optarg ? optarg : "")))
+				usage_error("--%s \"%s\": %s", long_options[index].name, optarg ? optarg : "", why);
+			break;
 		case OPT_HELP: fputs(usage_text, stdout); exit(0);
 		case OPT_VERSION: printf("nfsv3driver %s\n", NFSV3_VERSION); exit(0);
 		case ':': usage_error("option %s needs a value", argv[optind - 1]);
@@ -257,6 +288,7 @@ static void parse_args(int argc, char **argv, struct config *cfg, const char **h
 		usage_error("give at least one --listen unix:PATH or --listen tcp://HOST:PORT");
 	if (!cfg->mount_root || cfg->mount_root[0] != '/')
 		usage_error("--mount-root: an absolute directory is required");
+	cfg->ldap = directory_configured(&d.ldap);
 	check_tls_args(cfg);
 }
 
@@ -596,6 +628,8 @@ int main(int argc, char **argv)
 	}
 	d.drv.helpers = helper_pool_new(&d.loop, d.cfg.max_parallel, d.cfg.helper_timeout_s);
 	d.drv.state = state_writer_new(&d.loop, d.drv.state_path, &d.drv.reg);
+	if (d.cfg.ldap && !(d.drv.directory = directory_new(&d.loop, &d.ldap, &err)))
+		usage_error("%s", err->message);
 	if (!d.drv.helpers || !d.drv.state)
 		return 1;
 	changes = reconcile(&d.drv, "/proc/self/mountinfo", &err);
@@ -635,6 +669,10 @@ int main(int argc, char **argv)
 		if (d.spec_path[0])
 			unlink(d.spec_path);
 		return 0;
+	}
+	if (d.drv.directory) {
+		directory_free(d.drv.directory);
+		uv_run(&d.loop, UV_RUN_DEFAULT);
 	}
 	uv_loop_close(&d.loop);
 	state_writer_free(d.drv.state);

@@ -299,7 +299,8 @@ static struct error *row_username(const char *n, const json_t *v, struct option_
 
 static struct error *row_password(const char *n, const json_t *v, struct option_ctx *c)
 {
-	/* Checked for type only: the password is never kept, logged or stored. */
+	/* Checked here for type; directory.c takes it into a secret at Create.
+	 * Its absence is checked there too: the state's copy never has one. */
 	if (!json_is_string(v))
 		return wrong_type(n, v, "a string");
 	c->password_set = true;
@@ -440,10 +441,16 @@ struct error *options_parse(const json_t *opts, const struct config *cfg, struct
 		err = error_new(ERROR_INVALID, "options uid and gid: give both or neither (got only %s)",
 				ctx.uid_set ? "uid" : "gid");
 	else if (spec->username && ctx.uid_set)
-		err = error_new(ERROR_INVALID, "options username and uid/gid: give one identity, not both");
-	else if (spec->username || ctx.password_set)
-		err = error_new(ERROR_INVALID,
-				"options username and password: this driver has no LDAP server configured; give uid and gid instead");
+		err = error_new(ERROR_INVALID, "%s: give one identity", NFSV3_ERR_LDAP_TOGETHER);
+	else if ((spec->username || ctx.password_set) && !cfg->ldap)
+		err = error_new(ERROR_INVALID, "%s; give uid and gid instead", NFSV3_ERR_LDAP_OFF);
+	else if (ctx.password_set && !spec->username)
+		err = error_new(ERROR_INVALID, "%s", NFSV3_ERR_LDAP_NO_USERNAME);
+	else if (ctx.password_set && json_string_length(json_object_get(opts, NFSV3_OPT_PASSWORD)) == 0)
+		err = error_new(ERROR_INVALID, "%s: an empty password would be an unauthenticated bind",
+				NFSV3_ERR_LDAP_EMPTY_PASSWORD);
+	else if (spec->username && (!*spec->username || strlen(spec->username) > 256))
+		err = error_new(ERROR_INVALID, "option username: expected 1 to 256 characters");
 	if (err) {
 		volume_spec_clear(spec);
 		return err;

@@ -16,6 +16,7 @@
 #include "options.h"
 
 struct volume_op;
+struct secret;
 
 struct volume {
 	char *name;
@@ -23,6 +24,7 @@ struct volume {
 	json_t *opts;            /* Create's Opts without secrets, as given */
 	struct volume_spec spec; /* parsed opts, valid when !spec_error */
 	struct error *spec_error;/* option error kept for Mount (non-Docker clients) */
+	struct secret *password; /* LDAP: the binding's password until Mount proves it (lifecycle.c owns it) */
 	bool mounted;            /* Mountpoint is live */
 	bool dead;               /* its idmapfs died: the next Mount mounts again */
 	char **ids;              /* Docker Mount IDs holding it */

@@ -22,6 +22,8 @@
 #define S_COUNT "count"
 #define S_KERNEL_KEY "kernel_key"
 #define S_IDMAPFS_PID "idmapfs_pid"
+#define S_LDAP_UID "ldap_uid" /* the identity the directory gave a username binding */
+#define S_LDAP_GID "ldap_gid"
 
 json_t *state_serialize(struct registry *reg)
 {
@@ -41,6 +43,10 @@ json_t *state_serialize(struct registry *reg)
 			json_object_set_new(entry, S_KERNEL_KEY, json_string(vol->kernel_key));
 		if (vol->idmapfs_pid)
 			json_object_set_new(entry, S_IDMAPFS_PID, json_integer(vol->idmapfs_pid));
+		if (vol->spec.username && vol->spec.mapped) {
+			json_object_set_new(entry, S_LDAP_UID, json_integer(vol->spec.uid));
+			json_object_set_new(entry, S_LDAP_GID, json_integer(vol->spec.gid));
+		}
 		json_array_append_new(volumes, entry);
 	}
 	return json_pack("{s:i, s:o}", S_VERSION, STATE_FORMAT_VERSION, S_VOLUMES, volumes);
@@ -51,13 +57,19 @@ static struct error *entry_invalid(size_t index, const char *what)
 	return error_new(ERROR_INVALID, "volumes[%zu]: %s", index, what);
 }
 
+static bool id_valid(const json_t *v)
+{
+	return json_is_integer(v) && json_integer_value(v) >= 1 && json_integer_value(v) <= 4294967294LL;
+}
+
 static struct error *deserialize_entry(size_t index, const json_t *entry, struct registry *reg,
 				       const struct config *cfg)
 {
 	const json_t *name = json_object_get(entry, S_NAME), *opts = json_object_get(entry, S_OPTS),
 		     *mounted = json_object_get(entry, S_MOUNTED), *ids = json_object_get(entry, S_IDS),
 		     *count = json_object_get(entry, S_COUNT), *key = json_object_get(entry, S_KERNEL_KEY),
-		     *pid = json_object_get(entry, S_IDMAPFS_PID), *id;
+		     *pid = json_object_get(entry, S_IDMAPFS_PID), *ldap_uid = json_object_get(entry, S_LDAP_UID),
+		     *ldap_gid = json_object_get(entry, S_LDAP_GID), *id;
 	struct volume_spec spec;
 	struct error *err;
 	struct volume *vol;
@@ -86,12 +98,20 @@ static struct error *deserialize_entry(size_t index, const json_t *entry, struct
 		return entry_invalid(index, "kernel_key: expected a string");
 	if (pid && (!json_is_integer(pid) || json_integer_value(pid) < 1 || json_integer_value(pid) > 4194304))
 		return entry_invalid(index, "idmapfs_pid: expected a process id");
+	if ((ldap_uid || ldap_gid) && !(id_valid(ldap_uid) && id_valid(ldap_gid)))
+		return entry_invalid(index, "ldap_uid, ldap_gid: expected both, numbers from 1 to 4294967294");
 
 	if (!(vol = registry_get(reg, json_string_value(name))))
 		return error_new(ERROR_INTERNAL, "out of memory");
 	/* Options are parsed again: an option the driver no longer accepts
 	 * (say, --allow-local-sources dropped) becomes the volume's Mount error. */
 	err = options_parse(opts, cfg, &spec);
+	/* A username binding keeps what the directory said; the password was never stored. */
+	if (!err && spec.username && ldap_uid) {
+		spec.mapped = true;
+		spec.uid = (uint32_t)json_integer_value(ldap_uid);
+		spec.gid = (uint32_t)json_integer_value(ldap_gid);
+	}
 	volume_set_options(vol, opts, err ? NULL : &spec, err);
 	vol->mounted = json_is_true(mounted);
 	json_array_foreach(ids, i, id)

@@ -92,6 +92,19 @@
 #define NFSV3_ERR_TIMEOUT "timed out after"             /* "timed out after N s <doing what>" */
 #define NFSV3_ERR_UNKNOWN_ROUTE "unknown route"         /* 404 body */
 #define NFSV3_ERR_SHUTTING_DOWN "driver is shutting down"
+/* LDAP identity (username/password bindings) */
+#define NFSV3_ERR_LDAP_OFF "options username and password: this driver has no LDAP server configured"
+#define NFSV3_ERR_LDAP_TOGETHER "options username and uid/gid are not allowed together"
+#define NFSV3_ERR_LDAP_NO_USERNAME "option password is only allowed with username"
+#define NFSV3_ERR_LDAP_NO_PASSWORD "option password is required with username"
+#define NFSV3_ERR_LDAP_EMPTY_PASSWORD "option password is empty"
+#define NFSV3_ERR_LDAP_PASSWORD_GONE "the password of this volume is no longer held"
+#define NFSV3_ERR_LDAP_UNKNOWN_USER "LDAP user not found"
+#define NFSV3_ERR_LDAP_AMBIGUOUS "LDAP user is ambiguous"
+#define NFSV3_ERR_LDAP_NO_UID "LDAP entry has no"          /* "... uidNumber: ..." */
+#define NFSV3_ERR_LDAP_ROOT "LDAP identity is root"
+#define NFSV3_ERR_LDAP_WRONG_PASSWORD "wrong password for LDAP user"
+#define NFSV3_ERR_LDAP_UNREACHABLE "LDAP directory unreachable"
 
 /* ---- Helper protocol ------------------------------------------------ */
 /*

@@ -7,17 +7,20 @@
 #   docker  the docker stage: the engine and the busybox image's source
 #   vm      the VM stage's host tools (qemu and its firmware, initramfs tools)
 #   bench   the idmapfs benchmark's tools
+#   ldap    a private slapd for test_ldap and bench-ldap (installed without
+#           debconf questions; the system slapd it may start is never used)
 # Exit 0 when everything is there (now), non-zero with the reason on stderr
 # otherwise: callers that can do without (test stages) skip on that.
 set -eu
 build="gcc make pkg-config libc6-dev libuv1-dev libhttp-parser-dev libjansson-dev libssl-dev
-       libmount-dev libcap-ng-dev libfuse3-dev fuse3"
+       libmount-dev libcap-ng-dev libfuse3-dev fuse3 libldap-dev"
 docker="docker.io containerd runc iptables tini busybox-static"
 vm="qemu-system-x86 seabios cpio kmod dpkg apt coreutils gzip util-linux gcc"
 bench="fio bindfs python3"
+ldap="slapd ldap-utils openssl"
 test="$build check curl openssl golang-go util-linux procps psmisc valgrind libclang-rt-14-dev clang python3-prometheus-client
-      $docker $vm"
-[ $# -gt 0 ] || { echo "usage: $0 build|test|docker|vm|bench..." >&2; exit 2; }
+      $docker $vm $ldap"
+[ $# -gt 0 ] || { echo "usage: $0 build|test|docker|vm|bench|ldap..." >&2; exit 2; }
 want=
 for set in "$@"; do
 	case $set in
@@ -26,7 +29,8 @@ for set in "$@"; do
 	docker) want="$want $docker" ;;
 	vm) want="$want $vm" ;;
 	bench) want="$want $bench" ;;
-	*) echo "usage: $0 build|test|docker|vm|bench..." >&2; exit 2 ;;
+	ldap) want="$want $ldap" ;;
+	*) echo "usage: $0 build|test|docker|vm|bench|ldap..." >&2; exit 2 ;;
 	esac
 done
 missing=

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nfsv3driver.h"
 #include "harness.h"
 #include "options.h"
 
@@ -177,6 +178,30 @@ START_TEST(sanitize_drops_password)
 }
 END_TEST
 
+START_TEST(ldap_identity_rules)
+{
+	struct volume_spec spec;
+
+	cfg.ldap = false;
+	expect_error("{\"source\":\"h:/e\",\"username\":\"alice\",\"password\":\"pw\"}", NFSV3_ERR_LDAP_OFF);
+	cfg.ldap = true;
+	ck_assert_ptr_null(parse_text("{\"source\":\"h:/e\",\"username\":\"alice\",\"password\":\"pw\"}", &spec));
+	ck_assert_str_eq(spec.username, "alice");
+	ck_assert(!spec.mapped); /* mapped once the directory has answered */
+	volume_spec_clear(&spec);
+	/* The state's copy has no password: parsing it must not fail (directory.c checks Create's). */
+	ck_assert_ptr_null(parse_text("{\"source\":\"h:/e\",\"username\":\"alice\"}", &spec));
+	volume_spec_clear(&spec);
+	expect_error("{\"source\":\"h:/e\",\"username\":\"alice\",\"password\":\"pw\",\"uid\":5,\"gid\":5}",
+		     NFSV3_ERR_LDAP_TOGETHER);
+	expect_error("{\"source\":\"h:/e\",\"password\":\"pw\"}", NFSV3_ERR_LDAP_NO_USERNAME);
+	expect_error("{\"source\":\"h:/e\",\"username\":\"alice\",\"password\":\"\"}", NFSV3_ERR_LDAP_EMPTY_PASSWORD);
+	expect_error("{\"source\":\"h:/e\",\"username\":\"\",\"password\":\"pw\"}", "option username");
+	expect_error("{\"source\":\"h:/e\",\"username\":\"alice\",\"password\":5}", "option password");
+	cfg.ldap = false;
+}
+END_TEST
+
 START_TEST(names)
 {
 	const char *good[] = { "a", "vol=1_guid=2", "A.b-c+d@e:f", "0" };
@@ -213,6 +238,7 @@ int main(void)
 	tcase_add_test(tc, kernel_string_layers_defaults_operator_binding);
 	tcase_add_test(tc, sanitize_drops_password);
 	tcase_add_test(tc, names);
+	tcase_add_test(tc, ldap_identity_rules);
 	suite_add_tcase(s, tc);
 	return harness_run(s);
 }

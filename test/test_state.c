@@ -163,6 +163,55 @@ static void on_saved(struct error *err, void *data)
 	*(int *)data = saved;
 }
 
+/* A username volume keeps the directory's answer, never a password, across a restart. */
+START_TEST(ldap_identity_round_trip)
+{
+	struct config ldap_cfg = cfg;
+	struct registry a, b;
+	struct volume_spec spec;
+	struct volume *v;
+	json_t *opts = json_pack("{s:s, s:s}", "source", "file:///tmp", "username", "alice"), *doc;
+	char *text;
+
+	ldap_cfg.ldap = true;
+	registry_init(&a);
+	registry_init(&b);
+	ck_assert_ptr_null(options_parse(opts, &ldap_cfg, &spec));
+	v = registry_get(&a, "l");
+	volume_set_options(v, opts, &spec, NULL);
+	json_decref(opts);
+	doc = state_serialize(&a);
+	text = json_dumps(doc, 0);
+	ck_assert_ptr_null(strstr(text, "ldap_uid")); /* not resolved yet: nothing to keep */
+	free(text);
+	json_decref(doc);
+	v->spec.mapped = true;
+	v->spec.uid = 1234;
+	v->spec.gid = 1235;
+	doc = state_serialize(&a);
+	ck_assert_ptr_null(state_write(path, doc));
+	json_decref(doc);
+	ck_assert_ptr_null(state_load(path, &b, &ldap_cfg));
+	v = registry_find(&b, "l");
+	ck_assert(v && v->spec.mapped && v->spec.username && !v->spec_error);
+	ck_assert_uint_eq(v->spec.uid, 1234);
+	ck_assert_uint_eq(v->spec.gid, 1235);
+	registry_destroy(&a);
+	registry_destroy(&b);
+	/* An id out of range or alone is a corrupt entry. */
+	registry_init(&b);
+	doc = json_loads("{\"version\":1,\"volumes\":[{\"name\":\"l\",\"opts\":{\"source\":\"file:///tmp\",\"username\":\"a\"},"
+			 "\"mounted\":false,\"ids\":[],\"count\":0,\"ldap_uid\":0,\"ldap_gid\":5}]}", 0, NULL);
+	ck_assert_ptr_nonnull(doc);
+	struct error *err = state_deserialize(doc, &b, &ldap_cfg);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_ptr_nonnull(strstr(err->message, "ldap_uid"));
+	error_free(err);
+	json_decref(doc);
+	registry_destroy(&b);
+}
+END_TEST
+
 START_TEST(commits_are_grouped_and_answered_in_order)
 {
 	uv_loop_t loop;
@@ -211,6 +260,7 @@ int main(void)
 	tcase_add_loop_test(tc, corrupt_file_moved_aside, 0, (int)(sizeof(corrupt) / sizeof(corrupt[0])));
 	tcase_add_test(tc, option_no_longer_accepted_becomes_mount_error);
 	tcase_add_test(tc, commits_are_grouped_and_answered_in_order);
+	tcase_add_test(tc, ldap_identity_round_trip);
 	suite_add_tcase(s, tc);
 	return harness_run(s);
 }
