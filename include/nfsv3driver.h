@@ -33,6 +33,7 @@
 #define NFSV3_ROUTE_CAPABILITIES "/VolumeDriver.Capabilities"
 #define NFSV3_ADMIN_PING "/ping"         /* admin listener, GET: liveness */
 #define NFSV3_ADMIN_EVACUATE "/evacuate" /* admin listener, GET: unmount all of ours */
+#define NFSV3_ADMIN_DRAIN "/drain"       /* admin listener, POST: refuse new mounts from now on */
 
 /* Docker sends this media type in Accept; volman sends no Accept at all. */
 #define NFSV3_DOCKER_MEDIA_TYPE "application/vnd.docker.plugins"
@@ -86,6 +87,7 @@
 #define NFSV3_ERR_TIMEOUT "timed out after"             /* "timed out after N s <doing what>" */
 #define NFSV3_ERR_UNKNOWN_ROUTE "unknown route"         /* 404 body */
 #define NFSV3_ERR_SHUTTING_DOWN "driver is shutting down"
+#define NFSV3_ERR_DRAINING "driver is draining: this cell takes no new mounts"
 
 /* ---- Helper protocol ------------------------------------------------ */
 /*
