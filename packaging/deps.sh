@@ -15,7 +15,7 @@ build="gcc make pkg-config libc6-dev libuv1-dev libhttp-parser-dev libjansson-de
 docker="docker.io containerd runc iptables tini busybox-static"
 vm="qemu-system-x86 seabios cpio kmod dpkg apt coreutils gzip util-linux gcc"
 bench="fio bindfs python3"
-test="$build check curl ruby shellcheck util-linux procps psmisc valgrind libclang-rt-14-dev clang
+test="$build check curl ruby shellcheck debootstrap util-linux procps psmisc valgrind libclang-rt-14-dev clang
       $docker $vm"
 [ $# -gt 0 ] || { echo "usage: $0 build|test|docker|vm|bench..." >&2; exit 2; }
 want=
