@@ -36,10 +36,16 @@ package() {
 	local name=$1 root start
 	shift
 	root=$(mktemp -d /var/tmp/nfsv3driver-root.XXXXXX)
+	# shellcheck disable=SC2064
+	trap "rm -rf '$root'" EXIT
 	tar -C "$root" -xf "$cache/bookworm-buildd.tar"
 	mkdir -p "$root/var/vcap/data/compile/$name" "$root/var/vcap/packages/$name"
 	cp -r "$release/blobs/$name" "$root/var/vcap/data/compile/$name/"
 	cp "$release/packages/$name/packaging" "$root/var/vcap/data/compile/$name/packaging"
+	# What every stemcell has and the buildd variant lacks: netbase's
+	# /etc/services (rpcbind looks its port up by name).
+	[ -s "$root/etc/services" ] || cp /etc/services "$root/etc/services"
+	cp "$(dirname "$0")/serve-check.sh" "$root/serve-check.sh"
 	start=$SECONDS
 	if unshare -n -m --propagation private chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
 		BOSH_COMPILE_TARGET=/var/vcap/data/compile/$name BOSH_INSTALL_TARGET=/var/vcap/packages/$name \
@@ -65,7 +71,7 @@ package nfs-rpc \
 	"test -x $p/sbin/sm-notify && test -s $p/etc/netconfig" \
 	"! ldd $p/sbin/rpcbind $p/sbin/rpc.statd $p/sbin/sm-notify | grep -v -e linux-vdso -e libc.so -e ld-linux -e libresolv -e '^/' | grep ." \
 	"grep -q $p/sbin/sm-notify $p/sbin/rpc.statd && grep -q $p/etc/netconfig $p/sbin/rpcbind" \
-	"mkdir -p /var/vcap/data/rpcbind /var/vcap/data/rpc_statd/sm; $p/sbin/rpcbind -f -w & sleep 1; $p/sbin/rpc.statd -F -p 41793 -P /var/vcap/data/rpc_statd & sleep 2; cat /proc/net/tcp /proc/net/tcp6 | grep -q ':A341 .* 0A ' && cat /proc/net/tcp /proc/net/tcp6 | grep -q ':006F .* 0A '; rc=\$?; kill %1 %2; exit \$rc"
+	"bash /serve-check.sh"
 
 echo "release: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
