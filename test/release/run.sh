@@ -48,7 +48,7 @@ package() {
 	cp "$(dirname "$0")/serve-check.sh" "$root/serve-check.sh"
 	start=$SECONDS
 	if unshare -n -m --propagation private chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-		BOSH_COMPILE_TARGET=/var/vcap/data/compile/$name BOSH_INSTALL_TARGET=/var/vcap/packages/$name \
+		"BOSH_COMPILE_TARGET=/var/vcap/data/compile/$name" "BOSH_INSTALL_TARGET=/var/vcap/packages/$name" \
 		/bin/bash -c "cd /var/vcap/data/compile/$name && bash -e ./packaging" >"$root.log" 2>&1; then
 		ok "$name compiled in a fresh Debian 12 root without network ($((SECONDS - start)) s)"
 	else
