@@ -25,6 +25,7 @@ struct driver {
 	char idmapfs_helper[PATH_MAX]; /* absolute path of nfsv3driver-idmapfs */
 	char state_path[PATH_MAX];
 	bool stopping;                 /* SIGTERM seen: new plugin requests get an error */
+	bool draining;                 /* POST /drain seen: new Mounts get an error, the rest is served */
 	unsigned ops_in_flight;        /* submitted and not yet answered */
 	void (*on_idle)(struct driver *drv); /* called when ops_in_flight drops to 0 */
 	struct http_server *plugin_server, *admin_server; /* their open connections, for /metrics */

@@ -15,6 +15,11 @@
  * string or a log reader could misread (no comma, space, quote, control). */
 static const char path_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~/+@=%:-";
 #define PATH_CHARS_TEXT "letters, digits and ._~/+@=%:-"
+/* An NFS export may also hold what upstream passes (spaces, commas,
+ * #&!$()): the helper hands it to the kernel as the "source" parameter of
+ * its own, never inside the option string, and no shell ever sees it. */
+static const char export_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~/+@=%:- ,#&!$()";
+#define EXPORT_CHARS_TEXT "letters, digits, spaces and ._~/+@=%:-,#&!$()"
 
 /* Kernel options that only the operator (or the driver itself) may set:
  * security flavour, privilege bits, addresses, and what other options own. */
@@ -73,6 +78,10 @@ static struct error *parse_string_value(const char *name, const json_t *value, c
 	return *out ? NULL : error_new(ERROR_INTERNAL, "out of memory");
 }
 
+/* Go's strconv.ParseBool, as upstream: the broker passes "True" through. */
+static const char *const bool_true[] = { "1", "t", "T", "TRUE", "true", "True" };
+static const char *const bool_false[] = { "0", "f", "F", "FALSE", "false", "False" };
+
 static struct error *parse_bool(const char *name, const json_t *value, bool *out)
 {
 	char *text = NULL;
@@ -80,12 +89,15 @@ static struct error *parse_bool(const char *name, const json_t *value, bool *out
 
 	if (err)
 		return err;
-	if (strcmp(text, "true") == 0 || strcmp(text, "1") == 0)
-		*out = true;
-	else if (strcmp(text, "false") == 0 || strcmp(text, "0") == 0)
-		*out = false;
-	else
-		err = error_new(ERROR_INVALID, "option %s \"%s\": expected true or false", name, text);
+	for (size_t i = 0; i < sizeof(bool_true) / sizeof(bool_true[0]); i++) {
+		if (strcmp(text, bool_true[i]) == 0 || strcmp(text, bool_false[i]) == 0) {
+			*out = strcmp(text, bool_true[i]) == 0;
+			free(text);
+			return NULL;
+		}
+	}
+	err = error_new(ERROR_INVALID, "option %s \"%s\": expected true or false (or 1, t, T, TRUE, True, 0, f, F, FALSE, False)",
+			name, text);
 	free(text);
 	return err;
 }
@@ -124,19 +136,19 @@ static bool host_name_valid(const char *host, size_t len)
 	return true;
 }
 
-static struct error *check_path(const char *source, const char *path)
+static struct error *check_path(const char *source, const char *path, const char *chars, const char *chars_text)
 {
 	const char *bad;
 
 	if (path[0] != '/')
 		return error_new(ERROR_INVALID, "source \"%s\": the path must be absolute", source);
-	bad = path + strspn(path, path_chars);
+	bad = path + strspn(path, chars);
 	if (*bad) {
 		if (isprint((unsigned char)*bad))
 			return error_new(ERROR_INVALID, "source \"%s\": the path may only contain %s (found '%c')",
-					 source, PATH_CHARS_TEXT, *bad);
+					 source, chars_text, *bad);
 		return error_new(ERROR_INVALID, "source \"%s\": the path may only contain %s (found byte 0x%02x)",
-				 source, PATH_CHARS_TEXT, (unsigned char)*bad);
+				 source, chars_text, (unsigned char)*bad);
 	}
 	for (const char *p = path; (p = strstr(p, "/..")); p += 3)
 		if (p[3] == '/' || p[3] == '\0')
@@ -202,7 +214,7 @@ static struct error *parse_source(const char *name, const json_t *value, const s
 			return error_new(ERROR_INVALID,
 					 "source \"%s\": file:// sources are only allowed when the driver runs with --allow-local-sources",
 					 source);
-		if ((err = check_path(source, source + 7)))
+		if ((err = check_path(source, source + 7, path_chars, PATH_CHARS_TEXT)))
 			return err;
 		spec->kind = SOURCE_LOCAL;
 		spec->path = strdup(source + 7);
@@ -216,12 +228,14 @@ static struct error *parse_source(const char *name, const json_t *value, const s
 			unsigned long port;
 			errno = 0;
 			port = strtoul(rest + 1, &end, 10);
-			if (!isdigit((unsigned char)rest[1]) || errno || port < 1 || port > 65535 || *end != '/')
+			if (!isdigit((unsigned char)rest[1]) || errno || port < 1 || port > 65535 || (*end != '/' && *end))
 				return error_new(ERROR_INVALID, "source \"%s\": the port must be a number from 1 to 65535",
 						 source);
 			spec->port = (unsigned)port;
 			rest = end;
 		}
+		if (*rest == '\0')
+			rest = "/"; /* nfs://host is the server's root, as upstream */
 		if (*rest != '/')
 			return error_new(ERROR_INVALID, "source \"%s\": expected nfs://host[:port]/path", source);
 	} else if (strstr(source, "://")) {
@@ -239,7 +253,7 @@ static struct error *parse_source(const char *name, const json_t *value, const s
 			return error_new(ERROR_INVALID, "source \"%s\": expected host:/path", source);
 		rest++;
 	}
-	if ((err = check_path(source, rest)))
+	if ((err = check_path(source, rest, export_chars, EXPORT_CHARS_TEXT)))
 		return err;
 	spec->kind = SOURCE_NFS;
 	spec->path = strdup(rest);

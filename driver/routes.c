@@ -173,6 +173,12 @@ static void submit(struct driver *drv, struct http_request *req, enum op_kind ki
 	struct volume_op *op;
 	struct error *err;
 
+	/* The BOSH drain stops new mounts while the rep moves apps away;
+	 * unmounts, and everything else, still go through. */
+	if (kind == OP_MOUNT && drv->draining) {
+		respond_error(req, NFSV3_ERR_DRAINING);
+		return;
+	}
 	if (id && !json_is_null(id) && (err = check_id(id))) {
 		respond_error(req, err->message);
 		error_free(err);
@@ -419,5 +425,13 @@ void routes_handle_admin(struct http_request *req, void *data)
 		handle_evacuate(drv, req);
 		return;
 	}
-	respond_json(req, 404, json_pack("{s:s}", NFSV3_F_ERR, "unknown route: the admin routes are /ping, /evacuate and /metrics"));
+	if (strcmp(path, NFSV3_ADMIN_DRAIN) == 0) {
+		if (!drv->draining)
+			log_info("drain.started", NULL);
+		drv->draining = true;
+		respond_json(req, 200, json_pack("{s:s}", NFSV3_F_ERR, ""));
+		return;
+	}
+	respond_json(req, 404, json_pack("{s:s}", NFSV3_F_ERR,
+					 "unknown route: the admin routes are /ping, /evacuate, /drain and /metrics"));
 }

@@ -34,6 +34,7 @@
 #define NFSV3_ADMIN_PING "/ping"         /* admin listener, GET: liveness */
 #define NFSV3_ADMIN_EVACUATE "/evacuate" /* admin listener, GET: unmount all of ours */
 #define NFSV3_ADMIN_METRICS "/metrics"   /* admin listener, GET: Prometheus text format */
+#define NFSV3_ADMIN_DRAIN "/drain"       /* admin listener, POST: refuse new mounts from now on */
 
 /* Docker sends this media type in Accept; volman sends no Accept at all. */
 #define NFSV3_DOCKER_MEDIA_TYPE "application/vnd.docker.plugins"
@@ -105,6 +106,7 @@
 #define NFSV3_ERR_LDAP_ROOT "LDAP identity is root"
 #define NFSV3_ERR_LDAP_WRONG_PASSWORD "wrong password for LDAP user"
 #define NFSV3_ERR_LDAP_UNREACHABLE "LDAP directory unreachable"
+#define NFSV3_ERR_DRAINING "driver is draining: this cell takes no new mounts"
 
 /* ---- Helper protocol ------------------------------------------------ */
 /*

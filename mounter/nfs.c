@@ -185,13 +185,16 @@ static bool is_dns_name(const char *host, size_t len)
  * Trusts: nothing in source.
  * Checks: HOST:/EXPORT where HOST is a DNS name, an IPv4 literal or a
  * bracketed IPv6 literal, and EXPORT an absolute path of at most 1024 bytes
- * of letters, digits and ._~/+@=%:- with no "." or ".." component: nothing a
- * mount option string, the mount table or a log line could misread.
+ * of letters, digits, spaces and ._~/+@=%:-,#&!$() with no "." or ".."
+ * component. The export reaches the kernel only as the "source" parameter
+ * (fsconfig, or mount(2)'s device name), never inside the option string, so
+ * a comma cannot add an option; no shell sees it; the mount table escapes
+ * spaces.
  */
 static void check_source(const char *source)
 {
 	static const char path_chars[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~/+@=%:-";
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~/+@=%:- ,#&!$()";
 	const char *path;
 	size_t hostlen, pathlen;
 
@@ -224,7 +227,7 @@ static void check_source(const char *source)
 	if (pathlen > EXPORT_MAX)
 		die(NFSV3_EXIT_REFUSED, "source \"%s\": the export is longer than %d bytes", source, EXPORT_MAX);
 	if (strspn(path, path_chars) != pathlen)
-		die(NFSV3_EXIT_REFUSED, "source \"%s\": the export may only hold letters, digits and ._~/+@=%%:-",
+		die(NFSV3_EXIT_REFUSED, "source \"%s\": the export may only hold letters, digits, spaces and ._~/+@=%%:-,#&!$()",
 		    source);
 	for (const char *c = path; *c != '\0';) {
 		size_t n;

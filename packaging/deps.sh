@@ -18,7 +18,7 @@ docker="docker.io containerd runc iptables tini busybox-static"
 vm="qemu-system-x86 seabios cpio kmod dpkg apt coreutils gzip util-linux gcc"
 bench="fio bindfs python3"
 ldap="slapd ldap-utils openssl"
-test="$build check curl openssl golang-go util-linux procps psmisc valgrind libclang-rt-14-dev clang python3-prometheus-client
+test="$build check curl openssl golang-go ruby shellcheck debootstrap util-linux procps psmisc valgrind libclang-rt-14-dev clang python3-prometheus-client
       $docker $vm $ldap"
 [ $# -gt 0 ] || { echo "usage: $0 build|test|docker|vm|bench|ldap..." >&2; exit 2; }
 want=

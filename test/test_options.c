@@ -86,6 +86,51 @@ START_TEST(values_as_strings_numbers_booleans)
 }
 END_TEST
 
+START_TEST(upstream_parity_booleans_sources)
+{
+	static const char *const truths[] = { "1", "t", "T", "TRUE", "true", "True" };
+	static const char *const falsehoods[] = { "0", "f", "F", "FALSE", "false", "False" };
+	struct volume_spec spec;
+	char body[256];
+
+	/* Go's strconv.ParseBool, and nothing beyond it. */
+	for (size_t i = 0; i < 6; i++) {
+		snprintf(body, sizeof(body), "{\"source\":\"h:/e\",\"readonly\":\"%s\",\"cache\":\"%s\"}", truths[i],
+			 falsehoods[i]);
+		ck_assert_ptr_null(parse_text(body, &spec));
+		ck_assert(spec.readonly);
+		ck_assert(!spec.cache);
+		volume_spec_clear(&spec);
+	}
+	expect_error("{\"source\":\"h:/e\",\"readonly\":\"yes\"}", "option readonly \"yes\": expected true or false (or 1, t");
+	expect_error("{\"source\":\"h:/e\",\"readonly\":\"tRUE\"}", "option readonly \"tRUE\"");
+	expect_error("{\"source\":\"h:/e\",\"readonly\":\"2\"}", "option readonly \"2\"");
+	/* Exports with what upstream passes; the helper gives them to the
+	 * kernel as the source parameter, never in the option string. */
+	ck_assert_ptr_null(parse_text("{\"source\":\"nfs://h/my share,ro#&!$(x)\"}", &spec));
+	ck_assert_str_eq(spec.path, "/my share,ro#&!$(x)");
+	volume_spec_clear(&spec);
+	ck_assert_ptr_null(parse_text("{\"source\":\"h:/a b\"}", &spec));
+	ck_assert_str_eq(spec.path, "/a b");
+	volume_spec_clear(&spec);
+	/* nfs://host is the server's root. */
+	ck_assert_ptr_null(parse_text("{\"source\":\"nfs://server.example\"}", &spec));
+	ck_assert_str_eq(spec.host, "server.example");
+	ck_assert_str_eq(spec.path, "/");
+	volume_spec_clear(&spec);
+	ck_assert_ptr_null(parse_text("{\"source\":\"nfs://server.example:2049\"}", &spec));
+	ck_assert_str_eq(spec.path, "/");
+	ck_assert_uint_eq(spec.port, 2049);
+	volume_spec_clear(&spec);
+	expect_error("{\"source\":\"nfs://h:2049x\"}", "port must be a number from 1 to 65535");
+	expect_error("{\"source\":\"nfs://h/e'x\"}", "found '''");
+	expect_error("{\"source\":\"nfs://h/e\\\"x\"}", "found '\"'");
+	expect_error("{\"source\":\"nfs://h/e\\nx\"}", "found byte 0x0a");
+	/* Local sources stay strict. */
+	expect_error("{\"source\":\"file:///tmp/a b\"}", "found ' '");
+}
+END_TEST
+
 START_TEST(local_sources_only_when_allowed)
 {
 	struct volume_spec spec;
@@ -232,6 +277,7 @@ int main(void)
 	tcase_add_test(tc, nfs_url_with_port_and_ids);
 	tcase_add_test(tc, host_colon_path_and_ipv6);
 	tcase_add_test(tc, values_as_strings_numbers_booleans);
+	tcase_add_test(tc, upstream_parity_booleans_sources);
 	tcase_add_test(tc, local_sources_only_when_allowed);
 	tcase_add_test(tc, refusals_name_option_value_and_allowed);
 	tcase_add_test(tc, nfs_options_against_allowlist);
