@@ -36,3 +36,9 @@ $(BUILD)/bench/ldapbench: bench/ldap/ldapbench.c
 
 bench-ldap: all $(BUILD)/bench/ldapbench
 	bench/ldap/run.sh $(BUILD)
+
+# Mutual TLS against plain TCP (needs golang-go for its client).
+.PHONY: bench-tls
+bench-tls: all
+	@packaging/deps.sh test
+	bench/tls/run.sh $(BUILD)
