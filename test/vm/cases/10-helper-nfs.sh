@@ -107,7 +107,9 @@ helper_fails 3 "address" nfs "$ROOT" "$KEY" 127.0.0.1:/srv/export localhost "$OP
 helper_fails 3 "address" nfs "$ROOT" "$KEY" 127.0.0.1:/srv/export "[::1]" "$OPTS"
 helper_fails 3 "kernel key" nfs "$ROOT" ../../etc 127.0.0.1:/srv/export 127.0.0.1 "$OPTS"
 helper_fails 3 "kernel key" nfs "$ROOT" ABCDEF0123456789 127.0.0.1:/srv/export 127.0.0.1 "$OPTS"
-helper_fails 3 "source" nfs "$ROOT" "$KEY" "127.0.0.1:/srv/export,addr=1.2.3.4" 127.0.0.1 "$OPTS"
+# A comma in the export path is part of the path, never an option: the
+# server is asked for the literal path (and has no such export).
+helper_fails 6 "/srv/export,addr=1.2.3.4: access denied by server" nfs "$ROOT" "$KEY" "127.0.0.1:/srv/export,addr=1.2.3.4" 127.0.0.1 "$OPTS"
 helper_fails 3 "source" nfs "$ROOT" "$KEY" "127.0.0.1:srv" 127.0.0.1 "$OPTS"
 helper_fails 3 "source" nfs "$ROOT" "$KEY" "127.0.0.1:/srv/../etc" 127.0.0.1 "$OPTS"
 # A .kernel that is a symlink out of the mount root.
