@@ -230,6 +230,7 @@ struct request {
 	/* the answer */
 	struct error *err;
 	uint32_t uid, gid;
+	bool not_found, wrong_password; /* what err says, for /metrics */
 	struct request *next;
 };
 
@@ -605,6 +606,7 @@ static struct error *find_user(struct directory *dir, struct connection *c, stru
 				 "searching the LDAP directory for user %s: %s", req->username, said);
 	}
 	count = ldap_count_entries(ld, res);
+	req->not_found = count == 0;
 	if (count == 0)
 		err = error_new(ERROR_INVALID, "%s: %s (under %s)", NFSV3_ERR_LDAP_UNKNOWN_USER, req->username,
 				dir->cfg.user_base);
@@ -639,8 +641,10 @@ static struct error *prove_password(struct directory *dir, struct connection *c,
 	*rc_out = rc;
 	if (rc == LDAP_SUCCESS)
 		return NULL;
-	if (rc == LDAP_INVALID_CREDENTIALS)
+	if (rc == LDAP_INVALID_CREDENTIALS) {
+		req->wrong_password = true;
 		return error_new(ERROR_INVALID, "%s %s", NFSV3_ERR_LDAP_WRONG_PASSWORD, req->username);
+	}
 	if (rc == LDAP_TIMEOUT)
 		return error_new(ERROR_TIMEOUT, "%s %u s checking the password of LDAP user %s", NFSV3_ERR_TIMEOUT,
 				 dir->cfg.timeout_s, req->username);
@@ -707,17 +711,17 @@ static void *worker_main(void *arg)
 }
 
 /* A finished lookup's outcome, for /metrics (on the loop). */
-static void count_outcome(const struct error *err)
+static void count_outcome(const struct request *req)
 {
-	enum metric_counter counter = METRIC_LDAP_LOOKUPS_FOUND;
-	if (err && strstr(err->message, NFSV3_ERR_LDAP_UNKNOWN_USER))
+	enum metric_counter counter = METRIC_LDAP_LOOKUPS_ERROR;
+	if (!req->err)
+		counter = METRIC_LDAP_LOOKUPS_FOUND;
+	else if (req->not_found)
 		counter = METRIC_LDAP_LOOKUPS_NOT_FOUND;
-	else if (err && strstr(err->message, NFSV3_ERR_LDAP_WRONG_PASSWORD))
+	else if (req->wrong_password)
 		counter = METRIC_LDAP_LOOKUPS_INVALID_CREDENTIALS;
-	else if (err && strstr(err->message, "timed out"))
+	else if (req->err->code == ERROR_TIMEOUT)
 		counter = METRIC_LDAP_LOOKUPS_TIMEOUT;
-	else if (err)
-		counter = METRIC_LDAP_LOOKUPS_ERROR;
 	metrics_count(counter);
 }
 
@@ -737,7 +741,7 @@ static void on_answers(uv_async_t *async)
 	}
 	for (; reversed; reversed = next) {
 		next = reversed->next;
-		count_outcome(reversed->err);
+		count_outcome(reversed);
 		reversed->cb(reversed->err, reversed->uid, reversed->gid,
 			     (double)(uv_hrtime() - reversed->started_ns) / 1e6, reversed->data);
 		free(reversed);

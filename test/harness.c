@@ -336,6 +336,19 @@ json_t *call_admin(const struct daemon *dm, const char *path, int *status)
 	return exchange(connect_tcp(dm->admin_port), "GET", path, NULL, NULL, status);
 }
 
+char *raw_admin_get(const struct daemon *dm, const char *path)
+{
+	char req[512];
+	int fd = connect_tcp(dm->admin_port);
+	char *reply;
+
+	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", path);
+	send_all(fd, req, strlen(req));
+	reply = read_reply(fd, 10000, false, NULL);
+	close(fd);
+	return reply;
+}
+
 char *raw_unix(const struct daemon *dm, const char *bytes, size_t len, int timeout_ms)
 {
 	int fd = connect_unix(dm->sock);

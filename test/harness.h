@@ -47,6 +47,9 @@ json_t *call_admin(const struct daemon *d, const char *path, int *status);
 
 /* Send raw bytes to the unix socket; read until close or timeout_ms; returns malloc'd reply text. */
 char *raw_unix(const struct daemon *d, const char *bytes, size_t len, int timeout_ms);
+/* GET path on the admin listener: the whole answer, head and body, as sent
+ * (for answers that are not JSON, such as /metrics). */
+char *raw_admin_get(const struct daemon *d, const char *path);
 
 /* The same, one byte per write with pause_ms between writes. */
 char *raw_unix_trickle(const struct daemon *d, const char *bytes, size_t len, int pause_ms);

@@ -315,6 +315,14 @@ START_TEST(refusals_name_the_problem)
 	ck_assert_int_eq(mounts_under(d.root), 0);
 	ck_assert(!file_contains(d.log, "wrong-secret-1"));
 	ck_assert(!file_contains(d.log, "alice-pw"));
+	/* Each lookup is counted by what it found: nobody, "*" and bob are
+	 * unknown, alice's password is wrong; option errors reach no directory. */
+	char *scrape = raw_admin_get(&d, NFSV3_ADMIN_METRICS);
+	ck_assert_msg(strstr(scrape, "\nnfsv3driver_ldap_lookups_total{outcome=\"not_found\"} 3\n"), "%s", scrape);
+	ck_assert_msg(strstr(scrape, "\nnfsv3driver_ldap_lookups_total{outcome=\"invalid_credentials\"} 1\n"), "%s",
+		      scrape);
+	ck_assert_msg(strstr(scrape, "\nnfsv3driver_ldap_lookups_total{outcome=\"found\"} 0\n"), "%s", scrape);
+	free(scrape);
 	assert_alive();
 }
 END_TEST
