@@ -28,7 +28,7 @@ struct driver {
 	bool draining;                 /* POST /drain seen: new Mounts get an error, the rest is served */
 	unsigned ops_in_flight;        /* submitted and not yet answered */
 	void (*on_idle)(struct driver *drv); /* called when ops_in_flight drops to 0 */
-	struct http_server *plugin_server, *admin_server; /* their open connections, for /metrics */
+	struct http_server *plugin_server, *admin_server; /* the listeners (main.c); /metrics counts their connections */
 };
 
 #endif

@@ -204,7 +204,7 @@ static const http_parser_settings parser_settings = {
 static void connection_close(struct http_connection *conn);
 static void connection_update(struct http_connection *conn);
 static void connection_fail(struct http_connection *conn, int status);
-static void report_refusal(struct http_connection *conn, const char *reason, const char *detail);
+static void report_refusal(struct http_connection *conn, enum http_refusal reason, const char *detail);
 
 /* ---- Server handles --------------------------------------------------- */
 
@@ -676,8 +676,20 @@ static void peer_name(struct http_connection *conn, char *out, size_t size)
 	}
 }
 
+const char *http_refusal_name(enum http_refusal reason)
+{
+	static const char *const names[] = {
+		[HTTP_REFUSED_PROTOCOL] = "protocol",
+		[HTTP_REFUSED_NO_CERTIFICATE] = "no_certificate",
+		[HTTP_REFUSED_BAD_CERTIFICATE] = "bad_certificate",
+		[HTTP_REFUSED_TIMEOUT] = "timeout",
+		[HTTP_REFUSED_HANDSHAKE] = "other",
+	};
+	return (unsigned)reason < sizeof(names) / sizeof(names[0]) ? names[reason] : "other";
+}
+
 /* Tell the application why a connection is refused (for its log). */
-static void report_refusal(struct http_connection *conn, const char *reason, const char *detail)
+static void report_refusal(struct http_connection *conn, enum http_refusal reason, const char *detail)
 {
 	struct http_server *srv = conn->server;
 	char peer[INET6_ADDRSTRLEN + 16];
@@ -724,7 +736,7 @@ static void connection_write(struct http_connection *conn, struct http_response 
 }
 
 /* Why a handshake failed, in words an operator can act on. */
-static const char *tls_failure(struct http_connection *conn, int ssl_error, char *detail, size_t size)
+static enum http_refusal tls_failure(struct http_connection *conn, int ssl_error, char *detail, size_t size)
 {
 	long verify = SSL_get_verify_result(conn->ssl);
 	unsigned long err = ERR_peek_last_error();
@@ -771,7 +783,7 @@ static void tls_pump(struct http_connection *conn)
 				tls_flush(conn);
 				return;
 			}
-			const char *reason = tls_failure(conn, e, detail, sizeof(detail));
+			enum http_refusal reason = tls_failure(conn, e, detail, sizeof(detail));
 			conn->tls_failed = true;
 			report_refusal(conn, reason, detail);
 			/* The alert goes out, then the connection ends. */
@@ -1076,6 +1088,22 @@ static void connection_on_eof(struct http_connection *conn)
 		connection_update(conn);
 }
 
+/* A TLS handshake as the first bytes of a plain TCP connection: answer in
+ * plain HTTP, which makes a TLS client say "server gave HTTP response to
+ * HTTPS client". */
+static bool refuse_tls_on_plain(struct http_connection *conn, const char *data)
+{
+	if (!conn->tcp || conn->first_byte_seen)
+		return false;
+	conn->first_byte_seen = true;
+	if ((unsigned char)data[0] != TLS_RECORD_HANDSHAKE)
+		return false;
+	report_refusal(conn, HTTP_REFUSED_PROTOCOL, "a TLS handshake on a plain HTTP listener");
+	static const char body[] = "{\"Err\":\"this listener speaks plain HTTP, not TLS\"}";
+	connection_refuse(conn, 400, body, sizeof(body) - 1);
+	return true;
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
 	struct http_connection *conn = stream->data;
@@ -1091,18 +1119,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 	}
 	if (conn->lingering)
 		return;
-	if (conn->ssl) {
+	if (conn->ssl)
 		tls_input(conn, buf->base, nread);
-	} else if (conn->tcp && !conn->first_byte_seen && (conn->first_byte_seen = true) &&
-		   (unsigned char)buf->base[0] == TLS_RECORD_HANDSHAKE) {
-		/* A plain HTTP answer makes a TLS client say "server gave HTTP
-		 * response to HTTPS client". */
-		report_refusal(conn, HTTP_REFUSED_PROTOCOL, "a TLS handshake on a plain HTTP listener");
-		static const char body[] = "{\"Err\":\"this listener speaks plain HTTP, not TLS\"}";
-		connection_refuse(conn, 400, body, sizeof(body) - 1);
-	} else {
+	else if (!refuse_tls_on_plain(conn, buf->base))
 		connection_feed(conn, buf->base, nread);
-	}
 	connection_update(conn);
 }
 

@@ -51,16 +51,20 @@ int http_server_listen(struct http_server *srv, const char *address, const char 
  */
 void http_server_set_tls(struct http_server *srv, SSL_CTX *ctx);
 
-/* Why a connection was refused below HTTP (the reason argument). */
-#define HTTP_REFUSED_PROTOCOL "protocol"               /* plain on TLS, TLS on plain, bad records */
-#define HTTP_REFUSED_NO_CERTIFICATE "no_certificate"   /* the client sent none */
-#define HTTP_REFUSED_BAD_CERTIFICATE "bad_certificate" /* other CA, expired, not yet valid... */
-#define HTTP_REFUSED_TIMEOUT "timeout"                 /* handshake not done within the read timeout */
-#define HTTP_REFUSED_HANDSHAKE "other"                 /* any other handshake failure */
+/* Why a connection was refused below HTTP. */
+enum http_refusal {
+	HTTP_REFUSED_PROTOCOL,        /* plain on TLS, TLS on plain, bad records */
+	HTTP_REFUSED_NO_CERTIFICATE,  /* the client sent none */
+	HTTP_REFUSED_BAD_CERTIFICATE, /* other CA, expired, not yet valid... */
+	HTTP_REFUSED_TIMEOUT,         /* handshake not done within the read timeout */
+	HTTP_REFUSED_HANDSHAKE,       /* any other handshake failure */
+};
+/* Its name for logs and metric labels: "protocol", "no_certificate", ... */
+const char *http_refusal_name(enum http_refusal reason);
 
-/* Told of every connection refused at the TLS layer: reason (above), what
- * went wrong in words, and the peer's address. */
-typedef void (*http_refusal_cb)(const char *reason, const char *detail, const char *peer, void *data);
+/* Told of every connection refused at the TLS layer: why, in words, and the
+ * peer's address. */
+typedef void (*http_refusal_cb)(enum http_refusal reason, const char *detail, const char *peer, void *data);
 void http_server_on_refusal(struct http_server *srv, http_refusal_cb cb, void *data);
 
 /* Stop accepting; existing connections keep being served. */

@@ -125,7 +125,6 @@ static struct {
 	struct directory_config ldap;
 	struct driver drv;
 	uv_loop_t loop;
-	struct http_server *plugin, *admin;
 	uv_signal_t sigterm, sigint, sighup;
 	uv_timer_t shutdown_timer, expiry_timer;
 	SSL_CTX *tls;
@@ -292,58 +291,21 @@ static void parse_args(int argc, char **argv, struct config *cfg, const char **h
 	check_tls_args(cfg);
 }
 
-/* Copy src to dir/name whole or not at all, with mode. */
-static int copy_file(const char *src, const char *dir, const char *name, mode_t mode, char *dst, size_t dst_len)
-{
-	char tmp[PATH_MAX + 8], buf[16384];
-	ssize_t n = 0;
-	int in, out, rc = 0;
-
-	snprintf(dst, dst_len, "%s/%s", dir, name);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", dst);
-	if ((in = open(src, O_RDONLY | O_CLOEXEC)) < 0)
-		return -1;
-	if ((out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)) < 0) {
-		close(in);
-		return -1;
-	}
-	while (rc == 0 && (n = read(in, buf, sizeof(buf))) > 0)
-		if (write(out, buf, n) != n)
-			rc = -1;
-	if (n < 0 || fchmod(out, mode) != 0 || fsync(out) != 0)
-		rc = -1;
-	close(in);
-	if (close(out) != 0 || rc != 0 || rename(tmp, dst) != 0) {
-		int saved = errno;
-		unlink(tmp);
-		errno = saved;
-		return -1;
-	}
-	return 0;
-}
-
 /*
- * volman reads the client certificate and the CA from where the spec file
- * says, inside its own sandbox: beside the spec file, in
- * <drivers-path>/<name>-tls/ (0700; the key 0600).
+ * volman reads the CA and its client certificate from the files the spec
+ * file names, so they must lie where its sandbox can read them: the BOSH
+ * job puts them under the drivers path (<driver_path>/certs/<name>/), as
+ * upstream does. Named by absolute path.
  */
 static json_t *spec_tls_config(const struct config *cfg)
 {
-	char dir[PATH_MAX], ca[PATH_MAX + 16], cert[PATH_MAX + 16], key[PATH_MAX + 16];
-	const char *failed = NULL;
-
-	snprintf(dir, sizeof(dir), "%s/%s-tls", cfg->drivers_path, cfg->name);
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-		failed = dir;
-	else if (copy_file(cfg->tls_ca, dir, "ca.pem", 0644, ca, sizeof(ca)) != 0)
-		failed = cfg->tls_ca;
-	else if (copy_file(cfg->tls_client_cert, dir, "client.pem", 0644, cert, sizeof(cert)) != 0)
-		failed = cfg->tls_client_cert;
-	else if (copy_file(cfg->tls_client_key, dir, "client-key.pem", 0600, key, sizeof(key)) != 0)
-		failed = cfg->tls_client_key;
+	char ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
+	const char *failed = !realpath(cfg->tls_ca, ca)			? cfg->tls_ca
+			     : !realpath(cfg->tls_client_cert, cert)	? cfg->tls_client_cert
+			     : !realpath(cfg->tls_client_key, key)	? cfg->tls_client_key
+									: NULL;
 	if (failed) {
-		log_error("spec-file.tls-files-failed", json_pack("{s:s, s:s, s:s}", "file", failed, "directory", dir,
-								  "error", strerror(errno)));
+		log_error("spec-file.tls-file-failed", json_pack("{s:s, s:s}", "file", failed, "error", strerror(errno)));
 		return NULL;
 	}
 	return json_pack("{s:b, s:s, s:s, s:s}", NFSV3_F_SPEC_TLS_INSECURE, cfg->tls_insecure_skip_verify,
@@ -421,24 +383,18 @@ static SSL_CTX *load_tls(char *why, size_t why_len)
 	return tls_context_new(&files, why, why_len);
 }
 
-static void on_tls_refusal(const char *reason, const char *detail, const char *peer, void *data)
+static void on_tls_refusal(enum http_refusal reason, const char *detail, const char *peer, void *data)
 {
-	static const struct {
-		const char *reason;
-		enum metric_counter counter;
-	} counters[] = {
-		{ HTTP_REFUSED_PROTOCOL, METRIC_TLS_HANDSHAKE_FAILURES_PROTOCOL },
-		{ HTTP_REFUSED_NO_CERTIFICATE, METRIC_TLS_HANDSHAKE_FAILURES_NO_CERTIFICATE },
-		{ HTTP_REFUSED_BAD_CERTIFICATE, METRIC_TLS_HANDSHAKE_FAILURES_BAD_CERTIFICATE },
-		{ HTTP_REFUSED_TIMEOUT, METRIC_TLS_HANDSHAKE_FAILURES_TIMEOUT },
+	static const enum metric_counter counters[] = {
+		[HTTP_REFUSED_PROTOCOL] = METRIC_TLS_HANDSHAKE_FAILURES_PROTOCOL,
+		[HTTP_REFUSED_NO_CERTIFICATE] = METRIC_TLS_HANDSHAKE_FAILURES_NO_CERTIFICATE,
+		[HTTP_REFUSED_BAD_CERTIFICATE] = METRIC_TLS_HANDSHAKE_FAILURES_BAD_CERTIFICATE,
+		[HTTP_REFUSED_TIMEOUT] = METRIC_TLS_HANDSHAKE_FAILURES_TIMEOUT,
+		[HTTP_REFUSED_HANDSHAKE] = METRIC_TLS_HANDSHAKE_FAILURES_OTHER,
 	};
-	enum metric_counter counter = METRIC_TLS_HANDSHAKE_FAILURES_OTHER;
-	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
-		if (strcmp(reason, counters[i].reason) == 0)
-			counter = counters[i].counter;
-	metrics_count(counter);
+	metrics_count(counters[reason]);
 	log_error("tls.connection-refused", json_pack("{s:s, s:s, s:s, s:s}", "listener", (const char *)data,
-						      "reason", reason, "error", detail, "peer", peer));
+						      "reason", http_refusal_name(reason), "error", detail, "peer", peer));
 }
 
 /* Rotation: new connections get the new files; open ones, and every mount,
@@ -456,11 +412,9 @@ static void on_sighup(uv_signal_t *handle, int signum)
 	}
 	SSL_CTX_free(d.tls);
 	d.tls = ctx;
-	http_server_set_tls(d.plugin, ctx);
-	if (d.admin)
-		http_server_set_tls(d.admin, ctx);
-	if (d.cfg.drivers_path)
-		write_spec_file(&d.cfg);
+	http_server_set_tls(d.drv.plugin_server, ctx);
+	if (d.drv.admin_server)
+		http_server_set_tls(d.drv.admin_server, ctx);
 	log_info("tls.reloaded", NULL);
 	check_expiry(&d.expiry_timer);
 }
@@ -492,10 +446,10 @@ static void finish_shutdown(void)
 		unlink(d.spec_path);
 	supervise_let_go();
 	log_info("driver-server.stopped", NULL);
-	d.closing = d.admin ? 2 : 1;
-	http_server_close(d.plugin, on_server_closed, NULL);
-	if (d.admin)
-		http_server_close(d.admin, on_server_closed, NULL);
+	d.closing = d.drv.admin_server ? 2 : 1;
+	http_server_close(d.drv.plugin_server, on_server_closed, NULL);
+	if (d.drv.admin_server)
+		http_server_close(d.drv.admin_server, on_server_closed, NULL);
 }
 
 /*
@@ -524,7 +478,7 @@ static void on_signal(uv_signal_t *handle, int signum)
 	d.drv.stopping = true;
 	log_info("driver-server.stopping", json_pack("{s:i, s:i}", "signal", signum, "operations_in_flight",
 						     (int)d.drv.ops_in_flight));
-	http_server_stop_accepting(d.plugin);
+	http_server_stop_accepting(d.drv.plugin_server);
 	uv_timer_start(&d.shutdown_timer, on_shutdown_timeout,
 		       ((uint64_t)d.cfg.helper_timeout_s + SHUTDOWN_GRACE_S) * 1000, 0);
 	on_idle(&d.drv);
@@ -535,21 +489,21 @@ static void listen_all(void)
 	const char *why;
 	int rc;
 
-	d.plugin = d.drv.plugin_server = http_server_new(&d.loop, NULL, routes_handle, &d.drv);
-	http_server_set_tls(d.plugin, d.tls);
-	http_server_on_refusal(d.plugin, on_tls_refusal, "plugin");
+	d.drv.plugin_server = http_server_new(&d.loop, NULL, routes_handle, &d.drv);
+	http_server_set_tls(d.drv.plugin_server, d.tls);
+	http_server_on_refusal(d.drv.plugin_server, on_tls_refusal, "plugin");
 	for (unsigned i = 0; i < d.cfg.n_listen; i++) {
-		if ((rc = http_server_listen(d.plugin, d.cfg.listen[i], &why)) < 0) {
+		if ((rc = http_server_listen(d.drv.plugin_server, d.cfg.listen[i], &why)) < 0) {
 			log_error("driver-server.listen-failed", json_pack("{s:s, s:s}", "address", d.cfg.listen[i], "error", why));
 			fprintf(stderr, "nfsv3driver: cannot listen on %s: %s\n", d.cfg.listen[i], why);
 			exit(1);
 		}
 	}
 	if (d.cfg.admin) {
-		d.admin = d.drv.admin_server = http_server_new(&d.loop, NULL, routes_handle_admin, &d.drv);
-		http_server_set_tls(d.admin, d.tls);
-		http_server_on_refusal(d.admin, on_tls_refusal, "admin");
-		if ((rc = http_server_listen(d.admin, d.cfg.admin, &why)) < 0) {
+		d.drv.admin_server = http_server_new(&d.loop, NULL, routes_handle_admin, &d.drv);
+		http_server_set_tls(d.drv.admin_server, d.tls);
+		http_server_on_refusal(d.drv.admin_server, on_tls_refusal, "admin");
+		if ((rc = http_server_listen(d.drv.admin_server, d.cfg.admin, &why)) < 0) {
 			fprintf(stderr, "nfsv3driver: cannot listen on %s: %s\n", d.cfg.admin, why);
 			exit(1);
 		}

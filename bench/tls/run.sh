@@ -50,11 +50,12 @@ p99p=$(echo "$plain" | awk '{print $6}') p99t=$(echo "$tls" | awk '{print $6}')
 awk -v a="$p99t" -v b="$p99p" 'BEGIN { printf "  TLS p99 / plain p99 = %.3f (goal <= 1.10)\n", a / b }'
 echo "New TLS connections per second (full handshake + one Activate), 5 s:"
 for c in 1 8; do echo "  $c clients: $($b handshake https://127.0.0.1:$tp 5 $c)"; done
-idle=$(awk '/VmRSS/ {print $2}' /proc/$tls_pid/status) idle_plain=$(awk '/VmRSS/ {print $2}' /proc/${pids[0]}/status)
-echo "Daemon memory: plain daemon $((idle_plain / 1024)).$(((idle_plain % 1024) * 10 / 1024)) MiB, TLS daemon before holding $((idle / 1024)).$(((idle % 1024) * 10 / 1024)) MiB; with $HOLD kept TLS connections:"
+# RSS counts shared library code; RssAnon is the daemon's own memory.
+mib() { awk -v k="$2:" '$1 == k { printf "%.1f", $2 / 1024 }' /proc/$1/status; }
+echo "Daemon memory (RSS / own anonymous memory, MiB):"
+echo "  plain, idle:                 $(mib "${pids[0]}" VmRSS) / $(mib "${pids[0]}" RssAnon)"
+echo "  TLS, idle:                   $(mib "$tls_pid" VmRSS) / $(mib "$tls_pid" RssAnon)"
 $b hold https://127.0.0.1:$tp "$HOLD" 3 > hold.out & hp=$!
 sleep 2
-rss=$(awk '/VmRSS/ {print $2}' /proc/$tls_pid/status)
+echo "  TLS, $HOLD kept connections:  $(mib "$tls_pid" VmRSS) / $(mib "$tls_pid" RssAnon) (goal: RSS < 8 MiB)"
 wait $hp
-hwm=$(awk '/VmHWM/ {print $2}' /proc/$tls_pid/status)
-echo "  RSS with $HOLD open: $((rss / 1024)).$(((rss % 1024) * 10 / 1024)) MiB; peak over the run: $((hwm / 1024)).$(((hwm % 1024) * 10 / 1024)) MiB (goal < 8 MiB)"

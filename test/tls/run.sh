@@ -78,7 +78,6 @@ if post --cacert ca.pem --cert stranger.pem --key stranger.key "$url/Plugin.Acti
 	fail other-ca "served"
 elif logged bad_certificate; then pass other-ca; else fail other-ca "not logged"; fi
 
-: > /dev/null
 if post --cacert ca.pem --cert expired.pem --key expired.key "$url/Plugin.Activate" >/dev/null 2>&1; then
 	fail expired-client-cert "served"
 elif grep -q 'certificate has expired' driver.log; then pass expired-client-cert
@@ -106,12 +105,27 @@ out=$(post "${good[@]}" --tlsv1.3 "$url/VolumeDriver.List" 2>&1)
 out=$(curl -sS --max-time 10 "${good[@]}" --tls-max 1.1 "$url/VolumeDriver.List" 2>&1)
 [ $? != 0 ] && pass tls11-refused || fail tls11-refused "$out"
 
-# Renegotiation is off: a TLS 1.2 client asking for one is refused, the
-# server keeps serving.
+# Renegotiation is off: a TLS 1.2 client asking for one is refused (and
+# the refusal logged), the server keeps serving.
 out=$( (echo R; sleep 1) | timeout 10 openssl s_client -tls1_2 -connect 127.0.0.1:$port -CAfile ca.pem \
 	-cert client.pem -key client.key 2>&1)
-if [[ $out == *"no renegotiation"* || $out == *"alert"* || $out == *"RENEGOTIATING"*"errno"* || $out == *"RENEGOTIATING"* ]] &&
-	post "${good[@]}" "$url/Plugin.Activate" >/dev/null 2>&1; then pass no-renegotiation; else fail no-renegotiation "$out"; fi
+if [[ $out == *"RENEGOTIATING"*"no renegotiation"* ]] && post "${good[@]}" "$url/Plugin.Activate" >/dev/null 2>&1; then
+	pass no-renegotiation; else fail no-renegotiation "$(echo "$out" | tail -2)"; fi
+
+# 200 pipelined Creates on one TLS connection, written at once. A Create
+# is answered once the state is on disk, so more than the 64 answers a
+# connection may owe pile up: the rest of the requests wait, still
+# encrypted, and are read as answers go out. Every one is answered.
+for i in $(seq 200); do
+	body="{\"Name\":\"pipe$i\",\"Opts\":{\"source\":\"file://$tmp/src\"}}"
+	printf 'POST /VolumeDriver.Create HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s' ${#body} "$body"
+done > pipelined
+printf 'POST /VolumeDriver.List HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}' >> pipelined
+out=$(timeout 20 openssl s_client -quiet -ign_eof -connect 127.0.0.1:$port -CAfile ca.pem -cert client.pem \
+	-key client.key < pipelined 2>/dev/null)
+answers=$(grep -o 'HTTP/1.1 200' <<< "$out" | wc -l)
+if [ "$answers" = 201 ] && [ "$(grep -o '"Name":"pipe[0-9]*"' <<< "$out" | wc -l)" = 200 ]; then pass pipelined-200
+else fail pipelined-200 "$answers answers"; fi
 
 # volman's conformance sequence through a Go client configured as volman's.
 mkdir -p gocl && cp "$top/test/tls/volman_client.go" gocl/ &&
@@ -174,10 +188,11 @@ out=$(start_err --tls-cert server.pem --tls-key server.key --tls-ca ca.pem --dri
 out=$(start_err --tls-cert client.csr --tls-key server.key --tls-ca ca.pem)
 [[ $out == *"--tls-cert client.csr"*"rc=2" ]] && pass start-not-a-cert || fail start-not-a-cert "$out"
 
-# The spec file for volman.
+# The spec file for volman: https, and the CA and client files by absolute path.
 spec=$(cat drivers/tlstest.json)
-if [[ $spec == *"\"Addr\":\"https://127.0.0.1:$port\""* && $spec == *'"CAFile":"'"$tmp"'/drivers/tlstest-tls/ca.pem"'* &&
-	$(stat -c %a drivers/tlstest-tls/client-key.pem) = 600 ]]; then pass spec-file; else fail spec-file "$spec"; fi
+if [[ $spec == *"\"Addr\":\"https://127.0.0.1:$port\""* && $spec == *"\"CAFile\":\"$tmp/ca.pem\""* &&
+	$spec == *"\"CertFile\":\"$tmp/client.pem\""* && $spec == *"\"KeyFile\":\"$tmp/client.key\""* ]]; then
+	pass spec-file; else fail spec-file "$spec"; fi
 
 # The driver kept serving through all of it.
 out=$(post "${good[@]}" "$url/Plugin.Activate" 2>&1)
