@@ -27,6 +27,7 @@ struct config {
 	const char *tls_client_cert, *tls_client_key;
 	bool tls_insecure_skip_verify; /* what the spec file tells volman */
 	bool ldap;                  /* --ldap-host given: username/password bindings resolved */
+	unsigned forget_unmounted_after_s; /* the sweep: forget volman's unmounted volumes unused this long; 0 never */
 };
 
 #endif

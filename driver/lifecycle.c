@@ -8,6 +8,7 @@
 #include "kernel.h"
 #include "log.h"
 #include "metrics.h"
+#include "reconcile.h"
 #include "supervise.h"
 
 static void run_next(struct volume *vol, struct driver *drv);
@@ -57,10 +58,12 @@ static void complete(struct volume_op *op)
 	struct driver *drv = op->drv;
 	struct volume *vol = op->vol;
 
+	vol->last_used = time(NULL);
 	if (op->done)
 		op->done(op, op->err);
 	error_free(op->err);
 	json_decref(op->opts);
+	json_decref(op->old_opts);
 	free(op->id);
 	free(op);
 	vol->busy = false;
@@ -72,16 +75,102 @@ static void complete(struct volume_op *op)
 		drv->on_idle(drv);
 }
 
+static void run_unmount(struct volume_op *op, bool force, void (*then)(struct volume_op *, const struct helper_result *));
+static void mark_unmounted(struct volume_op *op);
+static void volume_hold_password(struct volume *vol, struct secret *password);
+
+/* Say what became of the operation after the error it already carries. */
+static void append_outcome(struct volume_op *op, const char *fmt, const char *detail)
+{
+	struct error *err = error_new(op->err->code, "%s; volume %s %s%s", op->err->message, op->vol->name, fmt, detail);
+
+	error_free(op->err);
+	op->err = err;
+}
+
+/*
+ * A Mount whose state write failed must not stay done: the disk says the
+ * volume is not held, so neither may the registry, nor the kernel. The
+ * reference goes; a Mountpoint this Mount made live is detached again.
+ */
+static void after_undo_unmount(struct volume_op *op, const struct helper_result *res)
+{
+	struct volume *vol = op->vol;
+
+	/* The helper may fail after the detach (a read-only root keeps the directory): the mount table decides. */
+	if (res->exit_status == 0 || !reconcile_is_mounted(op->drv, vol->name)) {
+		mark_unmounted(op);
+		log_info("mount.undone", json_pack("{s:s}", "volume", vol->name));
+		append_outcome(op, "was not mounted", "");
+	} else {
+		log_error("mount.undo-failed", json_pack("{s:s, s:s}", "volume", vol->name, "error", res->message));
+		append_outcome(op, "is left mounted, held by no one, because unmounting it failed: ",
+			       res->message[0] ? res->message : "the helper failed without a message");
+	}
+	complete(op);
+}
+
+static void undo_mount(struct volume_op *op)
+{
+	struct volume *vol = op->vol;
+
+	if (op->ref_added)
+		volume_drop_ref(vol, op->id);
+	if (op->mounted_here && volume_refs(vol) == 0 && vol->mounted) {
+		run_unmount(op, false, after_undo_unmount);
+		return;
+	}
+	append_outcome(op, "was not mounted for this caller", "");
+	complete(op);
+}
+
+/* A Create whose state write failed: the volume is as it was before. */
+static void undo_create(struct volume_op *op)
+{
+	struct volume *vol = op->vol;
+	struct volume_spec spec;
+	struct error *err;
+
+	volume_hold_password(vol, NULL);
+	if (op->created_new) {
+		volume_forget_options(vol);
+	} else if (op->old_opts) {
+		err = options_parse(op->old_opts, op->drv->cfg, &spec);
+		volume_set_options(vol, op->old_opts, err ? NULL : &spec, err);
+	}
+	log_info("create.undone", json_pack("{s:s}", "volume", vol->name));
+	complete(op);
+}
+
 static void on_state_saved(struct error *err, void *data)
 {
 	struct volume_op *op = data;
 
-	if (err) {
-		log_error("state.save-failed", json_pack("{s:s}", "error", err->message));
-		if (!op->err)
-			op->err = error_new(ERROR_INTERNAL, "saving the driver state failed: %s", err->message);
+	if (!err) {
+		complete(op);
+		return;
 	}
-	complete(op);
+	log_error("state.save-failed", json_pack("{s:s, s:s}", "volume", op->vol->name, "error", err->message));
+	if (op->err) {
+		complete(op);
+		return;
+	}
+	switch (op->kind) {
+	case OP_MOUNT:
+		op->err = error_new(ERROR_INTERNAL, "%s", err->message);
+		undo_mount(op);
+		return;
+	case OP_CREATE:
+		op->err = error_new(ERROR_INTERNAL, "%s; volume %s was not %s", err->message, op->vol->name,
+				    op->created_new ? "created" : "changed");
+		undo_create(op);
+		return;
+	default:
+		/* Unmount and Remove did what they did; the answer says the disk does not know it yet. */
+		op->err = error_new(ERROR_INTERNAL, "%s", err->message);
+		complete(op);
+		return;
+	}
 }
 
 /* Every operation ends here: persist what changed, then answer. */
@@ -224,8 +313,11 @@ static void do_create(struct volume_op *op)
 	}
 	if (err)
 		log_info("create.options-kept-for-mount", json_pack("{s:s, s:s}", "volume", vol->name, "error", err->message));
+	op->created_new = !vol->exists;
+	op->old_opts = vol->exists && vol->opts ? json_incref(vol->opts) : NULL;
 	volume_hold_password(vol, password);
 	volume_set_options(vol, op->opts, err ? NULL : &spec, err);
+	vol->docker = op->docker;
 	op->changed = true;
 	log_info("create.created", json_pack("{s:s, s:O}", "volume", vol->name, "opts", vol->opts));
 	finish(op, NULL);
@@ -264,6 +356,8 @@ static void mount_ctx_done(struct mount_ctx *ctx, pid_t idmapfs_pid, double elap
 	vol->kernel_key = ctx->key;
 	free(ctx);
 	op->changed = true;
+	op->mounted_here = true;
+	op->ref_added = !(op->id && volume_has_id(vol, op->id));
 	if (volume_add_ref(vol, op->id) < 0) {
 		finish(op, error_new(ERROR_INTERNAL, "out of memory"));
 		return;
@@ -416,6 +510,7 @@ static void do_mount(struct volume_op *op)
 		return;
 	}
 	if (vol->mounted && !vol->dead) {
+		op->ref_added = !(op->id && volume_has_id(vol, op->id));
 		if (volume_add_ref(vol, op->id) < 0) {
 			finish(op, error_new(ERROR_INTERNAL, "out of memory"));
 			return;
@@ -600,6 +695,49 @@ void lifecycle_submit_internal(struct driver *drv, enum op_kind kind, const char
 
 	if (op)
 		op_submit(op);
+}
+
+/* ---- the sweep ---- */
+
+#define SWEEP_LOGGED_NAMES 20
+
+static void on_swept_saved(struct error *err, void *data)
+{
+	struct driver *drv = data;
+
+	if (err)
+		log_error("state.save-failed", json_pack("{s:s, s:s}", "after", "sweep", "error", err->message));
+	if (drv->on_idle)
+		drv->on_idle(drv);
+}
+
+size_t lifecycle_sweep(struct driver *drv, time_t now, time_t max_idle)
+{
+	json_t *names = json_array();
+	struct volume *vol, *next;
+	size_t forgotten = 0;
+
+	for (vol = registry_first(&drv->reg); vol; vol = next) {
+		next = registry_next(&drv->reg, vol);
+		/* Only what nothing holds or waits for: a queued Mount keeps its volume. */
+		if (!vol->exists || vol->docker || vol->mounted || vol->busy || vol->queue_head || volume_refs(vol) > 0 ||
+		    now - vol->last_used < max_idle)
+			continue;
+		if (forgotten++ < SWEEP_LOGGED_NAMES)
+			json_array_append_new(names, json_string(vol->name));
+		volume_hold_password(vol, NULL);
+		volume_forget_options(vol);
+		registry_release(&drv->reg, vol);
+	}
+	if (forgotten) {
+		log_info("sweep.forgot", json_pack("{s:I, s:I, s:I, s:o}", "volumes", (json_int_t)forgotten, "kept",
+						   (json_int_t)drv->reg.n_volumes, "unused_for_s", (json_int_t)max_idle,
+						   "first_names", names));
+		state_commit(drv->state, on_swept_saved, drv);
+	} else {
+		json_decref(names);
+	}
+	return forgotten;
 }
 
 static void do_read(struct volume_op *op)

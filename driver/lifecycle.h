@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 #include <jansson.h>
 
 #include "driver.h"
@@ -42,6 +43,10 @@ struct volume_op {
 	/* private */
 	struct error *err;
 	bool changed;
+	bool ref_added;     /* Mount: this operation added a reference (undone if its state write fails) */
+	bool mounted_here;  /* Mount: this operation made the Mountpoint live */
+	bool created_new;   /* Create: the volume did not exist before */
+	json_t *old_opts;   /* Create: the options it replaced, restored if its state write fails */
 	void *data_private; /* the step in progress */
 	struct volume_op *next;
 };
@@ -52,6 +57,15 @@ void op_submit(struct volume_op *op);
 
 /* Queue an operation of the driver's own (purge, dead idmapfs); failures are logged. */
 void lifecycle_submit_internal(struct driver *drv, enum op_kind kind, const char *name);
+
+/*
+ * Forget every volume a volman client created that has been unmounted,
+ * unreferenced and untouched for at least max_idle seconds at now (volman
+ * never calls Remove: each container start makes a volume of its own).
+ * Volumes a Docker client created are kept: Docker removes its own.
+ * Returns how many were forgotten; the state is saved once when any were.
+ */
+size_t lifecycle_sweep(struct driver *drv, time_t now, time_t max_idle);
 
 /* <mount-root>/<name>, in buf. */
 const char *volume_mountpoint(const struct driver *drv, const struct volume *vol, char *buf, size_t size);

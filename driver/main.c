@@ -4,6 +4,7 @@
  * SIGTERM: stop accepting, finish what is in flight and its state writes
  * (bounded), remove the spec file, exit 0.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -21,6 +22,7 @@
 #include "driver.h"
 #include "http.h"
 #include "kernel.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "metrics.h"
 #include "reconcile.h"
@@ -31,6 +33,8 @@
 
 #define EXIT_USAGE 2
 #define SHUTDOWN_GRACE_S 5
+#define DEFAULT_FORGET_UNMOUNTED_AFTER_S 3600
+#define FORGET_UNMOUNTED_AFTER_MAX_S (366U * 24 * 3600)
 
 static const char usage_text[] =
 	"usage: nfsv3driver [options]\n"
@@ -47,6 +51,8 @@ static const char usage_text[] =
 	"  --nfs-options LIST                  operator's default kernel NFS options\n"
 	"  --allowed-nfs-options LIST          option names a binding's nfs_options may use\n"
 	"  --allow-local-sources               accept file:///dir sources (development only)\n"
+	"  --forget-unmounted-after DURATION   forget a volume volman made once it is unmounted and unused\n"
+	"                                      this long: 90s, 30m, 1h, 2d (default 1h; 0 never)\n"
 	"  --tls-cert FILE --tls-key FILE --tls-ca FILE\n"
 	"                                      mutual TLS on every TCP listener: client certificates\n"
 	"                                      must chain to the CA (SIGHUP reloads the files)\n"
@@ -78,7 +84,7 @@ enum long_only {
 	OPT_LISTEN = 256, OPT_ADMIN, OPT_NAME, OPT_DRIVERS_PATH, OPT_MOUNT_ROOT, OPT_HELPER_TIMEOUT,
 	OPT_MAX_PARALLEL, OPT_APP_UID, OPT_APP_GID, OPT_LOG_LEVEL, OPT_ALLOW_LOCAL, OPT_NFS_OPTIONS,
 	OPT_ALLOWED_NFS_OPTIONS, OPT_HELPER_DIR, OPT_HELP, OPT_VERSION, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
-	OPT_TLS_CLIENT_CERT, OPT_TLS_CLIENT_KEY, OPT_TLS_INSECURE,
+	OPT_TLS_CLIENT_CERT, OPT_TLS_CLIENT_KEY, OPT_TLS_INSECURE, OPT_FORGET_UNMOUNTED_AFTER,
 	OPT_LDAP, /* every --ldap-* flag: directory.c reads them by name */
 };
 
@@ -103,6 +109,7 @@ static const struct option long_options[] = {
 	{ "tls-client-cert", required_argument, NULL, OPT_TLS_CLIENT_CERT },
 	{ "tls-client-key", required_argument, NULL, OPT_TLS_CLIENT_KEY },
 	{ "tls-insecure-skip-verify", no_argument, NULL, OPT_TLS_INSECURE },
+	{ "forget-unmounted-after", required_argument, NULL, OPT_FORGET_UNMOUNTED_AFTER },
 	{ "ldap-host", required_argument, NULL, OPT_LDAP },
 	{ "ldap-port", required_argument, NULL, OPT_LDAP },
 	{ "ldap-svc-user", required_argument, NULL, OPT_LDAP },
@@ -126,7 +133,7 @@ static struct {
 	struct driver drv;
 	uv_loop_t loop;
 	uv_signal_t sigterm, sigint, sighup;
-	uv_timer_t shutdown_timer, expiry_timer;
+	uv_timer_t shutdown_timer, expiry_timer, sweep_timer;
 	SSL_CTX *tls;
 	char mount_root[PATH_MAX];
 	char spec_path[PATH_MAX];
@@ -158,6 +165,31 @@ static unsigned long parse_number(const char *option, const char *text, unsigned
 	if (!*text || *text == '-' || *text == '+' || *end || errno || n < min || n > max)
 		usage_error("%s \"%s\": expected a whole number from %lu to %lu", option, text, min, max);
 	return n;
+}
+
+/* A duration: whole seconds, or a number with s, m, h or d; 0 alone means never. */
+static unsigned parse_duration(const char *option, const char *text, unsigned long max)
+{
+	static const struct { char unit; unsigned long seconds; } units[] = {
+		{ 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 },
+	};
+	unsigned long n, scale = 1;
+	char *end;
+
+	errno = 0;
+	n = strtoul(text, &end, 10);
+	if (end != text && *end && !end[1]) {
+		scale = 0;
+		for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+			if (*end == units[i].unit)
+				scale = units[i].seconds;
+		if (scale)
+			end++;
+	}
+	if (!*text || !isdigit((unsigned char)*text) || *end || errno || !scale || n > max / scale)
+		usage_error("%s \"%s\": expected a duration such as 90s, 30m, 1h or 2d (at most %lu days), or 0 for never",
+			    option, text, max / 86400);
+	return (unsigned)(n * scale);
 }
 
 static void check_listen_address(const char *option, const char *address)
@@ -228,6 +260,7 @@ static void parse_args(int argc, char **argv, struct config *cfg, const char **h
 		.app_uid = 2000,
 		.app_gid = 2000,
 		.allowed_nfs_options = DEFAULT_ALLOWED_NFS_OPTIONS,
+		.forget_unmounted_after_s = DEFAULT_FORGET_UNMOUNTED_AFTER_S,
 	};
 	directory_config_init(&d.ldap);
 	opterr = 0;
@@ -271,6 +304,10 @@ static void parse_args(int argc, char **argv, struct config *cfg, const char **h
 		case OPT_TLS_CLIENT_CERT: cfg->tls_client_cert = optarg; break;
 		case OPT_TLS_CLIENT_KEY: cfg->tls_client_key = optarg; break;
 		case OPT_TLS_INSECURE: cfg->tls_insecure_skip_verify = true; break;
+		case OPT_FORGET_UNMOUNTED_AFTER:
+			cfg->forget_unmounted_after_s = parse_duration("--forget-unmounted-after", optarg,
+								       FORGET_UNMOUNTED_AFTER_MAX_S);
+			break;
 		case OPT_LDAP:
 			if ((why = directory_config_set(&d.ldap, long_options[index].name, optarg ? optarg : "")))
 				usage_error("--%s \"%s\": %s", long_options[index].name, optarg ? optarg : "", why);
@@ -433,6 +470,7 @@ static void on_server_closed(void *data)
 		uv_close((uv_handle_t *)&d.shutdown_timer, on_handle_closed);
 		uv_close((uv_handle_t *)&d.sighup, on_handle_closed);
 		uv_close((uv_handle_t *)&d.expiry_timer, on_handle_closed);
+		uv_close((uv_handle_t *)&d.sweep_timer, on_handle_closed);
 	}
 }
 
@@ -442,6 +480,7 @@ static void finish_shutdown(void)
 	if (d.closing)
 		return;
 	uv_timer_stop(&d.shutdown_timer);
+	uv_timer_stop(&d.sweep_timer);
 	if (d.spec_path[0])
 		unlink(d.spec_path);
 	supervise_let_go();
@@ -541,6 +580,24 @@ static void raise_fd_limit(void)
 	}
 }
 
+static void on_sweep(uv_timer_t *timer)
+{
+	if (!d.drv.stopping)
+		lifecycle_sweep(&d.drv, time(NULL), (time_t)d.cfg.forget_unmounted_after_s);
+}
+
+/* Often enough that a volume outlives its age by at most a quarter of it, and at least once a minute. */
+static void start_sweep(void)
+{
+	uint64_t every_s = d.cfg.forget_unmounted_after_s / 4;
+
+	uv_timer_init(&d.loop, &d.sweep_timer);
+	if (!d.cfg.forget_unmounted_after_s)
+		return;
+	every_s = every_s < 1 ? 1 : every_s > 60 ? 60 : every_s;
+	uv_timer_start(&d.sweep_timer, on_sweep, every_s * 1000, every_s * 1000);
+}
+
 static void on_reconciled_saved(struct error *err, void *data)
 {
 	if (err)
@@ -607,6 +664,7 @@ int main(int argc, char **argv)
 		check_expiry(&d.expiry_timer);
 		uv_timer_start(&d.expiry_timer, check_expiry, TLS_EXPIRY_CHECK_MS, TLS_EXPIRY_CHECK_MS);
 	}
+	start_sweep();
 	if (d.cfg.drivers_path)
 		write_spec_file(&d.cfg);
 
@@ -614,9 +672,10 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < d.cfg.n_listen; i++)
 		json_array_append_new(listening, json_string(d.cfg.listen[i]));
 	log_info("driver-server.started",
-		 json_pack("{s:o, s:s*, s:s, s:I, s:b, s:b}", "listen", listening, "admin", d.cfg.admin, "mount_root",
+		 json_pack("{s:o, s:s*, s:s, s:I, s:b, s:b, s:I}", "listen", listening, "admin", d.cfg.admin, "mount_root",
 			   d.mount_root, "volumes", (json_int_t)d.drv.reg.n_volumes, "allow_local_sources",
-			   d.cfg.allow_local_sources, "tls", d.tls != NULL));
+			   d.cfg.allow_local_sources, "tls", d.tls != NULL, "forget_unmounted_after_s",
+			   (json_int_t)d.cfg.forget_unmounted_after_s));
 	uv_run(&d.loop, UV_RUN_DEFAULT);
 	if (d.closing == 0 && uv_loop_alive(&d.loop)) {
 		/* Shutdown grace expired with work in flight: exit regardless. */

@@ -11,7 +11,14 @@
 #include "driver.h"
 #include "error.h"
 
-/* Returns the number of state changes made (0 when all agreed), or sets *err. */
+/*
+ * First, helpers a daemon before this one left running on this mount root
+ * are stopped (killed and waited for, each logged with the reason), except
+ * the idmapfs processes the state records, which are adopted.
+ * Returns the number of state changes made (0 when all agreed), or sets *err. */
 int reconcile(struct driver *drv, const char *mountinfo_path, struct error **err);
+
+/* Whether <mount-root>/<name> is a mount point now (true when the table cannot be read). */
+bool reconcile_is_mounted(struct driver *drv, const char *name);
 
 #endif

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <time.h>
 #include <jansson.h>
 
 #include "error.h"
@@ -32,6 +33,8 @@ struct volume {
 	unsigned count;          /* Mounts without an ID holding it */
 	char *kernel_key;        /* NFS: the shared kernel mount it binds, or NULL */
 	pid_t idmapfs_pid;       /* mapped: its idmapfs, or 0 */
+	time_t last_used;        /* wall clock of its last operation: the sweep forgets it after --forget-unmounted-after */
+	bool docker;             /* created by a Docker client, which removes its own volumes: never swept */
 	struct volume_op *queue_head, *queue_tail; /* waiting operations, in arrival order */
 	bool busy;               /* an operation of this volume is running */
 	struct volume *bucket_next;

@@ -1,4 +1,5 @@
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,8 @@
 #define ID_MAX 128
 
 #define NO_OP (-1)
+#define BODY_INVALID "request body is not valid JSON"
+#define JSON_PARSER_MAX_DEPTH 2048 /* jansson's JSON_PARSER_MAX_DEPTH */
 
 /* A route either queues a volume operation on the body's Name or answers at once. */
 struct route {
@@ -248,12 +251,144 @@ static bool body_is_blank(const char *body, size_t len)
 	return true;
 }
 
+/* The token jansson quotes after "near '": what the client sent there. */
+static void near_token(const json_error_t *jerr, char *out, size_t size)
+{
+	const char *near = strstr(jerr->text, "near '");
+	size_t len;
+
+	out[0] = '\0';
+	if (!near)
+		return;
+	near += 6;
+	len = strlen(near);
+	if (len && near[len - 1] == '\'')
+		len--;
+	snprintf(out, size, "%.*s", (int)(len > 60 ? 60 : len), near);
+}
+
+/* jansson's error, in the words of the protocol: what was wrong, where, and what was expected. */
+static struct error *json_syntax_error(const json_error_t *jerr)
+{
+	char where[64], token[64];
+	const char *text = jerr->text;
+
+	snprintf(where, sizeof(where), "line %d column %d", jerr->line, jerr->column);
+	near_token(jerr, token, sizeof(token));
+	switch (json_error_code(jerr)) {
+	case json_error_premature_end_of_input:
+		return error_new(ERROR_INVALID, "%s: it ends at %s before the JSON is complete; expected a whole object "
+				 "such as {\"Name\":\"...\"}", BODY_INVALID, where);
+	case json_error_end_of_input_expected:
+		return error_new(ERROR_INVALID, "%s: more follows the JSON object at %s (%s); expected nothing after it",
+				 BODY_INVALID, where, token);
+	case json_error_invalid_utf8:
+		return error_new(ERROR_INVALID, "%s: a byte at %s is not UTF-8; expected UTF-8 text", BODY_INVALID, where);
+	case json_error_stack_overflow:
+		return error_new(ERROR_INVALID, "%s: nested too deep at %s; expected at most %d levels", BODY_INVALID, where,
+				 JSON_PARSER_MAX_DEPTH);
+	case json_error_null_byte_in_key:
+		return error_new(ERROR_INVALID, "%s: the key %s at %s holds a NUL character (\\u0000); expected keys without one",
+				 BODY_INVALID, token, where);
+	case json_error_duplicate_key:
+		return error_new(ERROR_INVALID, "%s: the key %s appears twice (%s); expected each key once", BODY_INVALID, token,
+				 where);
+	case json_error_numeric_overflow:
+		return error_new(ERROR_INVALID, "%s: the number at %s is out of range; expected an integer of at most 64 bits "
+				 "or a finite number", BODY_INVALID, where);
+	case json_error_invalid_syntax:
+		/* jansson's own words name what it expected ("':' expected", "invalid escape") except for these two. */
+		if (strncmp(text, "unexpected token", 16) == 0 || strncmp(text, "invalid token", 13) == 0)
+			return error_new(ERROR_INVALID, "%s: unexpected %s at %s; expected a JSON value (a string, a number, an "
+					 "object, an array, true, false or null)", BODY_INVALID, token[0] ? token : "text", where);
+		return error_new(ERROR_INVALID, "%s at %s: %.*s", BODY_INVALID, where,
+				 (int)(strstr(text, " near ") ? strstr(text, " near ") - text : (ptrdiff_t)strlen(text)), text);
+	default:
+		return error_new(ERROR_INVALID, "%s at %s; expected a JSON object such as {\"Name\":\"...\"}", BODY_INVALID,
+				 where);
+	}
+}
+
+static const char *json_kind_name(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: return "an object";
+	case JSON_ARRAY: return "an array";
+	case JSON_STRING: return "a string";
+	case JSON_INTEGER:
+	case JSON_REAL: return "a number";
+	case JSON_TRUE:
+	case JSON_FALSE: return "a boolean";
+	default: return "null";
+	}
+}
+
+/*
+ * Strings are parsed with their NULs kept (JSON_ALLOW_NUL), so that a NUL
+ * is refused here, by the path of the field that holds it: C would see a
+ * shorter string than the one sent. "path" is "Name", "Opts.source",
+ * "Opts.nfs_options[2]".
+ */
+static struct error *find_nul(const json_t *v, char *path, size_t len, size_t size)
+{
+	const char *key;
+	json_t *item;
+	size_t i;
+	struct error *err;
+
+	if (json_is_string(v)) {
+		if (strlen(json_string_value(v)) != json_string_length(v))
+			return error_new(ERROR_INVALID, "%s: may not contain NUL characters (\\u0000); expected text without "
+					 "them", path);
+		return NULL;
+	}
+	if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, key, item) {
+			snprintf(path + len, size - len, "%s%s", len ? "." : "", key);
+			if ((err = find_nul(item, path, strlen(path), size)))
+				return err;
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, item) {
+			snprintf(path + len, size - len, "[%zu]", i);
+			if ((err = find_nul(item, path, strlen(path), size)))
+				return err;
+		}
+	}
+	path[len] = '\0';
+	return NULL;
+}
+
+struct error *routes_parse_body(const char *text, size_t len, json_t **body)
+{
+	json_error_t jerr;
+	struct error *err;
+	char path[256] = "";
+
+	*body = NULL;
+	if (body_is_blank(text, len))
+		return NULL;
+	*body = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+	if (!*body)
+		return json_syntax_error(&jerr);
+	if (!json_is_object(*body))
+		err = error_new(ERROR_INVALID, "request body: expected a JSON object such as {\"Name\":\"...\"}, got %s",
+				json_kind_name(*body));
+	else
+		err = find_nul(*body, path, 0, sizeof(path));
+	if (err) {
+		json_decref(*body);
+		*body = NULL;
+	}
+	return err;
+}
+
 void routes_handle(struct http_request *req, void *data)
 {
 	struct driver *drv = data;
 	const char *path = http_request_path(req), *method = http_request_method(req), *body_text, *name = NULL;
 	const struct route *route = route_find(plugin_routes, sizeof(plugin_routes) / sizeof(plugin_routes[0]), path);
-	json_error_t jerr;
+	struct error *err;
 	json_t *body = NULL, *name_value;
 	char message[512];
 	size_t len;
@@ -274,39 +409,26 @@ void routes_handle(struct http_request *req, void *data)
 		return;
 	}
 	body_text = http_request_body(req, &len);
-	if (!body_is_blank(body_text, len)) {
-		body = json_loadb(body_text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-		if (!body) {
-			snprintf(message, sizeof(message), "request body is not valid JSON (line %d column %d: %s)", jerr.line,
-				 jerr.column, jerr.text);
-			respond_error(req, message);
-			return;
-		}
-		if (!json_is_object(body)) {
-			json_decref(body);
-			respond_error(req, "request body: expected a JSON object");
-			return;
-		}
+	if ((err = routes_parse_body(body_text, len, &body))) {
+		respond_error(req, err->message);
+		error_free(err);
+		return;
 	}
 	if (route->op != NO_OP) {
-		struct error *err;
 		name_value = json_object_get(body, NFSV3_F_NAME);
 		if (!name_value) {
 			json_decref(body);
-			respond_error(req, "request body: Name is required");
+			respond_error(req, "request body: Name is required, expected {\"Name\":\"...\"}");
 			return;
 		}
 		if (!json_is_string(name_value)) {
+			snprintf(message, sizeof(message), "Name: expected a string, got %s", json_kind_name(name_value));
 			json_decref(body);
-			respond_error(req, "Name: expected a string");
+			respond_error(req, message);
 			return;
 		}
 		name = json_string_value(name_value);
-		if (strlen(name) != json_string_length(name_value))
-			err = error_new(ERROR_INVALID, "Name: may not contain NUL characters");
-		else
-			err = options_check_name(name);
-		if (err) {
+		if ((err = options_check_name(name))) {
 			respond_error(req, err->message);
 			error_free(err);
 			json_decref(body);

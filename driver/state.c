@@ -1,6 +1,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,8 @@
 #define S_IDMAPFS_PID "idmapfs_pid"
 #define S_LDAP_UID "ldap_uid" /* the identity the directory gave a username binding */
 #define S_LDAP_GID "ldap_gid"
+#define S_LAST_USED "last_used" /* unix seconds of its last operation: the sweep's clock */
+#define S_DOCKER "docker"       /* created by a Docker client: never swept */
 
 json_t *state_serialize(struct registry *reg)
 {
@@ -43,6 +47,10 @@ json_t *state_serialize(struct registry *reg)
 			json_object_set_new(entry, S_KERNEL_KEY, json_string(vol->kernel_key));
 		if (vol->idmapfs_pid)
 			json_object_set_new(entry, S_IDMAPFS_PID, json_integer(vol->idmapfs_pid));
+		if (vol->last_used)
+			json_object_set_new(entry, S_LAST_USED, json_integer((json_int_t)vol->last_used));
+		if (vol->docker)
+			json_object_set_new(entry, S_DOCKER, json_true());
 		if (vol->spec.username && vol->spec.mapped) {
 			json_object_set_new(entry, S_LDAP_UID, json_integer(vol->spec.uid));
 			json_object_set_new(entry, S_LDAP_GID, json_integer(vol->spec.gid));
@@ -69,7 +77,8 @@ static struct error *deserialize_entry(size_t index, const json_t *entry, struct
 		     *mounted = json_object_get(entry, S_MOUNTED), *ids = json_object_get(entry, S_IDS),
 		     *count = json_object_get(entry, S_COUNT), *key = json_object_get(entry, S_KERNEL_KEY),
 		     *pid = json_object_get(entry, S_IDMAPFS_PID), *ldap_uid = json_object_get(entry, S_LDAP_UID),
-		     *ldap_gid = json_object_get(entry, S_LDAP_GID), *id;
+		     *ldap_gid = json_object_get(entry, S_LDAP_GID), *last_used = json_object_get(entry, S_LAST_USED),
+		     *docker = json_object_get(entry, S_DOCKER), *id;
 	struct volume_spec spec;
 	struct error *err;
 	struct volume *vol;
@@ -100,6 +109,10 @@ static struct error *deserialize_entry(size_t index, const json_t *entry, struct
 		return entry_invalid(index, "idmapfs_pid: expected a process id");
 	if ((ldap_uid || ldap_gid) && !(id_valid(ldap_uid) && id_valid(ldap_gid)))
 		return entry_invalid(index, "ldap_uid, ldap_gid: expected both, numbers from 1 to 4294967294");
+	if (last_used && (!json_is_integer(last_used) || json_integer_value(last_used) < 0))
+		return entry_invalid(index, "last_used: expected a time in seconds since 1970");
+	if (docker && !json_is_boolean(docker))
+		return entry_invalid(index, "docker: expected true or false");
 
 	if (!(vol = registry_get(reg, json_string_value(name))))
 		return error_new(ERROR_INTERNAL, "out of memory");
@@ -122,6 +135,9 @@ static struct error *deserialize_entry(size_t index, const json_t *entry, struct
 		vol->kernel_key = strdup(json_string_value(key));
 	if (pid)
 		vol->idmapfs_pid = (pid_t)json_integer_value(pid);
+	/* Entries written before the sweep existed start their age now. */
+	vol->last_used = last_used ? (time_t)json_integer_value(last_used) : time(NULL);
+	vol->docker = json_is_true(docker);
 	return NULL;
 }
 
@@ -149,66 +165,195 @@ struct error *state_deserialize(const json_t *doc, struct registry *reg, const s
 	return NULL;
 }
 
-struct error *state_load(const char *path, struct registry *reg, const struct config *cfg)
+/* What a file that is not a regular one is, for the message. */
+static const char *file_kind(mode_t mode)
 {
-	json_error_t jerr;
-	struct error *err = NULL;
-	json_t *doc;
-	char aside[4096];
-
-	if (access(path, F_OK) != 0 && errno == ENOENT)
-		return NULL;
-	doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-	if (!doc)
-		err = error_new(ERROR_INVALID, "line %d column %d: %s", jerr.line, jerr.column, jerr.text);
-	else
-		err = state_deserialize(doc, reg, cfg);
-	json_decref(doc);
-	if (!err)
-		return NULL;
-	snprintf(aside, sizeof(aside), "%s.corrupt-%lld", path, (long long)time(NULL));
-	if (rename(path, aside) == 0)
-		return error_wrap(err, "state file %s is corrupt (moved aside to %s, starting clean)", path, aside);
-	return error_wrap(err, "state file %s is corrupt and could not be moved aside (%s); starting clean", path,
-			  strerror(errno));
+	return S_ISDIR(mode) ? "a directory" : S_ISFIFO(mode) ? "a FIFO" : S_ISSOCK(mode) ? "a socket"
+	       : S_ISLNK(mode) ? "a symbolic link" : S_ISCHR(mode) || S_ISBLK(mode) ? "a device" : "not a regular file";
 }
 
-static struct error *write_all(int fd, const char *text, size_t len)
+/*
+ * Read path into reg. The file is opened without following a symlink and
+ * without blocking (a FIFO planted there must not hang the start), must be
+ * a regular file, and is read only when it is no larger than
+ * STATE_MAX_BYTES: a bigger one is refused unread. *missing tells a file
+ * that is not there (an empty state) from one that failed.
+ */
+static struct error *read_state(const char *path, struct registry *reg, const struct config *cfg, bool *missing)
+{
+	json_error_t jerr;
+	struct error *err;
+	struct stat st;
+	size_t len = 0;
+	char *text;
+	json_t *doc;
+	int fd;
+
+	*missing = false;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0 && errno == ENOENT) {
+		*missing = true;
+		return NULL;
+	}
+	if (fd < 0 && errno == ELOOP)
+		return error_new(ERROR_INVALID, "it is a symbolic link; expected a regular file");
+	if (fd < 0)
+		return error_new(ERROR_INVALID, "cannot open it: %s", strerror(errno));
+	if (fstat(fd, &st) != 0) {
+		err = error_new(ERROR_INVALID, "cannot stat it: %s", strerror(errno));
+		close(fd);
+		return err;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return error_new(ERROR_INVALID, "it is %s; expected a regular file", file_kind(st.st_mode));
+	}
+	if (st.st_size > STATE_MAX_BYTES) {
+		close(fd);
+		return error_new(ERROR_INVALID, "it is %lld bytes, more than the %d bytes (%d MiB) a state file may hold",
+				 (long long)st.st_size, STATE_MAX_BYTES, STATE_MAX_BYTES >> 20);
+	}
+	/* One byte more than the limit: a file that grew since the fstat is caught too. */
+	if (!(text = malloc((size_t)st.st_size + 1))) {
+		close(fd);
+		return error_new(ERROR_INTERNAL, "out of memory reading %lld bytes", (long long)st.st_size);
+	}
+	for (;;) {
+		ssize_t n = read(fd, text + len, (size_t)st.st_size + 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err = error_new(ERROR_INVALID, "cannot read it: %s", strerror(errno));
+			free(text);
+			close(fd);
+			return err;
+		}
+		if (n == 0 || (len += (size_t)n) > (size_t)st.st_size)
+			break;
+	}
+	close(fd);
+	if (len > (size_t)st.st_size) {
+		free(text);
+		return error_new(ERROR_INVALID, "it grew while it was read; expected the driver's own file");
+	}
+	doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	free(text);
+	if (!doc)
+		return error_new(ERROR_INVALID, "not valid JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+	err = state_deserialize(doc, reg, cfg);
+	json_decref(doc);
+	return err;
+}
+
+/*
+ * Keep a bad state file for whoever investigates: rename it to
+ * <path>.corrupt-<unix time>, never over an earlier one (a -N suffix when
+ * that name is taken). Returns 0 with the name in aside, or -1 with errno.
+ */
+static int move_aside(const char *path, char *aside, size_t size)
+{
+	long long now = (long long)time(NULL);
+
+	for (int n = 0; n < 100; n++) {
+		if (n == 0)
+			snprintf(aside, size, "%s.corrupt-%lld", path, now);
+		else
+			snprintf(aside, size, "%s.corrupt-%lld-%d", path, now, n);
+		if (renameat2(AT_FDCWD, path, AT_FDCWD, aside, RENAME_NOREPLACE) == 0)
+			return 0;
+		if (errno == EEXIST)
+			continue;
+		/* A file system without RENAME_NOREPLACE: check, then rename. */
+		if (errno == EINVAL) {
+			struct stat st;
+			if (lstat(aside, &st) == 0)
+				continue;
+			return rename(path, aside);
+		}
+		return -1;
+	}
+	errno = EEXIST;
+	return -1;
+}
+
+struct error *state_load(const char *path, struct registry *reg, const struct config *cfg)
+{
+	char aside[PATH_MAX];
+	struct error *err;
+	bool missing;
+
+	if (!(err = read_state(path, reg, cfg, &missing)))
+		return NULL;
+	if (move_aside(path, aside, sizeof(aside)) == 0)
+		return error_wrap(err, "state file %s cannot be used (moved aside to %s; starting with no volumes)", path,
+				  aside);
+	return error_wrap(err, "state file %s cannot be used and could not be moved aside (%s); starting with no volumes",
+			  path, strerror(errno));
+}
+
+/* Every failure to save names the cause first, then the step and the file. */
+static struct error *save_failed(int errnum, const char *step, const char *file)
+{
+	return error_new(ERROR_INTERNAL, "%s: %s (%s %s)", NFSV3_ERR_STATE_SAVE, strerror(errnum), step, file);
+}
+
+static int write_all(int fd, const char *text, size_t len)
 {
 	while (len > 0) {
 		ssize_t n = write(fd, text, len);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			return error_new(ERROR_INTERNAL, "write: %s", strerror(n < 0 ? errno : EIO));
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			return -1;
+		}
 		text += n;
 		len -= (size_t)n;
 	}
-	return NULL;
+	return 0;
 }
 
 static struct error *write_text(const char *path, const char *text)
 {
-	char tmp[4096], dir[4096];
-	struct error *err;
-	int fd;
+	char tmp[PATH_MAX], dir[PATH_MAX];
+	size_t len = strlen(text);
+	const char *step;
+	int fd, saved;
 
+	/* A state the loader would refuse must never replace one it accepts. */
+	if (len > STATE_MAX_BYTES)
+		return error_new(ERROR_INTERNAL, "%s: it would be %zu bytes, more than the %d bytes (%d MiB) a state file may hold (%s)",
+				 NFSV3_ERR_STATE_SAVE, len, STATE_MAX_BYTES, STATE_MAX_BYTES >> 20, path);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	snprintf(dir, sizeof(dir), "%s", path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
-		return error_new(ERROR_INTERNAL, "writing state %s: %s", tmp, strerror(errno));
-	if (fchmod(fd, 0600) < 0 || (err = write_all(fd, text, strlen(text))) != NULL || fsync(fd) < 0) {
-		int saved = errno;
+		return save_failed(errno, "creating", tmp);
+	if (fchmod(fd, 0600) < 0)
+		step = "setting the mode of";
+	else if (write_all(fd, text, len) < 0)
+		step = "writing";
+	else if (fsync(fd) < 0)
+		step = "flushing";
+	else
+		step = NULL;
+	if (step) {
+		saved = errno;
 		close(fd);
 		unlink(tmp);
-		return error_new(ERROR_INTERNAL, "writing state %s: %s", tmp, strerror(saved));
+		return save_failed(saved, step, tmp);
 	}
-	close(fd);
-	if (rename(tmp, path) < 0) {
-		int saved = errno;
+	/* close() can report a delayed write error (NFS, quotas). */
+	if (close(fd) < 0) {
+		saved = errno;
 		unlink(tmp);
-		return error_new(ERROR_INTERNAL, "renaming %s to %s: %s", tmp, path, strerror(saved));
+		return save_failed(saved, "closing", tmp);
+	}
+	if (rename(tmp, path) < 0) {
+		saved = errno;
+		unlink(tmp);
+		return save_failed(saved, "renaming it over", path);
 	}
 	/* The rename is durable only once the directory is. */
 	fd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -225,7 +370,7 @@ struct error *state_write(const char *path, const json_t *doc)
 	struct error *err;
 
 	if (!text)
-		return error_new(ERROR_INTERNAL, "out of memory");
+		return error_new(ERROR_INTERNAL, "%s: out of memory (%s)", NFSV3_ERR_STATE_SAVE, path);
 	err = write_text(path, text);
 	free(text);
 	return err;
@@ -319,7 +464,7 @@ static void start_write(struct state_writer *w)
 	w->pending = NULL;
 	w->running = 1;
 	if (!w->text) {
-		w->result = error_new(ERROR_INTERNAL, "out of memory serializing state");
+		w->result = error_new(ERROR_INTERNAL, "%s: out of memory (%s)", NFSV3_ERR_STATE_SAVE, w->path);
 		w->write_ns = 0;
 		on_write_done(&w->work, 0);
 		return;

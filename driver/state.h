@@ -16,6 +16,13 @@
 
 #define STATE_FORMAT_VERSION 1
 
+/*
+ * The most bytes a state file may hold (64 MiB, some 200,000 volumes): the
+ * loader refuses a bigger file unread, and the writer refuses to write one
+ * (it could not be loaded again).
+ */
+#define STATE_MAX_BYTES (64 << 20)
+
 /* The whole registry as the state document. */
 json_t *state_serialize(struct registry *reg);
 
@@ -27,9 +34,12 @@ json_t *state_serialize(struct registry *reg);
 struct error *state_deserialize(const json_t *doc, struct registry *reg, const struct config *cfg);
 
 /*
- * Load path into reg. A missing file is an empty state. A corrupt one is
- * renamed to <path>.corrupt-<unix time> and the registry starts empty; the
- * returned error (to log) says so. Never fails the start.
+ * Load path into reg. A missing file is an empty state. One that cannot be
+ * used (unreadable, not a regular file, bigger than STATE_MAX_BYTES, not
+ * JSON, the wrong shape) is renamed to <path>.corrupt-<unix time> (never
+ * over an earlier one, never deleted) and the registry starts empty; the
+ * returned error (to log) says why and where the file went. Never fails the
+ * start.
  */
 struct error *state_load(const char *path, struct registry *reg, const struct config *cfg);
 

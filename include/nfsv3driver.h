@@ -106,6 +106,7 @@
 #define NFSV3_ERR_LDAP_ROOT "LDAP identity is root"
 #define NFSV3_ERR_LDAP_WRONG_PASSWORD "wrong password for LDAP user"
 #define NFSV3_ERR_LDAP_UNREACHABLE "LDAP directory unreachable"
+#define NFSV3_ERR_STATE_SAVE "cannot save the driver state" /* "...: <cause> (<step> <file>)"; the operation is not done */
 #define NFSV3_ERR_DRAINING "driver is draining: this cell takes no new mounts"
 
 /* ---- Helper protocol ------------------------------------------------ */

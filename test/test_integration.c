@@ -383,7 +383,15 @@ static const struct bad_case bad_cases[] = {
 	{ NFSV3_ROUTE_CREATE, "{\"Name\":\"\"}", "Name: must not be empty" },
 	{ NFSV3_ROUTE_CREATE, "{\"Name\":\"a/b\"}", "found '/'" },
 	{ NFSV3_ROUTE_CREATE, "{\"Name\":\"..\"}", "must start with a letter or a digit" },
-	{ NFSV3_ROUTE_CREATE, "{\"Name\":\"a\\u0000b\"}", "NUL" },
+	{ NFSV3_ROUTE_CREATE, "{\"Name\":\"a\\u0000b\"}", "Name: may not contain NUL characters" },
+	{ NFSV3_ROUTE_CREATE, "{\"Name\":\"x\",\"Opts\":{\"source\":\"nfs://h/e\\u0000,sec=none\"}}",
+	  "Opts.source: may not contain NUL characters" },
+	{ NFSV3_ROUTE_CREATE, "{\"Name\":\"x\",\"Opts\":{\"a\\u0000\":1}}", "the key \"a\\u0000\" at line 1 column" },
+	{ NFSV3_ROUTE_CREATE, "{\"Name\":\"x\",", "ends at line 1 column 12 before the JSON is complete" },
+	{ NFSV3_ROUTE_CREATE, "{\"Name\":\"x\"} {}", "more follows the JSON object" },
+	{ NFSV3_ROUTE_CREATE, "{\"Name\":tru}", "unexpected tru at line 1 column 11; expected a JSON value" },
+	{ NFSV3_ROUTE_CREATE, "{\"Name\":\"\xff\"}", "is not UTF-8" },
+	{ NFSV3_ROUTE_CREATE, "{\"Name\":1e999}", "out of range" },
 	{ NFSV3_ROUTE_CREATE, "{\"Name\":\"a\\nb\"}", "found byte 0x0a" },
 	{ NFSV3_ROUTE_CREATE, "{\"Name\":\"driver-state.json\"}", "reserved" },
 	{ NFSV3_ROUTE_CREATE, "{\"Name\":\"x\",\"Opts\":{\"source\":\"nfs://h/e\",\"color\":\"red\",\"size\":1}}", "Not allowed options: color, size" },
@@ -410,7 +418,7 @@ static const struct bad_case bad_cases[] = {
 	{ NFSV3_ROUTE_CREATE, "{\"Name\":\"x\",\"Opts\":\"source=nfs://h/e\"}", "Opts: expected an object" },
 	{ NFSV3_ROUTE_MOUNT, "{\"Name\":\"x\",\"ID\":7}", "ID: expected a string" },
 	{ NFSV3_ROUTE_MOUNT, "{\"Name\":\"x\",\"ID\":\"a b\"}", "ID: may only contain" },
-	{ NFSV3_ROUTE_GET, "{\"Name\":\"x\",\"Name\":\"y\"}", "duplicate" },
+	{ NFSV3_ROUTE_GET, "{\"Name\":\"x\",\"Name\":\"y\"}", "the key \"Name\" appears twice" },
 };
 
 START_TEST(bad_request_is_refused)
@@ -423,6 +431,8 @@ START_TEST(bad_request_is_refused)
 	ck_assert_int_eq(status, 200);
 	ck_assert_msg(strstr(answer_err(a), c->want), "%s %s: Err \"%s\", wanted \"%s\"", c->route, c->body,
 		      answer_err(a), c->want);
+	/* The parser's internals (JSON_ALLOW_NUL, "near ...") are not the client's business. */
+	ck_assert_msg(!strstr(answer_err(a), "JSON_") && !strstr(answer_err(a), " near "), "Err \"%s\"", answer_err(a));
 	json_decref(a);
 	/* Nothing was created and the daemon serves on. */
 	a = ok_call(false, NFSV3_ROUTE_LIST, "{}", NULL);
