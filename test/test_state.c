@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -128,6 +129,89 @@ START_TEST(corrupt_file_moved_aside)
 	ck_assert_int_ne(access(path, F_OK), 0);
 	snprintf(cmd, sizeof(cmd), "ls '%s' | grep -q '^driver-state.json.corrupt-'", dir);
 	ck_assert_int_eq(system(cmd), 0);
+	registry_destroy(&reg);
+}
+END_TEST
+
+/* Unreadable to the daemon's user (vcap on a cell): set aside like a corrupt one, with the reason. */
+START_TEST(unreadable_file_moved_aside)
+{
+	struct registry reg;
+	struct error *err;
+	int status;
+	pid_t pid;
+	FILE *f = fopen(path, "w");
+
+	fputs("{\"version\":1,\"volumes\":[]}", f);
+	fclose(f);
+	ck_assert_int_eq(chmod(path, 0), 0);
+	ck_assert_int_eq(chmod(dir, 0777), 0);
+	pid = fork();
+	if (pid == 0) {
+		if (setgid(65534) != 0 || setuid(65534) != 0)
+			_exit(3);
+		registry_init(&reg);
+		err = state_load(path, &reg, &cfg);
+		_exit(!err ? 4 : !strstr(err->message, "cannot open it: Permission denied") ? 5
+			     : !strstr(err->message, "moved aside") ? 6 : 0);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+	ck_assert_int_ne(access(path, F_OK), 0);
+}
+END_TEST
+
+/* A FIFO planted there must not hang the start; a second bad file in the same second keeps the first. */
+START_TEST(fifo_does_not_hang_and_asides_accumulate)
+{
+	struct registry reg;
+	struct error *err;
+	char cmd[256];
+
+	registry_init(&reg);
+	ck_assert_int_eq(mkfifo(path, 0600), 0);
+	err = state_load(path, &reg, &cfg);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_ptr_nonnull(strstr(err->message, "it is a FIFO; expected a regular file"));
+	error_free(err);
+	FILE *f = fopen(path, "w");
+	fputs("garbage", f);
+	fclose(f);
+	err = state_load(path, &reg, &cfg);
+	ck_assert_ptr_nonnull(err);
+	error_free(err);
+	snprintf(cmd, sizeof(cmd), "test $(ls '%s' | grep -c '^driver-state.json.corrupt-') = 2", dir);
+	ck_assert_int_eq(system(cmd), 0);
+	registry_destroy(&reg);
+}
+END_TEST
+
+/* The writer never replaces a loadable state with one the loader would refuse. */
+START_TEST(state_bigger_than_the_limit_is_not_written)
+{
+	struct registry reg;
+	struct error *err;
+	char *pad = malloc(STATE_MAX_BYTES + 1);
+	json_t *doc;
+
+	registry_init(&reg);
+	fill(&reg);
+	doc = state_serialize(&reg);
+	ck_assert_ptr_null(state_write(path, doc));
+	memset(pad, 'x', STATE_MAX_BYTES);
+	pad[STATE_MAX_BYTES] = '\0';
+	json_object_set_new(doc, "pad", json_string(pad));
+	free(pad);
+	err = state_write(path, doc);
+	json_decref(doc);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_msg(strstr(err->message, "cannot save the driver state: it would be") &&
+		      strstr(err->message, "more than the 67108864 bytes (64 MiB)"), "%s", err->message);
+	error_free(err);
+	registry_destroy(&reg);
+	registry_init(&reg);
+	ck_assert_ptr_null(state_load(path, &reg, &cfg));
+	ck_assert_uint_eq(reg.n_volumes, 2);
 	registry_destroy(&reg);
 }
 END_TEST
@@ -259,6 +343,9 @@ int main(void)
 	tcase_add_test(tc, missing_file_is_empty_state);
 	tcase_add_loop_test(tc, corrupt_file_moved_aside, 0, (int)(sizeof(corrupt) / sizeof(corrupt[0])));
 	tcase_add_test(tc, option_no_longer_accepted_becomes_mount_error);
+	tcase_add_test(tc, unreadable_file_moved_aside);
+	tcase_add_test(tc, fifo_does_not_hang_and_asides_accumulate);
+	tcase_add_test(tc, state_bigger_than_the_limit_is_not_written);
 	tcase_add_test(tc, commits_are_grouped_and_answered_in_order);
 	tcase_add_test(tc, ldap_identity_round_trip);
 	suite_add_tcase(s, tc);
