@@ -299,8 +299,8 @@ static struct error *json_syntax_error(const json_error_t *jerr)
 	case json_error_invalid_syntax:
 		/* jansson's own words name what it expected ("':' expected", "invalid escape") except for these two. */
 		if (strncmp(text, "unexpected token", 16) == 0 || strncmp(text, "invalid token", 13) == 0)
-			return error_new(ERROR_INVALID, "%s: unexpected %s at %s; expected a JSON value (a string, a number, an "
-					 "object, an array, true, false or null)", BODY_INVALID, token[0] ? token : "text", where);
+			return error_new(ERROR_INVALID, "%s: unexpected '%s' at %s; expected a JSON value (a string, a number, an "
+					 "object, an array, true, false or null)", BODY_INVALID, token, where);
 		return error_new(ERROR_INVALID, "%s at %s: %.*s", BODY_INVALID, where,
 				 (int)(strstr(text, " near ") ? strstr(text, " near ") - text : (ptrdiff_t)strlen(text)), text);
 	default:

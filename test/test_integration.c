@@ -389,7 +389,7 @@ static const struct bad_case bad_cases[] = {
 	{ NFSV3_ROUTE_CREATE, "{\"Name\":\"x\",\"Opts\":{\"a\\u0000\":1}}", "the key \"a\\u0000\" at line 1 column" },
 	{ NFSV3_ROUTE_CREATE, "{\"Name\":\"x\",", "ends at line 1 column 12 before the JSON is complete" },
 	{ NFSV3_ROUTE_CREATE, "{\"Name\":\"x\"} {}", "more follows the JSON object" },
-	{ NFSV3_ROUTE_CREATE, "{\"Name\":tru}", "unexpected tru at line 1 column 11; expected a JSON value" },
+	{ NFSV3_ROUTE_CREATE, "{\"Name\":tru}", "unexpected 'tru' at line 1 column 11; expected a JSON value" },
 	{ NFSV3_ROUTE_CREATE, "{\"Name\":\"\xff\"}", "is not UTF-8" },
 	{ NFSV3_ROUTE_CREATE, "{\"Name\":1e999}", "out of range" },
 	{ NFSV3_ROUTE_CREATE, "{\"Name\":\"a\\nb\"}", "found byte 0x0a" },
