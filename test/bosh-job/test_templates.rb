@@ -67,7 +67,7 @@ class TemplateTest < Minitest::Test
 		f = render
 		assert_equal ['--name', 'nfsv3driver', '--listen', 'tcp://127.0.0.1:7589', '--admin', 'tcp://127.0.0.1:7590',
 			'--mount-root', '/var/vcap/data/volumes/nfs', '--drivers-path', '/var/vcap/data/voldrivers',
-			'--helper-timeout', '30', '--max-parallel', '16', '--app-uid', '2000', '--app-gid', '2000',
+			'--helper-timeout', '30', '--max-parallel', '16', '--forget-unmounted-after', '1h', '--app-uid', '2000', '--app-gid', '2000',
 			'--log-level', 'info', '--allowed-nfs-options',
 			'rsize,wsize,timeo,retrans,actimeo,acregmin,acregmax,acdirmin,acdirmax,lookupcache,nocto,nolock,noac'], args(f)
 		assert_equal ['0', 'vcap', 'http://127.0.0.1:7590', '0', '0', '1', '41793', '/var/vcap/data/rpc_statd',
@@ -128,6 +128,18 @@ class TemplateTest < Minitest::Test
 			'app_gid' => [0, -5], 'stop_timeout' => [0], 'drain_timeout' => [0, 'x'], 'drain_rep_timeout' => [-1, 86401],
 			'ldap_timeout' => [-1, 'soon'] }.each do |n, vs|
 			vs.each { |v| refused({ n => v }, n, /expected a whole number/) }
+		end
+	end
+
+	def test_forget_unmounted_after
+		a = ->(v) { args(render('forget_unmounted_after' => v)).then { |x| x[x.index('--forget-unmounted-after') + 1] } }
+		assert_equal '0', a.('0')
+		assert_equal '0', a.(0)
+		assert_equal '90', a.(90)
+		assert_equal '30m', a.('30m')
+		assert_equal '366d', a.('366d')
+		['1h30m', '-1', -5, '5x', '', '1.5h', '367d', "1h\n", true, 'never'].each do |v|
+			refused({ 'forget_unmounted_after' => v }, 'forget_unmounted_after', /expected a duration such as 90s/)
 		end
 	end
 
