@@ -319,9 +319,13 @@ int reconcile(struct driver *drv, const char *mountinfo_path, struct error **err
 					: "mounted, but the state says it is not (the driver stopped before saving the mount)"));
 		lifecycle_submit_internal(drv, OP_PURGE, seen.names[i]);
 	}
-	for (size_t i = 0; i < keys.n; i++)
-		if (kernel_users(drv, keys.names[i]) == 0)
-			kernel_purge(drv, keys.names[i]);
+	for (size_t i = 0; i < keys.n; i++) {
+		if (kernel_users(drv, keys.names[i]) > 0)
+			continue;
+		log_info("reconcile.kernel-mount-unused", json_pack("{s:s, s:s}", "key", keys.names[i], "reason",
+								    "no volume the state knows is bound to it"));
+		kernel_purge(drv, keys.names[i]);
+	}
 out:
 	for (size_t i = 0; i < n_strays; i++)
 		close(strays[i].pidfd);
