@@ -137,6 +137,7 @@ static void undo_create(struct volume_op *op)
 	} else if (op->old_opts) {
 		err = options_parse(op->old_opts, op->drv->cfg, &spec);
 		volume_set_options(vol, op->old_opts, err ? NULL : &spec, err);
+		vol->docker = op->old_docker;
 	}
 	log_info("create.undone", json_pack("{s:s}", "volume", vol->name));
 	complete(op);
@@ -315,6 +316,7 @@ static void do_create(struct volume_op *op)
 		log_info("create.options-kept-for-mount", json_pack("{s:s, s:s}", "volume", vol->name, "error", err->message));
 	op->created_new = !vol->exists;
 	op->old_opts = vol->exists && vol->opts ? json_incref(vol->opts) : NULL;
+	op->old_docker = vol->docker;
 	volume_hold_password(vol, password);
 	volume_set_options(vol, op->opts, err ? NULL : &spec, err);
 	vol->docker = op->docker;

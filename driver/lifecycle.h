@@ -47,6 +47,7 @@ struct volume_op {
 	bool mounted_here;  /* Mount: this operation made the Mountpoint live */
 	bool created_new;   /* Create: the volume did not exist before */
 	json_t *old_opts;   /* Create: the options it replaced, restored if its state write fails */
+	bool old_docker;    /* Create: whether a Docker client had created it */
 	void *data_private; /* the step in progress */
 	struct volume_op *next;
 };

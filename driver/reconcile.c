@@ -233,9 +233,10 @@ static size_t stop_strays(struct driver *drv, struct stray *strays, size_t n)
 	deadline = uv_hrtime() + (uint64_t)STRAY_WAIT_MS * 1000000;
 	for (size_t left = waiting; left > 0;) {
 		uint64_t now = uv_hrtime();
-		if (now >= deadline || poll(pfd, waiting, (int)((deadline - now) / 1000000) + 1) < 0) {
-			if (errno == EINTR)
-				continue;
+		int rc = now < deadline ? poll(pfd, waiting, (int)((deadline - now) / 1000000) + 1) : 0;
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc <= 0) {
 			log_error("reconcile.stray-survived", json_pack("{s:I, s:i}", "processes", (json_int_t)left,
 									  "waited_ms", STRAY_WAIT_MS));
 			break;
