@@ -5,13 +5,13 @@
 # them, and the words of its errors), fuzz_options (Create's Opts through the
 # option table and the kernel option string) and fuzz_state (the state file
 # through the bounded loader, with a round trip). NFSV3_FUZZ_SECONDS sets each
-# target's time (default 20); NFSV3_FUZZ_TARGETS picks targets. Crashes,
+# target's time (default 15); NFSV3_FUZZ_TARGETS picks targets. Crashes,
 # sanitizer reports, leaks and timeouts fail; the inputs are kept in
 # build/fuzz/<target>/.
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 out=$top/build/fuzz
-seconds=${NFSV3_FUZZ_SECONDS:-20}
+seconds=${NFSV3_FUZZ_SECONDS:-15}
 targets=${NFSV3_FUZZ_TARGETS:-http body options state}
 mkdir -p "$out/obj"
 if ! command -v clang >/dev/null; then
