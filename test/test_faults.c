@@ -394,7 +394,16 @@ START_TEST(sigkill_during_a_start_storm)
 	static struct starter s[2 * STORM];
 	bool mapped = _i >= N_KILL_CASES;
 	const int *delay = kill_delays[_i % N_KILL_CASES];
-	int mounted;
+	const char *seed = getenv("NFSV3_FAULTS_SEED");
+	int mounted, random_delay[2];
+
+	/* Fixed delays by default (a failure reproduces); NFSV3_FAULTS_SEED draws them from 0-700 ms instead. */
+	if (seed) {
+		srand((unsigned)strtoul(seed, NULL, 10) * 31u + (unsigned)_i);
+		random_delay[0] = rand() % 700;
+		random_delay[1] = rand() % 700;
+		delay = random_delay;
+	}
 
 	int answered = 0;
 
