@@ -634,7 +634,9 @@ int main(int argc, char **argv)
 	if (registry_init(&d.drv.reg) < 0)
 		return 1;
 	if ((err = state_load(d.drv.state_path, &d.drv.reg, &d.cfg))) {
+		/* The operator must see this one: on stderr too, beside the JSON log. */
 		log_error("state.load-failed", json_pack("{s:s}", "error", err->message));
+		fprintf(stderr, "nfsv3driver: %s\n", err->message);
 		error_free(err);
 	}
 	d.drv.helpers = helper_pool_new(&d.loop, d.cfg.max_parallel, d.cfg.helper_timeout_s);

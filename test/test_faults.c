@@ -658,7 +658,10 @@ START_TEST(unusable_state_file_at_start)
 	/* The start-up message says why; the daemon did not read 100 MB into memory. */
 	snprintf(cmd, sizeof(cmd), "state.load-failed");
 	ck_assert_int_eq(daemon_log_count(&d, cmd), 1);
-	ck_assert_msg(daemon_log_count(&d, bad_state_why[_i]) == 1, "no \"%s\" in %s", bad_state_why[_i], d.log);
+	ck_assert_msg(log_lines_with("state.load-failed", bad_state_why[_i], "moved aside to") == 1, "no \"%s\" in %s",
+		      bad_state_why[_i], d.log);
+	ck_assert_msg(log_lines_with("nfsv3driver: state file", bad_state_why[_i], "starting with no volumes") == 1,
+		      "no line on stderr for \"%s\" in %s", bad_state_why[_i], d.log);
 	ck_assert_msg(vm_hwm_kib(d.pid) < 64 * 1024, "daemon peak RSS %ld KiB", vm_hwm_kib(d.pid));
 	/* Kept aside, whole. */
 	snprintf(cmd, sizeof(cmd), "ls -d '%s'/%s.corrupt-* > '%s/aside'", d.root, NFSV3_STATE_FILE, d.dir);

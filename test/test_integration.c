@@ -245,7 +245,8 @@ static void corrupt_state_case(const char *content)
 	fputs(content, f);
 	fclose(f);
 	daemon_start(&d);
-	ck_assert_int_eq(daemon_log_count(&d, "corrupt"), 1);
+	ck_assert_int_eq(daemon_log_count(&d, "state.load-failed"), 1);
+	ck_assert_int_eq(daemon_log_count(&d, "nfsv3driver: state file"), 1); /* and on stderr */
 	snprintf(cmd, sizeof(cmd), "ls '%s' | grep -q 'driver-state.json.corrupt-'", d.root);
 	ck_assert_int_eq(system(cmd), 0);
 	a = ok_call(false, NFSV3_ROUTE_LIST, "{}", NULL);
