@@ -23,6 +23,8 @@
 #include "kernel.h"
 #include "log.h"
 #include "metrics.h"
+#include "policy.h"
+#include "policy_gate.h"
 #include "reconcile.h"
 #include "routes.h"
 #include "smoke.h"
@@ -47,6 +49,8 @@ static const char usage_text[] =
 	"  --nfs-options LIST                  operator's default kernel NFS options\n"
 	"  --allowed-nfs-options LIST          option names a binding's nfs_options may use\n"
 	"  --allow-local-sources               accept file:///dir sources (development only)\n"
+	"  --policy FILE                       the operator's policy of servers, exports and ids (default\n"
+	"                                      " NFSV3_POLICY_FILE " when it exists; SIGHUP reloads it)\n"
 	"  --tls-cert FILE --tls-key FILE --tls-ca FILE\n"
 	"                                      mutual TLS on every TCP listener: client certificates\n"
 	"                                      must chain to the CA (SIGHUP reloads the files)\n"
@@ -78,7 +82,7 @@ enum long_only {
 	OPT_LISTEN = 256, OPT_ADMIN, OPT_NAME, OPT_DRIVERS_PATH, OPT_MOUNT_ROOT, OPT_HELPER_TIMEOUT,
 	OPT_MAX_PARALLEL, OPT_APP_UID, OPT_APP_GID, OPT_LOG_LEVEL, OPT_ALLOW_LOCAL, OPT_NFS_OPTIONS,
 	OPT_ALLOWED_NFS_OPTIONS, OPT_HELPER_DIR, OPT_HELP, OPT_VERSION, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
-	OPT_TLS_CLIENT_CERT, OPT_TLS_CLIENT_KEY, OPT_TLS_INSECURE,
+	OPT_TLS_CLIENT_CERT, OPT_TLS_CLIENT_KEY, OPT_TLS_INSECURE, OPT_POLICY,
 	OPT_LDAP, /* every --ldap-* flag: directory.c reads them by name */
 };
 
@@ -103,6 +107,7 @@ static const struct option long_options[] = {
 	{ "tls-client-cert", required_argument, NULL, OPT_TLS_CLIENT_CERT },
 	{ "tls-client-key", required_argument, NULL, OPT_TLS_CLIENT_KEY },
 	{ "tls-insecure-skip-verify", no_argument, NULL, OPT_TLS_INSECURE },
+	{ "policy", required_argument, NULL, OPT_POLICY },
 	{ "ldap-host", required_argument, NULL, OPT_LDAP },
 	{ "ldap-port", required_argument, NULL, OPT_LDAP },
 	{ "ldap-svc-user", required_argument, NULL, OPT_LDAP },
@@ -130,6 +135,8 @@ static struct {
 	SSL_CTX *tls;
 	char mount_root[PATH_MAX];
 	char spec_path[PATH_MAX];
+	const char *policy; /* --policy, or NULL */
+	char policy_env[PATH_MAX + sizeof(NFSV3_POLICY_ENV "=")];
 	int closing;
 } d;
 
@@ -271,6 +278,11 @@ static void parse_args(int argc, char **argv, struct config *cfg, const char **h
 		case OPT_TLS_CLIENT_CERT: cfg->tls_client_cert = optarg; break;
 		case OPT_TLS_CLIENT_KEY: cfg->tls_client_key = optarg; break;
 		case OPT_TLS_INSECURE: cfg->tls_insecure_skip_verify = true; break;
+		case OPT_POLICY:
+			if (optarg[0] != '/')
+				usage_error("--policy \"%s\": expected an absolute path", optarg);
+			d.policy = optarg;
+			break;
 		case OPT_LDAP:
 			if ((why = directory_config_set(&d.ldap, long_options[index].name, optarg ? optarg : "")))
 				usage_error("--%s \"%s\": %s", long_options[index].name, optarg ? optarg : "", why);
@@ -398,12 +410,14 @@ static void on_tls_refusal(enum http_refusal reason, const char *detail, const c
 }
 
 /* Rotation: new connections get the new files; open ones, and every mount,
- * are not disturbed. A file that does not load keeps the old context. */
+ * are not disturbed. A file that does not load keeps the old context. The
+ * policy is read again too (policy_gate.c), for the bindings mounted next. */
 static void on_sighup(uv_signal_t *handle, int signum)
 {
 	char why[512];
 	SSL_CTX *ctx;
 
+	policy_gate_reload();
 	if (!d.tls)
 		return;
 	if (!(ctx = load_tls(why, sizeof(why)))) {
@@ -541,6 +555,29 @@ static void raise_fd_limit(void)
 	}
 }
 
+/*
+ * The policy: the daemon checks it for its answers, the mount helper reads
+ * it again for itself. Unprivileged, the daemon can only use the file the
+ * helper was built to read (otherwise the two would disagree); as root (in
+ * development) it may name another, and tells the helpers, which accept it
+ * from a root caller only.
+ */
+static void start_policy(void)
+{
+	struct error *err;
+
+	if (d.policy && geteuid() != 0 && strcmp(d.policy, NFSV3_POLICY_FILE) != 0)
+		usage_error("--policy %s: the mount helper reads only %s (fixed when it was built) unless the driver runs "
+			    "as root; give that path or build with POLICY_FILE=%s",
+			    d.policy, NFSV3_POLICY_FILE, d.policy);
+	if ((err = policy_gate_start(d.policy)))
+		usage_error("%s", err->message);
+	if (geteuid() == 0) {
+		snprintf(d.policy_env, sizeof(d.policy_env), "%s=%s", NFSV3_POLICY_ENV, policy_gate_path());
+		helper_env[HELPER_ENV_SPARE] = d.policy_env;
+	}
+}
+
 static void on_reconciled_saved(struct error *err, void *data)
 {
 	if (err)
@@ -563,6 +600,7 @@ int main(int argc, char **argv)
 	prepare_mount_root();
 	find_helpers(&d.drv, helper_dir);
 
+	start_policy();
 	if (d.cfg.tls_cert) {
 		char why[512];
 		if (!(d.tls = load_tls(why, sizeof(why))))
@@ -633,6 +671,7 @@ int main(int argc, char **argv)
 	helper_pool_free(d.drv.helpers);
 	registry_destroy(&d.drv.reg);
 	kernel_free_all();
+	policy_gate_free();
 	SSL_CTX_free(d.tls);
 	return 0;
 }

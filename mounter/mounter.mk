@@ -1,7 +1,7 @@
 # The privileged side: one binary per helper, sharing privilege.c.
 MOUNTER_CFLAGS = $(BASE_CFLAGS) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags libcap-ng)
 MOUNTER_COMMON = $(BUILD)/mounter/privilege.o
-MOUNT_OBJS = $(patsubst mounter/%.c,$(BUILD)/mounter/%.o,$(wildcard mounter/mount*.c mounter/nfs*.c))
+MOUNT_OBJS = $(patsubst mounter/%.c,$(BUILD)/mounter/%.o,$(wildcard mounter/mount*.c mounter/nfs*.c mounter/policy.c))
 IDMAPFS_OBJS = $(patsubst mounter/%.c,$(BUILD)/mounter/%.o,$(wildcard mounter/idmapfs*.c))
 
 # The mount helper runs once per Mount and Unmount: linked statically it
