@@ -37,6 +37,8 @@
 static const char usage_text[] =
 	"usage: nfsv3driver [options]\n"
 	"       nfsv3driver smoke --driver ADDR --source SRC [--uid U --gid G]\n"
+	"       nfsv3driver check-policy [FILE]   read a policy as the driver and helper will (default\n"
+	"                                         " NFSV3_POLICY_FILE ")\n"
 	"\n"
 	"  --listen unix:PATH|tcp://HOST:PORT  serve the volume plugin API (repeatable)\n"
 	"  --admin tcp://HOST:PORT             serve GET /ping, GET /evacuate and GET /metrics\n"
@@ -555,6 +557,28 @@ static void raise_fd_limit(void)
 	}
 }
 
+/* check-policy [FILE]: what a SIGHUP or the next mount would make of the file. */
+static int check_policy_main(int argc, char **argv)
+{
+	const char *file = argc > 1 ? argv[1] : NFSV3_POLICY_FILE;
+	char why[POLICY_WHY_MAX];
+	struct policy *policy;
+	bool missing;
+
+	if (argc > 2) {
+		fputs("usage: nfsv3driver check-policy [FILE]\n", stderr);
+		return EXIT_USAGE;
+	}
+	if (!(policy = policy_load(file, &missing, why, sizeof(why)))) {
+		fprintf(stderr, "nfsv3driver: policy %s%s\n", why,
+			missing ? " (no file: the driver and the helper would allow every binding)" : "");
+		return 1;
+	}
+	printf("%s: %u rules, valid\n", file, policy_rule_count(policy));
+	policy_free(policy);
+	return 0;
+}
+
 /*
  * The policy: the daemon checks it for its answers, the mount helper reads
  * it again for itself. Unprivileged, the daemon can only use the file the
@@ -593,6 +617,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && strcmp(argv[1], "smoke") == 0)
 		return smoke_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "check-policy") == 0)
+		return check_policy_main(argc - 1, argv + 1);
 	parse_args(argc, argv, &d.cfg, &helper_dir);
 	log_setup(d.cfg.name, log_min_level);
 	signal(SIGPIPE, SIG_IGN);
