@@ -44,6 +44,8 @@
  * gives it nothing; the unprivileged daemon cannot choose it.
  */
 #define NFSV3_POLICY_ENV "NFSV3DRIVER_POLICY"
+/* The file a helper reads, by the rule above. */
+const char *policy_helper_path(void);
 
 #define POLICY_FILE_MAX (1024 * 1024) /* bytes */
 #define POLICY_LINE_MAX 4096

@@ -387,8 +387,7 @@ static bool name_resolves_to(const char *host, const char *addr)
  */
 static void check_policy(const struct nfs_request *req)
 {
-	const char *env = getuid() == 0 ? getenv(NFSV3_POLICY_ENV) : NULL;
-	const char *path = env != NULL && env[0] != '\0' ? env : NFSV3_POLICY_FILE;
+	const char *path = policy_helper_path();
 	char host[HOST_MAX + 1], why[POLICY_WHY_MAX];
 	struct policy_request preq = {.host = host, .addr = req->addr, .identity = POLICY_ID_ANY};
 	struct policy *policy;

@@ -542,6 +542,13 @@ struct policy *policy_parse(const char *text, size_t len, const char *path, char
 
 /* ---- the file ---------------------------------------------------------- */
 
+const char *policy_helper_path(void)
+{
+	const char *env = getuid() == 0 ? getenv(NFSV3_POLICY_ENV) : NULL;
+
+	return env != NULL && env[0] == '/' ? env : NFSV3_POLICY_FILE;
+}
+
 /* Owned by root and writable by nobody else. */
 static bool root_only(const struct stat *st)
 {
@@ -563,8 +570,12 @@ struct policy *policy_load(const char *path, bool *missing, char *why, size_t wh
 		snprintf(why, why_len, "%s: expected an absolute path of a file", path);
 		return NULL;
 	}
-	memcpy(dir, path, (size_t)(base - path));
-	dir[base == path ? 1 : base - path] = '\0';
+	if (base == path) {
+		snprintf(dir, sizeof(dir), "/");
+	} else {
+		memcpy(dir, path, (size_t)(base - path));
+		dir[base - path] = '\0';
+	}
 	/* The directory first, then the file beneath it: what was checked is what is read. */
 	if ((dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fstat(dir_fd, &st) != 0) {
 		*missing = errno == ENOENT;
