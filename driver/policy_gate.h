@@ -2,8 +2,9 @@
  * The daemon's side of the operator policy (include/policy.h): the policy
  * in force, read at start and again on SIGHUP (a file that does not load
  * leaves the last good one in force), and the check of a volume's binding
- * against it. The mount helper reads the same file itself and checks the
- * server and export again: this check is for the answer, not the only gate.
+ * against it. The mount helper (server and export) and idmapfs (ids) read
+ * the same file themselves and check again: this check is for the answer,
+ * not the only gate.
  */
 #ifndef NFSV3_POLICY_GATE_H
 #define NFSV3_POLICY_GATE_H

@@ -1,8 +1,9 @@
 /*
  * The operator's policy: which NFS servers and exports a binding may use,
- * and which identities it may claim on them. One parser, compiled into both
- * the daemon (driver/policy_gate.c) and the nfs mount helper (mounter/nfs.c),
- * using libc only (the helper is linked -static-pie).
+ * and which identities it may claim on them. One parser, compiled into the
+ * daemon (driver/policy_gate.c), the nfs mount helper (mounter/nfs.c) and
+ * idmapfs (mounter/idmapfs_main.c), using libc only (the mount helper is
+ * linked -static-pie).
  *
  * The file is line-oriented, one rule per line, fields separated by spaces
  * or tabs, "#" to the end of the line a comment:

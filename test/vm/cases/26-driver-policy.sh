@@ -2,8 +2,9 @@
 # binding the policy allows mounts (by name, at the address checked, with
 # its uid on the server); one it refuses (uid, identity, export, server) is
 # never mounted and Mount answers a SafeError naming what was refused and
-# where the policy lives; SIGHUP reloads it. Then the helper alone, run with
-# what the daemon would refuse, refuses it before mounting anything.
+# where the policy lives; SIGHUP reloads it. Then the helpers alone, run with
+# what the daemon would refuse (the mount helper's server and export,
+# idmapfs's ids), refuse it before mounting anything.
 . /vm/lib.sh
 PDIR=/etc/nfsv3driver-test
 P=$PDIR/policy
@@ -90,5 +91,14 @@ for bad in "127.0.0.1:/srv/export 127.0.0.1|export /srv/export on NFS server 127
 done
 helper nfsvm:/srv/export 127.0.0.1 || fail "the helper refused an allowed mount"
 is_mounted "$ROOT/.kernel/$KEY" || fail "the allowed mount is not there"
+# idmapfs reads the policy too: ids it refuses on this server and export are never served.
+IDMAPFS=$NFSV3_BUILD/libexec/nfsv3driver/nfsv3driver-idmapfs
+err=$(NFSV3DRIVER_POLICY=$P timeout 10 "$IDMAPFS" "$ROOT" "$ROOT/.kernel/$KEY" m1 3000 5000 2000 2000 rw 2>&1) &&
+	fail "idmapfs served uid 3000"
+rc=$?
+[ "$rc" = 3 ] || fail "idmapfs uid 3000: exit $rc: $err"
+case $err in *"uid 3000 on nfsvm (address 127.0.0.1):/srv/export is refused by the operator's policy"*) note "idmapfs: $err" ;;
+*) fail "idmapfs uid 3000: $err" ;; esac
+is_mounted "$ROOT/m1" && fail "idmapfs mounted m1"
 "$MOUNT_HELPER" unmount "$ROOT" ".kernel/$KEY" force || fail "unmount"
 exit 0
