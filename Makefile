@@ -11,6 +11,10 @@ CFLAGS ?= -O2 -g
 WARNINGS = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter -Wno-format-truncation
 BASE_CFLAGS = -std=gnu11 -D_GNU_SOURCE -Iinclude $(WARNINGS) -fstack-protector-strong -D_FORTIFY_SOURCE=2
 PKG_CONFIG ?= pkg-config
+# The operator policy file the mount helper reads (include/policy.h); fixed at
+# build time so that the unprivileged daemon cannot choose another.
+POLICY_FILE ?= /etc/nfsv3driver/policy
+BASE_CFLAGS += -DNFSV3_POLICY_FILE='"$(POLICY_FILE)"'
 
 BIN_DIR = $(BUILD)/bin
 HELPER_DIR = $(BUILD)/$(NFSV3_HELPER_SUBDIR)

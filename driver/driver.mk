@@ -4,7 +4,8 @@ DRIVER_PKGS = libuv jansson mount openssl
 DRIVER_CFLAGS = $(BASE_CFLAGS) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags $(DRIVER_PKGS))
 DRIVER_LIBS = $(shell $(PKG_CONFIG) --libs $(DRIVER_PKGS)) -lhttp_parser -lldap -llber -pthread
 DRIVER_SRCS = $(wildcard driver/*.c)
-DRIVER_OBJS = $(patsubst driver/%.c,$(BUILD)/driver/%.o,$(DRIVER_SRCS))
+# The policy parser is the mount helper's, linked into both.
+DRIVER_OBJS = $(patsubst driver/%.c,$(BUILD)/driver/%.o,$(DRIVER_SRCS)) $(BUILD)/mounter/policy.o
 DRIVER_LIB_OBJS = $(filter-out $(BUILD)/driver/main.o,$(DRIVER_OBJS))
 
 $(BUILD)/driver/%.o: driver/%.c $(wildcard driver/*.h) include/nfsv3driver.h

@@ -40,7 +40,7 @@ struct helper_pool {
 	struct helper_job *wait_head, *wait_tail;
 };
 
-char *helper_env[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL };
+char *helper_env[HELPER_ENV_SPARE + 2] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL, NULL };
 
 struct helper_pool *helper_pool_new(uv_loop_t *loop, unsigned max_parallel, unsigned timeout_s)
 {

@@ -22,7 +22,9 @@ struct helper_result {
 	double elapsed_ms;
 };
 
-/* The whole environment every helper (idmapfs too) starts with. */
+/* The whole environment every helper (idmapfs too) starts with; slot
+ * HELPER_ENV_SPARE is NULL unless main.c names the policy file there. */
+#define HELPER_ENV_SPARE 2
 extern char *helper_env[];
 
 struct helper_pool;

@@ -8,6 +8,7 @@
 #include "hash.h"
 #include "kernel.h"
 #include "log.h"
+#include "policy_gate.h"
 
 enum km_state { KM_ABSENT, KM_MOUNTING, KM_MOUNTED, KM_UNMOUNTING };
 
@@ -244,7 +245,14 @@ static void acquire_key(struct driver *drv, const char *addr, const struct volum
 	char key[KERNEL_KEY_LEN + 1], *options = options_kernel_string(spec, drv->cfg, strchr(addr, ':') != NULL);
 	struct kernel_mount *km;
 	struct km_waiter *w;
+	struct error *err;
 
+	/* The address checked is the address mounted: the helper gets this one, never a name to look up. */
+	if ((err = policy_gate_check(spec, addr, drv->cfg))) {
+		free(options);
+		cb(err, NULL, data);
+		return;
+	}
 	if (!options) {
 		cb(error_new(ERROR_INTERNAL, "out of memory"), NULL, data);
 		return;
@@ -270,8 +278,9 @@ static void acquire_key(struct driver *drv, const char *addr, const struct volum
 	w->next = km->waiters;
 	km->waiters = w;
 	if (!km->source) {
-		bool v6 = strchr(addr, ':') != NULL;
-		if (asprintf(&km->source, v6 ? "[%s]:%s" : "%s:%s", addr, spec->path) < 0)
+		/* The host as the binding named it (the helper checks that it resolves to addr). */
+		bool v6 = strchr(spec->host, ':') != NULL;
+		if (asprintf(&km->source, v6 ? "[%s]:%s" : "%s:%s", spec->host, spec->path) < 0)
 			km->source = NULL;
 		km->addr = strdup(addr);
 		km->options = options;
@@ -311,6 +320,7 @@ static void resolve_free(struct resolve *r)
 	free(r->spec.path);
 	free(r->spec.version);
 	free(r->spec.nfs_options);
+	free(r->spec.username);
 	free(r);
 }
 
@@ -381,7 +391,7 @@ void kernel_acquire(struct driver *drv, const struct volume_spec *spec, kernel_c
 	r->spec.path = strdup(spec->path);
 	r->spec.version = spec->version ? strdup(spec->version) : NULL;
 	r->spec.nfs_options = spec->nfs_options ? strdup(spec->nfs_options) : NULL;
-	r->spec.username = NULL;
+	r->spec.username = spec->username ? strdup(spec->username) : NULL; /* the policy tells LDAP from raw ids */
 	r->req.data = r->timer.data = r;
 	uv_timer_init(drv->loop, &r->timer);
 	uv_timer_start(&r->timer, on_resolve_timeout, (uint64_t)drv->cfg->helper_timeout_s * 1000, 0);

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "reconcile.h"
+#include "policy_gate.h"
 #include "supervise.h"
 
 static void run_next(struct volume *vol, struct driver *drv);
@@ -287,6 +288,12 @@ static void do_create(struct volume_op *op)
 	/* A username binding's password leaves the Opts here, into a secret that Mount uses once. */
 	if (!err && spec.username && (err = directory_take_password(op->opts, &password)))
 		volume_spec_clear(&spec);
+	/* The operator's policy answers Docker here; volman hears it at Mount, where it is asked again. */
+	if (!err && op->docker && (err = policy_gate_check(&spec, NULL, op->drv->cfg))) {
+		volume_spec_clear(&spec);
+		secret_free(password);
+		password = NULL;
+	}
 	if (err && op->docker) {
 		finish(op, err);
 		return;
@@ -502,6 +509,7 @@ static void do_mount(struct volume_op *op)
 {
 	struct volume *vol = op->vol;
 	struct mount_ctx *ctx;
+	struct error *ctx_err;
 
 	if (!vol->exists) {
 		finish(op, error_new(ERROR_NOT_FOUND, "%s: %s", NFSV3_ERR_NOT_FOUND, vol->name));
@@ -524,6 +532,11 @@ static void do_mount(struct volume_op *op)
 	if (vol->mounted && vol->dead) {
 		/* Its idmapfs died: detach what is left before mounting again. */
 		run_unmount(op, true, after_dead_detached);
+		return;
+	}
+	/* Before anything is asked of LDAP or the server; again with the address in kernel_acquire. */
+	if ((ctx_err = policy_gate_check(&vol->spec, NULL, op->drv->cfg))) {
+		finish(op, error_wrap(ctx_err, "mounting volume %s", vol->name));
 		return;
 	}
 	if (vol->spec.username && !vol->spec.mapped) {

@@ -25,6 +25,8 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "metrics.h"
+#include "policy.h"
+#include "policy_gate.h"
 #include "reconcile.h"
 #include "routes.h"
 #include "smoke.h"
@@ -39,6 +41,8 @@
 static const char usage_text[] =
 	"usage: nfsv3driver [options]\n"
 	"       nfsv3driver smoke --driver ADDR --source SRC [--uid U --gid G]\n"
+	"       nfsv3driver check-policy [FILE]   read a policy as the driver and helper will (default\n"
+	"                                         " NFSV3_POLICY_FILE ")\n"
 	"\n"
 	"  --listen unix:PATH|tcp://HOST:PORT  serve the volume plugin API (repeatable)\n"
 	"  --admin tcp://HOST:PORT             serve GET /ping, GET /evacuate and GET /metrics\n"
@@ -53,6 +57,8 @@ static const char usage_text[] =
 	"  --allow-local-sources               accept file:///dir sources (development only)\n"
 	"  --forget-unmounted-after DURATION   forget a volume volman made once it is unmounted and unused\n"
 	"                                      this long: 90s, 30m, 1h, 2d (default 1h; 0 never)\n"
+	"  --policy FILE                       the operator's policy of servers, exports and ids (default\n"
+	"                                      " NFSV3_POLICY_FILE " when it exists; SIGHUP reloads it)\n"
 	"  --tls-cert FILE --tls-key FILE --tls-ca FILE\n"
 	"                                      mutual TLS on every TCP listener: client certificates\n"
 	"                                      must chain to the CA (SIGHUP reloads the files)\n"
@@ -84,7 +90,7 @@ enum long_only {
 	OPT_LISTEN = 256, OPT_ADMIN, OPT_NAME, OPT_DRIVERS_PATH, OPT_MOUNT_ROOT, OPT_HELPER_TIMEOUT,
 	OPT_MAX_PARALLEL, OPT_APP_UID, OPT_APP_GID, OPT_LOG_LEVEL, OPT_ALLOW_LOCAL, OPT_NFS_OPTIONS,
 	OPT_ALLOWED_NFS_OPTIONS, OPT_HELPER_DIR, OPT_HELP, OPT_VERSION, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
-	OPT_TLS_CLIENT_CERT, OPT_TLS_CLIENT_KEY, OPT_TLS_INSECURE, OPT_FORGET_UNMOUNTED_AFTER,
+	OPT_TLS_CLIENT_CERT, OPT_TLS_CLIENT_KEY, OPT_TLS_INSECURE, OPT_FORGET_UNMOUNTED_AFTER, OPT_POLICY,
 	OPT_LDAP, /* every --ldap-* flag: directory.c reads them by name */
 };
 
@@ -110,6 +116,7 @@ static const struct option long_options[] = {
 	{ "tls-client-key", required_argument, NULL, OPT_TLS_CLIENT_KEY },
 	{ "tls-insecure-skip-verify", no_argument, NULL, OPT_TLS_INSECURE },
 	{ "forget-unmounted-after", required_argument, NULL, OPT_FORGET_UNMOUNTED_AFTER },
+	{ "policy", required_argument, NULL, OPT_POLICY },
 	{ "ldap-host", required_argument, NULL, OPT_LDAP },
 	{ "ldap-port", required_argument, NULL, OPT_LDAP },
 	{ "ldap-svc-user", required_argument, NULL, OPT_LDAP },
@@ -137,6 +144,8 @@ static struct {
 	SSL_CTX *tls;
 	char mount_root[PATH_MAX];
 	char spec_path[PATH_MAX];
+	const char *policy; /* --policy, or NULL */
+	char policy_env[PATH_MAX + sizeof(NFSV3_POLICY_ENV "=")];
 	int closing;
 } d;
 
@@ -308,6 +317,11 @@ static void parse_args(int argc, char **argv, struct config *cfg, const char **h
 			cfg->forget_unmounted_after_s = parse_duration("--forget-unmounted-after", optarg,
 								       FORGET_UNMOUNTED_AFTER_MAX_S);
 			break;
+		case OPT_POLICY:
+			if (optarg[0] != '/')
+				usage_error("--policy \"%s\": expected an absolute path", optarg);
+			d.policy = optarg;
+			break;
 		case OPT_LDAP:
 			if ((why = directory_config_set(&d.ldap, long_options[index].name, optarg ? optarg : "")))
 				usage_error("--%s \"%s\": %s", long_options[index].name, optarg ? optarg : "", why);
@@ -435,12 +449,14 @@ static void on_tls_refusal(enum http_refusal reason, const char *detail, const c
 }
 
 /* Rotation: new connections get the new files; open ones, and every mount,
- * are not disturbed. A file that does not load keeps the old context. */
+ * are not disturbed. A file that does not load keeps the old context. The
+ * policy is read again too (policy_gate.c), for the bindings mounted next. */
 static void on_sighup(uv_signal_t *handle, int signum)
 {
 	char why[512];
 	SSL_CTX *ctx;
 
+	policy_gate_reload();
 	if (!d.tls)
 		return;
 	if (!(ctx = load_tls(why, sizeof(why)))) {
@@ -598,6 +614,51 @@ static void start_sweep(void)
 	uv_timer_start(&d.sweep_timer, on_sweep, every_s * 1000, every_s * 1000);
 }
 
+/* check-policy [FILE]: what a SIGHUP or the next mount would make of the file. */
+static int check_policy_main(int argc, char **argv)
+{
+	const char *file = argc > 1 ? argv[1] : NFSV3_POLICY_FILE;
+	char why[POLICY_WHY_MAX];
+	struct policy *policy;
+	bool missing;
+
+	if (argc > 2) {
+		fputs("usage: nfsv3driver check-policy [FILE]\n", stderr);
+		return EXIT_USAGE;
+	}
+	if (!(policy = policy_load(file, &missing, why, sizeof(why)))) {
+		fprintf(stderr, "nfsv3driver: policy %s%s\n", why,
+			missing ? " (no file: the driver and the helper would allow every binding)" : "");
+		return 1;
+	}
+	printf("%s: %u rules, valid\n", file, policy_rule_count(policy));
+	policy_free(policy);
+	return 0;
+}
+
+/*
+ * The policy: the daemon checks it for its answers, the mount helper reads
+ * it again for itself. Unprivileged, the daemon can only use the file the
+ * helper was built to read (otherwise the two would disagree); as root (in
+ * development) it may name another, and tells the helpers, which accept it
+ * from a root caller only.
+ */
+static void start_policy(void)
+{
+	struct error *err;
+
+	if (d.policy && geteuid() != 0 && strcmp(d.policy, NFSV3_POLICY_FILE) != 0)
+		usage_error("--policy %s: the mount helper reads only %s (fixed when it was built) unless the driver runs "
+			    "as root; give that path or build with POLICY_FILE=%s",
+			    d.policy, NFSV3_POLICY_FILE, d.policy);
+	if ((err = policy_gate_start(d.policy)))
+		usage_error("%s", err->message);
+	if (geteuid() == 0) {
+		snprintf(d.policy_env, sizeof(d.policy_env), "%s=%s", NFSV3_POLICY_ENV, policy_gate_path());
+		helper_env[HELPER_ENV_SPARE] = d.policy_env;
+	}
+}
+
 static void on_reconciled_saved(struct error *err, void *data)
 {
 	if (err)
@@ -613,6 +674,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && strcmp(argv[1], "smoke") == 0)
 		return smoke_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "check-policy") == 0)
+		return check_policy_main(argc - 1, argv + 1);
 	parse_args(argc, argv, &d.cfg, &helper_dir);
 	log_setup(d.cfg.name, log_min_level);
 	signal(SIGPIPE, SIG_IGN);
@@ -620,6 +683,7 @@ int main(int argc, char **argv)
 	prepare_mount_root();
 	find_helpers(&d.drv, helper_dir);
 
+	start_policy();
 	if (d.cfg.tls_cert) {
 		char why[512];
 		if (!(d.tls = load_tls(why, sizeof(why))))
@@ -694,6 +758,7 @@ int main(int argc, char **argv)
 	helper_pool_free(d.drv.helpers);
 	registry_destroy(&d.drv.reg);
 	kernel_free_all();
+	policy_gate_free();
 	SSL_CTX_free(d.tls);
 	return 0;
 }

@@ -51,6 +51,7 @@
 #include <linux/openat2.h>
 
 #include "idmapfs.h"
+#include "policy.h"
 #include "privilege.h"
 
 #define IDMAPFS_USAGE "MOUNT_ROOT BACKING_DIR NAME UID GID APP_UID APP_GID rw|ro"
@@ -238,6 +239,84 @@ static char *mountinfo_line(FILE *mountinfo, uint64_t id)
 	}
 	free(line);
 	return NULL;
+}
+
+/* mountinfo's octal escapes (\040 for a space) undone, in place. */
+static void unescape_mountinfo(char *text)
+{
+	char *out = text;
+
+	for (const char *in = text; *in != '\0'; out++) {
+		if (in[0] == '\\' && in[1] >= '0' && in[1] <= '3' && in[2] >= '0' && in[2] <= '7' && in[3] >= '0' &&
+		    in[3] <= '7') {
+			*out = (char)((in[1] - '0') * 64 + (in[2] - '0') * 8 + (in[3] - '0'));
+			in += 4;
+		} else {
+			*out = *in++;
+		}
+	}
+	*out = '\0';
+}
+
+/*
+ * The operator's policy for the bound ids (include/policy.h).
+ * Trusts: the policy file once policy_load has seen it root's alone; the
+ * kernel's mount table, whose NFS source and addr= the nfs verb checked
+ * when it mounted.
+ * Checks: on an NFS backing, that the policy allows the bound uid and gid on
+ * that server (by the name and the address mounted) and export. The file is
+ * policy_helper_path()'s; none: nothing to check; a bad one refuses. Local
+ * backings (development only) are not the policy's.
+ */
+static void check_policy(const struct idmapfs *fs)
+{
+	struct policy_request req = {.identity = POLICY_ID_ANY, .ids_known = true, .uid = fs->bound_uid,
+				     .gid = fs->bound_gid};
+	char why[POLICY_WHY_MAX], *line = NULL, *source, *opts, *opt, *save, *colon;
+	struct policy *policy;
+	struct statx stx;
+	FILE *info;
+	bool missing;
+
+	if (!idmapfs_keeps_busy(fs->root_fs_type))
+		return;
+	if (!(policy = policy_load(policy_helper_path(), &missing, why, sizeof(why)))) {
+		if (missing)
+			return;
+		die(NFSV3_EXIT_REFUSED, "policy %s", why);
+	}
+	if (statx_mount(fs->root.fd, &stx) && (info = fopen("/proc/self/mountinfo", "re")) != NULL) {
+		line = mountinfo_line(info, stx.stx_mnt_id);
+		fclose(info);
+	}
+	/* "ID PARENT ... - FSTYPE SOURCE SUPER_OPTIONS" */
+	if (line == NULL || (opts = strstr(line, " - ")) == NULL || !strtok_r(opts + 3, " \n", &save) ||
+	    !(source = strtok_r(NULL, " \n", &save)) || !(opts = strtok_r(NULL, " \n", &save)))
+		die(NFSV3_EXIT_REFUSED, "backing directory: its NFS mount is not in /proc/self/mountinfo: cannot check "
+		    "the operator's policy");
+	unescape_mountinfo(source);
+	if (source[0] == '[') {
+		req.host = source + 1;
+		colon = strstr(source, "]:");
+		if (colon != NULL)
+			*colon++ = '\0';
+	} else {
+		req.host = source;
+		colon = strchr(source, ':');
+	}
+	if (colon == NULL || colon[1] != '/')
+		die(NFSV3_EXIT_REFUSED, "backing directory: NFS source \"%s\" is not HOST:/EXPORT", source);
+	*colon = '\0';
+	req.export = colon + 1;
+	for (opt = strtok_r(opts, ",", &save); opt != NULL; opt = strtok_r(NULL, ",", &save))
+		if (strncmp(opt, "addr=", 5) == 0)
+			req.addr = opt + 5;
+	if (req.addr == NULL)
+		die(NFSV3_EXIT_REFUSED, "backing directory: its NFS mount shows no addr=: cannot check the operator's policy");
+	if (policy_check(policy, &req, why, sizeof(why)) != POLICY_ALLOWED)
+		die(NFSV3_EXIT_REFUSED, "%s", why);
+	policy_free(policy);
+	free(line);
 }
 
 /*
@@ -547,6 +626,7 @@ int main(int argc, char **argv)
 		die_errno(NFSV3_EXIT_INTERNAL, "cannot open /");
 	/* Opens see fresh data in any case (keep_cache off), and changes made through us show at once. */
 	cache_timeouts(&fs);
+	check_policy(&fs);
 	fs.max_lock_waiters = IDMAPFS_MAX_THREADS - 4;
 	if (idmapfs_table_init(&fs.table) != 0)
 		die(NFSV3_EXIT_INTERNAL, "cannot allocate the inode table");

@@ -1,8 +1,8 @@
 # The privileged side: one binary per helper, sharing privilege.c.
 MOUNTER_CFLAGS = $(BASE_CFLAGS) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags libcap-ng)
 MOUNTER_COMMON = $(BUILD)/mounter/privilege.o
-MOUNT_OBJS = $(patsubst mounter/%.c,$(BUILD)/mounter/%.o,$(wildcard mounter/mount*.c mounter/nfs*.c))
-IDMAPFS_OBJS = $(patsubst mounter/%.c,$(BUILD)/mounter/%.o,$(wildcard mounter/idmapfs*.c))
+MOUNT_OBJS = $(patsubst mounter/%.c,$(BUILD)/mounter/%.o,$(wildcard mounter/mount*.c mounter/nfs*.c mounter/policy.c))
+IDMAPFS_OBJS = $(patsubst mounter/%.c,$(BUILD)/mounter/%.o,$(wildcard mounter/idmapfs*.c)) $(BUILD)/mounter/policy.o
 
 # The mount helper runs once per Mount and Unmount: linked statically it
 # starts without the dynamic loader. Sanitizer builds link dynamically.

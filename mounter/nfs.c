@@ -11,6 +11,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "policy.h"
 #include "privilege.h"
 #include "verbs.h"
 
@@ -335,6 +337,90 @@ static void parse_options(const char *options, struct nfs_request *req)
 	}
 }
 
+/* ---- the operator's policy ------------------------------------------- */
+
+/* Two address literals (checked already) name the same address. */
+static bool same_address(const char *a, const char *b)
+{
+	unsigned char x[sizeof(struct in6_addr)], y[sizeof(struct in6_addr)];
+	int family = strchr(a, ':') ? AF_INET6 : AF_INET;
+
+	return (strchr(b, ':') ? AF_INET6 : AF_INET) == family && inet_pton(family, a, x) == 1 &&
+	       inet_pton(family, b, y) == 1 && memcmp(x, y, family == AF_INET ? 4 : 16) == 0;
+}
+
+/* Whether host (a DNS name) resolves, now, to addr among its answers. */
+static bool name_resolves_to(const char *host, const char *addr)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res, *ai;
+	char text[INET6_ADDRSTRLEN];
+	bool found = false;
+	int rc = getaddrinfo(host, NULL, &hints, &res);
+
+	if (rc != 0)
+		die(NFSV3_EXIT_REFUSED, "NFS server %s: cannot check its address %s: %s", host, addr, gai_strerror(rc));
+	for (ai = res; ai != NULL && !found; ai = ai->ai_next) {
+		const void *bytes = ai->ai_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
+							      : (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr;
+
+		if ((ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
+		    inet_ntop(ai->ai_family, bytes, text, sizeof(text)) != NULL)
+			found = same_address(text, addr);
+	}
+	freeaddrinfo(res);
+	return found;
+}
+
+/*
+ * Trusts: the policy file, once policy_load has seen it owned by root and
+ * writable by nobody else; the resolver. source and addr passed check_source
+ * and check_addr.
+ * Checks: with a policy in force, that ADDR is the source's own address (its
+ * literal, or one its name resolves to now: a daemon cannot pair an allowed
+ * name with another address), then that the policy allows the server by
+ * name and by ADDR, and the export. ADDR alone is what the kernel connects
+ * to, so what was checked is what is mounted, whatever DNS says later.
+ * The file is NFSV3_POLICY_FILE, fixed when this helper was built; another
+ * (NFSV3_POLICY_ENV) only when the real uid is 0, since a root caller could
+ * mount anything without this helper. No file: nothing to check (as before
+ * policies). A file that does not load refuses: there is no last good one.
+ */
+static void check_policy(const struct nfs_request *req)
+{
+	const char *path = policy_helper_path();
+	char host[HOST_MAX + 1], why[POLICY_WHY_MAX];
+	struct policy_request preq = {.host = host, .addr = req->addr, .identity = POLICY_ID_ANY};
+	struct policy *policy;
+	size_t hostlen;
+	bool missing;
+
+	if (!(policy = policy_load(path, &missing, why, sizeof(why)))) {
+		if (missing)
+			return;
+		die(NFSV3_EXIT_REFUSED, "policy %s", why);
+	}
+	if (req->source[0] == '[') {
+		hostlen = strcspn(req->source + 1, "]");
+		memcpy(host, req->source + 1, hostlen);
+		preq.export = req->source + hostlen + 3;
+	} else {
+		hostlen = strcspn(req->source, ":");
+		memcpy(host, req->source, hostlen);
+		preq.export = req->source + hostlen + 1;
+	}
+	host[hostlen] = '\0';
+	if (inet_pton(AF_INET, host, why) == 1 || req->source[0] == '[') {
+		if (!same_address(host, req->addr))
+			die(NFSV3_EXIT_REFUSED, "source \"%s\": address %s is not the source's own", req->source, req->addr);
+	} else if (!name_resolves_to(host, req->addr)) {
+		die(NFSV3_EXIT_REFUSED, "NFS server %s does not resolve to %s (any more): refusing to mount an address "
+		    "that was not checked", host, req->addr);
+	}
+	if (policy_check(policy, &preq, why, sizeof(why)) != POLICY_ALLOWED)
+		die(NFSV3_EXIT_REFUSED, "%s", why);
+	policy_free(policy);
+}
+
 /* ---- the mountpoint -------------------------------------------------- */
 
 /*
@@ -511,7 +597,8 @@ static void mount_legacy(const struct nfs_request *req, int target_fd)
  *
  * Trusts: root_fd (privilege_open_root) and the kernel; nothing in argv.
  * Checks: KERNEL_KEY (check_key), HOST:/EXPORT (check_source), ADDR
- * (check_addr), OPTIONS (parse_options), the mountpoint (open_target).
+ * (check_addr), OPTIONS (parse_options), the operator's policy
+ * (check_policy), the mountpoint (open_target).
  * Then builds a detached NFS mount with nosuid and nodev (and whatever
  * further restrictions OPTIONS asked for) so that it is never visible
  * without them, and moves it onto the checked mountpoint fd. On failure it
@@ -528,6 +615,7 @@ int verb_nfs(int root_fd, int argc, char **argv)
 	check_source(req.source);
 	check_addr(req.addr);
 	parse_options(argv[3], &req);
+	check_policy(&req);
 	target_fd = open_target(root_fd, req.key);
 
 	fs_fd = fsopen("nfs", FSOPEN_CLOEXEC);

@@ -17,6 +17,8 @@ test_options_OBJS = options error
 test_registry_OBJS = registry options error
 test_state_OBJS = state registry options error metrics
 test_metrics_OBJS = metrics
+# The policy parser lives with the mount helper (both sides link it).
+$(BUILD)/test/test_policy: $(BUILD)/mounter/policy.o
 # Suites with daemon objects also take the daemon's libraries.
 test_suite_objs = $(patsubst %,$(BUILD)/driver/%.o,$($(1)_OBJS))
 test_suite_libs = $(if $($(1)_OBJS),$(DRIVER_LIBS))

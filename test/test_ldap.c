@@ -511,6 +511,47 @@ START_TEST(off_without_ldap_host)
 }
 END_TEST
 
+/* The operator's policy holds LDAP identities to their kind and, once resolved, to the export's ranges. */
+START_TEST(policy_checks_ldap_identities)
+{
+	char policy[400], more[500], body[600];
+	FILE *f;
+
+	snprintf(policy, sizeof(policy), "%s/policy", ldap_dir);
+	ck_assert_ptr_nonnull(f = fopen(policy, "w"));
+	fputs("export localhost /srv/ldap uid=1234 gid=1235 identity=ldap\nexport 127.0.0.1 /srv/raw identity=raw\n", f);
+	fclose(f);
+	snprintf(more, sizeof(more), "--policy %s", policy);
+	start_daemon("127.0.0.1", ldap_port, "--ldap-insecure-plaintext", more);
+
+	/* In the export's ranges: resolved, past the policy (by name, and by address as an LDAP identity), to the mount (no NFS client on this host). */
+	json_decref(ok_call(false, NFSV3_ROUTE_CREATE,
+			    "{\"Name\":\"p1\",\"Opts\":{\"source\":\"nfs://localhost/srv/ldap\",\"username\":\"alice\",\"password\":\"alice-pw\"}}", NULL));
+	{
+		int status;
+		json_t *a = call_tcp(&d, NFSV3_ROUTE_MOUNT, "{\"Name\":\"p1\"}", NULL, &status);
+
+		ck_assert_msg(strstr(answer_err(a), "refused by the operator's policy") == NULL, "%s", answer_err(a));
+		json_decref(a);
+	}
+	ck_assert_int_eq(daemon_log_count(&d, "ldap.resolved"), 1);
+	/* bench7's uidNumber 3007 is outside them: refused once resolved. */
+	json_decref(ok_call(false, NFSV3_ROUTE_CREATE,
+			    "{\"Name\":\"p2\",\"Opts\":{\"source\":\"nfs://localhost/srv/ldap\",\"username\":\"bench7\",\"password\":\"bench7-pw\"}}", NULL));
+	mount_fails("p2", "uid 3007 on localhost:/srv/ldap is refused by the operator's policy");
+	ck_assert_int_eq(daemon_log_count(&d, "ldap.resolved"), 2);
+	/* An export for raw ids only: refused before the directory is asked. */
+	json_decref(ok_call(false, NFSV3_ROUTE_CREATE,
+			    "{\"Name\":\"p3\",\"Opts\":{\"source\":\"nfs://127.0.0.1/srv/raw\",\"username\":\"alice\",\"password\":\"alice-pw\"}}", NULL));
+	mount_fails("p3", "LDAP bindings (username and password) on 127.0.0.1:/srv/raw are refused by the operator's policy");
+	ck_assert_int_eq(daemon_log_count(&d, "ldap.resolved"), 2);
+	snprintf(body, sizeof(body),
+		 "{\"Name\":\"p4\",\"Opts\":{\"source\":\"nfs://127.0.0.1/srv/raw\",\"username\":\"alice\",\"password\":\"alice-pw\"}}");
+	err_call(false, NFSV3_ROUTE_CREATE, body, DOCKER_ACCEPT, "LDAP bindings (username and password) on 127.0.0.1:/srv/raw are");
+	ck_assert(!file_contains(d.log, "alice-pw"));
+}
+END_TEST
+
 static Suite *ldap_suite(void)
 {
 	Suite *s = suite_create("ldap");
@@ -534,6 +575,7 @@ static Suite *ldap_suite(void)
 	tcase_add_test(tc, bad_ca_is_refused);
 	tcase_add_test(tc, bad_setups_are_refused_at_start);
 	tcase_add_test(tc, off_without_ldap_host);
+	tcase_add_test(tc, policy_checks_ldap_identities);
 	suite_add_tcase(s, tc);
 	return s;
 }

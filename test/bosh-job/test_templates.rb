@@ -259,6 +259,74 @@ class TemplateTest < Minitest::Test
 		refused(LDAP.merge('nfsv3driver.ldap_ca_cert' => PEM_KEY), 'ldap_ca_cert', /PEM CERTIFICATE/)
 	end
 
+	POLICY = { 'nfsv3driver.policy.enabled' => true,
+		'nfsv3driver.policy.exports' => [
+			{ 'server' => 'nfs.example.com', 'path' => '/exports/apps', 'uid' => '10000-19999', 'gid' => 10000, 'identity' => ['ldap'] },
+			{ 'server' => '10.0.16.0/24', 'path' => '/shared', 'identity' => %w[none raw] },
+			{ 'server' => '2001:db8::/32', 'path' => '/' },
+		],
+		'nfsv3driver.policy.deny_servers' => ['169.254.0.0/16', 'bad.example.com'] }.freeze
+
+	def test_policy_off_by_default
+		f = render
+		refute_includes args(f), '--policy'
+		assert_equal ['0'], shell(f, 'POLICY')
+		refute_match(/^(export|deny)/, f['config/policy'])
+		assert_match(/rm -f "\$JOB_DIR\/config\/policy"/, f['bin/pre-start'])
+	end
+
+	def test_policy_rendered_in_the_drivers_format
+		f = render(POLICY)
+		a = args(f)
+		assert_equal "#{JOB}/config/policy", a[a.index('--policy') + 1]
+		assert_equal ['1'], shell(f, 'POLICY')
+		assert_equal ['export nfs.example.com /exports/apps uid=10000-19999 gid=10000 identity=ldap',
+			'export 10.0.16.0/24 /shared identity=none,raw', 'export 2001:db8::/32 /',
+			'deny-server 169.254.0.0/16', 'deny-server bad.example.com', 'deny-uid 0-999', 'deny-gid 0-999'],
+			f['config/policy'].lines.map(&:chomp).reject { |l| l.start_with?('#') || l.empty? }
+		lines = render(POLICY.merge('nfsv3driver.policy.deny_uids' => '', 'nfsv3driver.policy.deny_gids' => '0-99,65534'))['config/policy']
+		assert_match(/^deny-uid 0$/, lines)
+		assert_match(/^deny-gid 0-99,65534$/, lines)
+	end
+
+	# The driver's own parser reads what the template wrote (root: the file must be root's).
+	def test_policy_read_by_the_driver
+		bin = File.join(ENV.fetch('NFSV3_BUILD', File.expand_path('../../build', __dir__)), 'bin/nfsv3driver')
+		skip "#{bin} is not built" unless File.executable?(bin)
+		skip 'the policy file must be root-owned: run as root' unless Process.uid.zero?
+		Dir.mktmpdir do |dir|
+			File.chmod(0o755, dir)
+			File.write("#{dir}/policy", render(POLICY)['config/policy'])
+			out, st = Open3.capture2e(bin, 'check-policy', "#{dir}/policy")
+			assert st.success?, out
+			assert_match(/7 rules/, out)
+		end
+	end
+
+	def test_policy_refusals
+		refused({ 'policy.enabled' => true }, 'policy.exports', /is empty but policy.enabled is true/)
+		refused({ 'policy.exports' => POLICY['nfsv3driver.policy.exports'] }, 'policy.exports', /policy.enabled is false/)
+		refused({ 'policy.deny_servers' => ['10.0.0.1'] }, 'policy.deny_servers', /policy.enabled is false/)
+		bad_entry = lambda do |entry, pattern|
+			refused(POLICY.merge('nfsv3driver.policy.exports' => [{ 'server' => '10.0.0.1', 'path' => '/a' }, entry]),
+				'policy.exports', pattern)
+		end
+		bad_entry.({ 'server' => 'bad_name', 'path' => '/a' }, /entry 1: server "bad_name": expected a DNS name/)
+		bad_entry.({ 'server' => '10.0.0.1', 'path' => 'relative' }, /entry 1: path "relative": expected an absolute/)
+		bad_entry.({ 'server' => '10.0.0.1', 'path' => '/a b' }, /without spaces/)
+		bad_entry.({ 'server' => '10.0.0.1', 'path' => '/a/../b' }, /'\.\.'/)
+		bad_entry.({ 'server' => '10.0.0.1', 'path' => '/a', 'uid' => 'x' }, /entry 1: uid: expected ids or ranges/)
+		bad_entry.({ 'server' => '10.0.0.1', 'path' => '/a', 'gid' => '9-3' }, /9-3: the range ends before it starts/)
+		bad_entry.({ 'server' => '10.0.0.1', 'path' => '/a', 'uid' => '4294967296' }, /ids go up to 4294967295/)
+		bad_entry.({ 'server' => '10.0.0.1', 'path' => '/a', 'identity' => ['kerberos'] }, /expected a list of raw, ldap, none/)
+		bad_entry.({ 'server' => '10.0.0.1', 'path' => '/a', 'identity' => 'ldap' }, /expected a list of raw, ldap, none/)
+		bad_entry.({ 'server' => '10.0.0.1', 'path' => '/a', 'uids' => '1' }, /unknown key uids/)
+		bad_entry.('10.0.0.1:/a', /entry 1: expected \{server, path/)
+		refused(POLICY.merge('nfsv3driver.policy.exports' => 'nfs:/a'), 'policy.exports', /expected a list/)
+		refused(POLICY.merge('nfsv3driver.policy.deny_servers' => ['a b']), 'policy.deny_servers', /"a b": expected/)
+		refused(POLICY.merge('nfsv3driver.policy.deny_uids' => '0-x'), 'policy.deny_uids', /expected ids or ranges/)
+	end
+
 	def test_unknown_property_is_refused_by_the_renderer
 		e = assert_raises(ArgumentError) { JobRender.render('nfsv3driver.drivers_path' => '/x') }
 		assert_match(/unknown property nfsv3driver.drivers_path/, e.message)
@@ -266,7 +334,7 @@ class TemplateTest < Minitest::Test
 
 	def test_rendered_scripts_pass_shellcheck
 		skip 'shellcheck is not installed' unless system('command -v shellcheck >/dev/null')
-		[{}, TLS.merge(LDAP), { 'nfsv3driver.disable' => true, 'nfsv3driver.start_rpc' => false }].each do |o|
+		[{}, TLS.merge(LDAP).merge(POLICY), { 'nfsv3driver.disable' => true, 'nfsv3driver.start_rpc' => false }].each do |o|
 			Dir.mktmpdir do |dir|
 				JobRender.write(dir, JobRender.render(o))
 				out, st = Open3.capture2e('shellcheck', '-x', *Dir["#{dir}/bin/*"], "#{dir}/config/properties.sh")
