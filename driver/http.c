@@ -7,8 +7,10 @@
  * idle connection holds no buffer at all. A request keeps its URL, headers
  * and body in one growing allocation.
  *
- * Timeouts: every connection is on at most one of two deadline lists (idle,
- * read). Each list has a fixed timeout, so appending at the tail keeps it
+ * Timeouts: every connection is on at most one of three deadline lists
+ * (fresh: connected and nothing sent yet; idle: kept alive between
+ * requests; read: a request or handshake under way, or lingering). Each
+ * list has a fixed timeout, so appending at the tail keeps it
  * sorted and one server timer armed for the earliest head serves them all:
  * O(1) per event however many connections are open.
  *
@@ -28,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -37,11 +40,14 @@
 #include <openssl/x509.h>
 
 #define HTTP_DEFAULT_MAX_HEADER_BYTES (16 * 1024)
-#define HTTP_DEFAULT_MAX_BODY_BYTES (1024 * 1024)
+#define HTTP_DEFAULT_MAX_BODY_BYTES (64 * 1024)
 #define HTTP_DEFAULT_IDLE_TIMEOUT_MS 60000
 #define HTTP_DEFAULT_READ_TIMEOUT_MS 10000
-#define HTTP_DEFAULT_MAX_CONNECTIONS 4096
-#define HTTP_DEFAULT_MAX_PIPELINED 64
+#define HTTP_DEFAULT_MAX_CONNECTIONS 512
+#define HTTP_DEFAULT_MAX_PIPELINED 16
+/* Descriptors kept out of the connections' reach: helpers' pipes, pidfds,
+ * the state file, listeners. */
+#define HTTP_RESERVED_FDS 64
 #define HTTP_READ_BUFFER_BYTES (64 * 1024)
 /* Answers waiting for a client that does not read them; past this, the
  * connection stops reading requests until they drain. */
@@ -92,13 +98,15 @@ struct http_server {
 	void *data;
 	struct http_listener *listeners;
 	struct http_connection *connections;
-	unsigned connection_count;
+	unsigned connection_count;  /* until their close callback */
+	unsigned live_connections;  /* not closing: what the limit counts */
+	unsigned evictions;
 	/* Handles of ours not yet through their close callback. */
 	unsigned open_handles;
 	int port;
 	uv_timer_t sweep;
 	uint64_t sweep_due;
-	struct http_deadlines idle, read;
+	struct http_deadlines fresh, idle, read;
 	/* Connections with parsed-ahead bytes to resume outside the
 	 * application's call to http_respond(). */
 	uv_idle_t resume;
@@ -147,6 +155,7 @@ struct http_connection {
 	bool shutdown_done;
 	bool peer_eof;
 	bool resume_queued;
+	bool served;                /* a request was delivered */
 };
 
 /* A repeated header's values joined with ", ", built on first lookup. It
@@ -280,6 +289,8 @@ static void on_sweep(uv_timer_t *timer)
 	uint64_t now = uv_now(srv->loop);
 	struct http_connection *conn;
 
+	while ((conn = srv->fresh.head) && conn->deadline <= now)
+		connection_close(conn);
 	while ((conn = srv->idle.head) && conn->deadline <= now)
 		connection_close(conn);
 	while ((conn = srv->read.head) && conn->deadline <= now) {
@@ -296,11 +307,13 @@ static void on_sweep(uv_timer_t *timer)
 			connection_fail(conn, 408);
 		}
 	}
-	struct http_connection *idle = srv->idle.head, *read = srv->read.head;
-	if (idle && (!read || idle->deadline <= read->deadline))
-		sweep_arm(srv, idle->deadline);
-	else if (read)
-		sweep_arm(srv, read->deadline);
+	struct http_connection *first = NULL;
+	struct http_connection *heads[] = { srv->fresh.head, srv->idle.head, srv->read.head };
+	for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++)
+		if (heads[i] && (!first || heads[i]->deadline < first->deadline))
+			first = heads[i];
+	if (first)
+		sweep_arm(srv, first->deadline);
 }
 
 /* ---- Requests --------------------------------------------------------- */
@@ -934,6 +947,7 @@ static void connection_enqueue(struct http_connection *conn, struct http_request
 
 static void connection_deliver(struct http_connection *conn, struct http_request *req)
 {
+	conn->served = true;
 	connection_enqueue(conn, req);
 	if (!req->keep_alive)
 		connection_stop_requests(conn);
@@ -1163,7 +1177,7 @@ static void connection_update(struct http_connection *conn)
 	if (conn->lingering || conn->current || (conn->ssl && !conn->tls_ready))
 		deadline_set(conn, &srv->read);
 	else if (!conn->head && !conn->no_more_requests)
-		deadline_set(conn, &srv->idle);
+		deadline_set(conn, conn->served ? &srv->idle : &srv->fresh);
 	else
 		deadline_clear(conn);
 }
@@ -1191,6 +1205,7 @@ static void connection_close(struct http_connection *conn)
 	if (conn->closing)
 		return;
 	conn->closing = true;
+	conn->server->live_connections--;
 	deadline_clear(conn);
 	connection_drop_input(conn);
 	/* Answered requests die with the socket; unanswered ones live on,
@@ -1311,6 +1326,31 @@ static bool tls_attach(struct http_connection *conn, SSL_CTX *ctx)
 	return true;
 }
 
+/*
+ * At the limit, a new client takes the place of one that is doing nothing
+ * for anyone, in this order: the oldest connection that never sent a
+ * request (an HTTP client connects when it has one to send); the oldest
+ * one still sending its request or handshake, or lingering after its last
+ * answer (a client that sends its request in one go is never the oldest
+ * of those for long); the longest idle keep-alive connection (a client
+ * must expect the server to close one at any time, and volman's opens
+ * another). Connections waiting for an answer are never taken: when every
+ * one is, the newcomer is refused. So idle or slow clients, however many,
+ * cannot lock out a client that sends its request, nor push out the kept
+ * connection of one that has been served.
+ */
+static bool connection_evict(struct http_server *srv)
+{
+	struct http_connection *victim = srv->fresh.head ? srv->fresh.head
+				       : srv->read.head  ? srv->read.head
+							 : srv->idle.head;
+	if (!victim)
+		return false;
+	srv->evictions++;
+	connection_close(victim);
+	return true;
+}
+
 static void on_connection(uv_stream_t *listener_stream, int status)
 {
 	struct http_listener *listener = listener_stream->data;
@@ -1320,7 +1360,7 @@ static void on_connection(uv_stream_t *listener_stream, int status)
 	if (status < 0)
 		return;
 	struct http_connection *conn = NULL;
-	if (srv->connection_count >= srv->limits.max_connections ||
+	if ((srv->live_connections >= srv->limits.max_connections && !connection_evict(srv)) ||
 	    !(conn = calloc(1, sizeof(*conn)))) {
 		listener_reject(listener);
 		return;
@@ -1339,6 +1379,7 @@ static void on_connection(uv_stream_t *listener_stream, int status)
 		srv->connections->prev = conn;
 	srv->connections = conn;
 	srv->connection_count++;
+	srv->live_connections++;
 	srv->open_handles++;
 
 	if (uv_accept(listener_stream, &conn->stream.stream) != 0) {
@@ -1588,10 +1629,22 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct http_limits *l
 		l->read_timeout_ms = HTTP_DEFAULT_READ_TIMEOUT_MS;
 	if (!l->max_connections)
 		l->max_connections = HTTP_DEFAULT_MAX_CONNECTIONS;
+	/* Past the descriptor limit, accept() fails and libuv drops clients
+	 * without any eviction: keep the limit below it. */
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY) {
+		rlim_t room = nofile.rlim_cur > 2 * HTTP_RESERVED_FDS ? nofile.rlim_cur - HTTP_RESERVED_FDS
+								       : nofile.rlim_cur / 2;
+		if (l->max_connections > room)
+			l->max_connections = room;
+	}
 	if (!l->max_pipelined)
 		l->max_pipelined = HTTP_DEFAULT_MAX_PIPELINED;
 	srv->idle.timeout_ms = l->idle_timeout_ms;
 	srv->read.timeout_ms = l->read_timeout_ms;
+	/* A new connection waits for its first request as long as the
+	 * shorter of the two. */
+	srv->fresh.timeout_ms = l->idle_timeout_ms < l->read_timeout_ms ? l->idle_timeout_ms : l->read_timeout_ms;
 	srv->port = -1;
 
 	uv_timer_init(loop, &srv->sweep);
@@ -1645,4 +1698,9 @@ void http_server_close(struct http_server *srv, void (*on_closed)(void *data), v
 unsigned http_server_connections(const struct http_server *srv)
 {
 	return srv->connection_count;
+}
+
+unsigned http_server_evictions(const struct http_server *srv)
+{
+	return srv->evictions;
 }

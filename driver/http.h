@@ -18,11 +18,15 @@ struct http_request;
 /* Limits and timeouts; zero fields take the defaults below. */
 struct http_limits {
 	size_t max_header_bytes;   /* request line + headers; over it: 431 and close (default 16 KiB) */
-	size_t max_body_bytes;     /* body after de-chunking; over it: 413 and close (default 1 MiB) */
+	size_t max_body_bytes;     /* body after de-chunking; over it: 413 and close (default 64 KiB) */
 	unsigned idle_timeout_ms;  /* keep-alive connection with nothing in progress (default 60 s) */
 	unsigned read_timeout_ms;  /* a started request must be complete within this (default 10 s) */
-	unsigned max_connections;  /* accepted beyond this are closed at once (default 4096) */
-	unsigned max_pipelined;    /* unanswered requests per connection before reading pauses (default 64) */
+	/* Open at once (default 512, and at most the descriptor limit less 64).
+	 * A client beyond it takes the place of the longest idle connection,
+	 * else of the oldest one still sending its request; it is closed at
+	 * once only when every connection waits for an answer. */
+	unsigned max_connections;
+	unsigned max_pipelined;    /* unanswered requests per connection before reading pauses (default 16) */
 };
 
 /*
@@ -78,6 +82,8 @@ void http_server_close(struct http_server *srv, void (*on_closed)(void *data), v
 
 /* Count of open connections (for tests and the admin status). */
 unsigned http_server_connections(const struct http_server *srv);
+/* Connections closed to make room for a new client, since the start. */
+unsigned http_server_evictions(const struct http_server *srv);
 
 /* Port of the most recent TCP listener, the one the kernel picked when the
  * address said port 0 (for tests); -1 before any TCP listener. */

@@ -137,7 +137,7 @@ struct family {
 enum family_id {
 	F_REQUESTS, F_OPERATION_DURATION, F_HELPER_DURATION, F_HELPER_TIMEOUTS, F_HELPER_KILLS,
 	F_VOLUMES, F_MOUNTS, F_MAPPED_MOUNTS, F_KERNEL_MOUNTS, F_KERNEL_MOUNT_USERS,
-	F_IDMAPFS_DEATHS, F_IDMAPFS_RESTARTS, F_IDMAPFS_ADOPTIONS, F_STATE_WRITES, F_STATE_WRITE_DURATION,
+	F_IDMAPFS_DEATHS, F_IDMAPFS_RESTARTS, F_IDMAPFS_ADOPTIONS, F_IDMAPFS_RESUMED, F_STATE_WRITES, F_STATE_WRITE_DURATION,
 	F_TLS_HANDSHAKE_FAILURES, F_LDAP_LOOKUPS, F_CONNECTIONS, F_RESIDENT, F_COUNT
 };
 
@@ -155,6 +155,7 @@ static const struct family families[F_COUNT] = {
 	[F_IDMAPFS_DEATHS] = { "nfsv3driver_idmapfs_deaths_total", "Serving idmapfs processes that exited without being asked to", KIND_COUNTERS, NULL },
 	[F_IDMAPFS_RESTARTS] = { "nfsv3driver_idmapfs_restarts_total", "idmapfs processes started again by a Mount after one died", KIND_COUNTERS, NULL },
 	[F_IDMAPFS_ADOPTIONS] = { "nfsv3driver_idmapfs_adoptions_total", "Running idmapfs processes taken over at start from the state", KIND_COUNTERS, NULL },
+	[F_IDMAPFS_RESUMED] = { "nfsv3driver_idmapfs_resumed_total", "Stopped idmapfs processes sent SIGCONT (one still stopped at the next look is killed)", KIND_COUNTERS, NULL },
 	[F_STATE_WRITES] = { "nfsv3driver_state_writes_total", "Writes of driver-state.json, by outcome", KIND_COUNTERS, "outcome" },
 	[F_STATE_WRITE_DURATION] = { "nfsv3driver_state_write_duration_seconds", "One atomic state write: temp file, fsync, rename, fsync of the directory", KIND_HISTOGRAMS, NULL },
 	[F_TLS_HANDSHAKE_FAILURES] = { "nfsv3driver_tls_handshake_failures_total", "Failed TLS handshakes, by reason", KIND_COUNTERS, "reason" },
@@ -175,6 +176,7 @@ static const struct series counter_series[METRIC_COUNTER_COUNT] = {
 	[METRIC_IDMAPFS_DEATHS] = { F_IDMAPFS_DEATHS, NULL },
 	[METRIC_IDMAPFS_RESTARTS] = { F_IDMAPFS_RESTARTS, NULL },
 	[METRIC_IDMAPFS_ADOPTIONS] = { F_IDMAPFS_ADOPTIONS, NULL },
+	[METRIC_IDMAPFS_RESUMED] = { F_IDMAPFS_RESUMED, NULL },
 	[METRIC_STATE_WRITES_OK] = { F_STATE_WRITES, "ok" },
 	[METRIC_STATE_WRITES_ERROR] = { F_STATE_WRITES, "error" },
 	[METRIC_TLS_HANDSHAKE_FAILURES_PROTOCOL] = { F_TLS_HANDSHAKE_FAILURES, "protocol" },

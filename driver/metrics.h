@@ -36,6 +36,8 @@ enum metric_counter {
 	METRIC_IDMAPFS_RESTARTS,
 	/* nfsv3driver_idmapfs_adoptions_total: a restarted daemon took over a running idmapfs */
 	METRIC_IDMAPFS_ADOPTIONS,
+	/* nfsv3driver_idmapfs_resumed_total: a stopped idmapfs was sent SIGCONT */
+	METRIC_IDMAPFS_RESUMED,
 	/* nfsv3driver_state_writes_total{outcome} */
 	METRIC_STATE_WRITES_OK,
 	METRIC_STATE_WRITES_ERROR,

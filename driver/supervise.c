@@ -16,6 +16,10 @@
 
 #define READY_LINE "ready"
 #define STDERR_GRACE_MS 200
+/* How often every idmapfs's run state is looked at. A stopped one is
+ * resumed at once; one that SIGCONT does not resume is killed at the next
+ * look, so an app waits on a stopped idmapfs for at most twice this. */
+#define STOP_CHECK_MS 400
 
 struct watched {
 	struct driver *drv;
@@ -24,6 +28,7 @@ struct watched {
 	bool child;          /* ours by uv_spawn (else adopted through a pidfd) */
 	bool ready, stopping, exited;
 	bool reaped;         /* exit seen before ready: judged once stderr is read */
+	bool resumed;        /* sent SIGCONT at the last look, and still stopped */
 	char how[64];
 	supervise_ready_cb cb; /* until ready */
 	void *data;
@@ -40,6 +45,8 @@ struct watched {
 };
 
 static struct watched *watched_list;
+static uv_timer_t stop_check;
+static bool stop_check_open;
 
 
 static struct watched *find_live(const char *name)
@@ -65,6 +72,8 @@ static void release(struct watched *w)
 	if (--w->open_handles > 0)
 		return;
 	unlink_watched(w);
+	if (!watched_list && stop_check_open)
+		uv_timer_stop(&stop_check);
 	if (w->pidfd >= 0)
 		close(w->pidfd);
 	free(w->name);
@@ -215,6 +224,79 @@ static void on_deadline(uv_timer_t *timer)
 			    w->drv->cfg->helper_timeout_s, w->name));
 }
 
+/* The run state of pid from /proc/<pid>/stat ('R', 'S', 'D', 'T' stopped,
+ * 't' stopped by a tracer...), or 0 when it cannot be read. */
+static char run_state(pid_t pid)
+{
+	char path[64], stat[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, stat, sizeof(stat) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	stat[n] = '\0';
+	/* "pid (comm) S ...": comm may hold spaces and parentheses. */
+	const char *paren = strrchr(stat, ')');
+	return paren && paren[1] == ' ' ? paren[2] : 0;
+}
+
+/*
+ * A stopped idmapfs (SIGSTOP, SIGTSTP, a tracer) answers nothing, and the
+ * kernel's FUSE requests have no timeout before Linux 6.14: the app would
+ * wait in its read or write without end. So a stopped idmapfs is resumed
+ * (SIGCONT) at the look that finds it, however often it is stopped; one
+ * that SIGCONT leaves stopped (a tracer holds it) and that is still
+ * stopped at the next look is killed, which fails the app's requests with
+ * ENOTCONN and detaches the mount like any other death.
+ */
+static void on_stop_check(uv_timer_t *timer)
+{
+	for (struct watched *w = watched_list; w; w = w->next) {
+		/* One being stopped too: SIGTERM waits for SIGCONT. */
+		if (w->exited || !w->ready)
+			continue;
+		char state = run_state(w->pid);
+		if (state != 'T' && state != 't') {
+			w->resumed = false;
+			continue;
+		}
+		if (!w->resumed) {
+			/* SIGCONT wakes a stopped process within kill() itself:
+			 * one that still looks stopped right after is held by a
+			 * tracer, and gets one more interval to be let go. */
+			kill(w->pid, SIGCONT);
+			char after = run_state(w->pid);
+			w->resumed = after == 'T' || after == 't';
+			metrics_count(METRIC_IDMAPFS_RESUMED);
+			log_error("idmapfs.resumed",
+				  json_pack("{s:s, s:i, s:s, s:b}", "volume", w->name, "pid", (int)w->pid, "state",
+					    state == 't' ? "traced" : "stopped", "still_stopped", w->resumed));
+			continue;
+		}
+		log_error("idmapfs.stopped-killed",
+			  json_pack("{s:s, s:i, s:s, s:i}", "volume", w->name, "pid", (int)w->pid, "state",
+				    state == 't' ? "traced" : "stopped", "stopped_for_ms", STOP_CHECK_MS));
+		/* Unless it was being stopped, its death is handled as one. */
+		kill(w->pid, SIGKILL);
+	}
+}
+
+/* The look at run states runs while anything is watched; it never keeps
+ * the loop alive by itself. */
+static void stop_check_start(struct driver *drv)
+{
+	if (!stop_check_open) {
+		uv_timer_init(drv->loop, &stop_check);
+		uv_unref((uv_handle_t *)&stop_check);
+		stop_check_open = true;
+	}
+	if (!uv_is_active((uv_handle_t *)&stop_check))
+		uv_timer_start(&stop_check, on_stop_check, STOP_CHECK_MS, STOP_CHECK_MS);
+}
+
 void supervise_start(struct driver *drv, const char *name, const char *backing, const struct volume_spec *spec,
 		     supervise_ready_cb cb, void *data)
 {
@@ -278,6 +360,7 @@ void supervise_start(struct driver *drv, const char *name, const char *backing, 
 	}
 	w->pid = w->process.pid;
 	w->started_ns = uv_hrtime();
+	stop_check_start(drv);
 	uv_read_start((uv_stream_t *)&w->out, on_alloc, on_out);
 	uv_read_start((uv_stream_t *)&w->err, on_alloc, on_err);
 	uv_timer_start(&w->deadline, on_deadline, (uint64_t)drv->cfg->helper_timeout_s * 1000, 0);
@@ -351,6 +434,7 @@ bool supervise_adopt(struct driver *drv, const char *name, pid_t pid)
 	uv_poll_start(&w->poll, UV_READABLE, on_pidfd);
 	w->next = watched_list;
 	watched_list = w;
+	stop_check_start(drv);
 	metrics_count(METRIC_IDMAPFS_ADOPTIONS);
 	log_info("idmapfs.adopted", json_pack("{s:s, s:i}", "volume", name, "pid", (int)pid));
 	return true;
@@ -366,5 +450,9 @@ void supervise_let_go(void)
 			w->exited = true;
 			close_all(w);
 		}
+	}
+	if (stop_check_open) {
+		stop_check_open = false;
+		uv_close((uv_handle_t *)&stop_check, NULL);
 	}
 }

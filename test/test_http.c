@@ -692,12 +692,14 @@ static void client_many_idle(struct fixture *fx)
 			close(fds[i]);
 }
 
+/* Beyond the default limit of 512: the newest client is served in place of
+ * the longest idle one. */
 START_TEST(test_thousand_idle_connections)
 {
 	struct fixture fx;
 	run(_i, NULL, NULL, client_many_idle, &fx);
 	ck_assert_int_eq(fx.responses[0].status, 200);
-	ck_assert_uint_eq(fx.connections_at_request, IDLE_CONNECTIONS + 1);
+	ck_assert_uint_eq(fx.connections_at_request, 512);
 	ck_assert_double_lt(fx.elapsed_ms, 500);
 }
 END_TEST
@@ -768,14 +770,30 @@ START_TEST(test_close_with_unanswered_requests)
 }
 END_TEST
 
+/* Hold requests under /hold; /release answers them, then itself. */
+static void hold_until_release(struct fixture *fx, struct http_request *req)
+{
+	if (strncmp(http_request_path(req), "/hold", 5) == 0) {
+		hold(fx, req);
+		return;
+	}
+	if (strcmp(http_request_path(req), "/release") == 0) {
+		for (unsigned i = 0; i < fx->held_count; i++)
+			answer_with_path(fx->held[i]);
+		fx->held_count = 0;
+	}
+	answer_with_path(req);
+}
+
 static void client_too_many(struct fixture *fx)
 {
 	struct client *a = client_connect(fx), *b = client_connect(fx);
-	client_send_text(a, "GET /a HTTP/1.1\r\n\r\n");
-	client_send_text(b, "GET /b HTTP/1.1\r\n\r\n");
-	client_check(fx, client_read(a, &fx->responses[0]));
-	client_check(fx, client_read(b, &fx->responses[1]));
-	/* A burst of refusals, all at once. */
+	client_send_text(a, "GET /hold-a HTTP/1.1\r\n\r\n");
+	client_send_text(b, "GET /hold-b HTTP/1.1\r\n\r\n");
+	while (atomic_load(&fx->requests) < 2)
+		sleep_ms(1);
+	/* Both wait for an answer: nothing to make room with, so a burst of
+	 * newcomers is refused, all at once. */
 	struct client *extra[20];
 	for (int i = 0; i < 20; i++)
 		extra[i] = client_connect(fx);
@@ -784,32 +802,99 @@ static void client_too_many(struct fixture *fx)
 		client_free(extra[i]);
 	}
 	/* Those already in are still served. */
+	client_send_text(a, "GET /release HTTP/1.1\r\n\r\n");
+	client_check(fx, client_read(a, &fx->responses[0]));
+	client_check(fx, client_read(a, &fx->responses[1]));
+	client_check(fx, client_read(b, &fx->responses[2]));
+	/* Now both are idle, b the longer: a newcomer takes b's place. */
+	struct client *c = client_connect(fx);
+	client_send_text(c, "GET /later HTTP/1.1\r\n\r\n");
+	client_check(fx, client_read(c, &fx->responses[3]));
+	client_check(fx, client_sees_eof(b));
 	client_send_text(a, "GET /again HTTP/1.1\r\n\r\n");
-	client_check(fx, client_read(a, &fx->responses[2]));
+	client_check(fx, client_read(a, &fx->responses[4]));
 	client_free(a);
 	client_free(b);
-	/* Once they are gone, the listener takes new clients again (after the
-	 * server has seen them go). */
-	bool served = false;
-	for (int i = 0; i < 100 && !served; i++) {
-		struct client *c = client_connect(fx);
-		client_send_text(c, "GET /later HTTP/1.1\r\n\r\n");
-		served = client_read(c, &fx->responses[3]);
-		client_free(c);
-		if (!served)
-			sleep_ms(10);
-	}
-	client_check(fx, served);
+	client_free(c);
 }
 
 START_TEST(test_max_connections)
 {
 	struct fixture fx;
 	struct http_limits limits = { .max_connections = 2 };
-	run(_i, &limits, NULL, client_too_many, &fx);
-	ck_assert_uint_eq(atomic_load(&fx.requests), 4);
-	ck_assert_str_eq(fx.responses[2].body, "GET /again [-] [-] 0 ");
-	ck_assert_str_eq(fx.responses[3].body, "GET /later [-] [-] 0 ");
+	run(_i, &limits, hold_until_release, client_too_many, &fx);
+	ck_assert_uint_eq(atomic_load(&fx.requests), 5);
+	ck_assert_str_eq(fx.responses[0].body, "/hold-a");
+	ck_assert_str_eq(fx.responses[1].body, "/release");
+	ck_assert_str_eq(fx.responses[2].body, "/hold-b");
+	ck_assert_str_eq(fx.responses[3].body, "/later");
+	ck_assert_str_eq(fx.responses[4].body, "/again");
+}
+END_TEST
+
+/* Clients that never finish their request give way, oldest first, to one
+ * that sends its request whole; the others may still finish theirs. */
+static void client_slow_give_way(struct fixture *fx)
+{
+	struct client *a = client_connect(fx);
+	client_send_text(a, "GET /slow-a HTTP/1.1\r\nX-");
+	sleep_ms(20);
+	struct client *b = client_connect(fx);
+	client_send_text(b, "GET /slow-b HTTP/1.1\r\nX-");
+	sleep_ms(20);
+	struct client *c = client_connect(fx);
+	client_send_text(c, "GET /whole HTTP/1.1\r\n\r\n");
+	client_check(fx, client_read(c, &fx->responses[0]));
+	client_check(fx, client_sees_eof(a));
+	client_send_text(b, "Test: b\r\n\r\n");
+	client_check(fx, client_read(b, &fx->responses[1]));
+	client_free(a);
+	client_free(b);
+	client_free(c);
+}
+
+/* New connections that send nothing give way before a kept connection
+ * that has been served. */
+static void client_kept_stays(struct fixture *fx)
+{
+	struct client *a = client_connect(fx);
+	client_send_text(a, "GET /first HTTP/1.1\r\n\r\n");
+	client_check(fx, client_read(a, &fx->responses[0]));
+	struct client *silent[5];
+	for (int i = 0; i < 5; i++)
+		silent[i] = client_connect(fx);
+	struct client *c = client_connect(fx);
+	client_send_text(c, "GET /newcomer HTTP/1.1\r\n\r\n");
+	client_check(fx, client_read(c, &fx->responses[1]));
+	client_send_text(a, "GET /kept HTTP/1.1\r\n\r\n");
+	client_check(fx, client_read(a, &fx->responses[2]));
+	for (int i = 0; i < 5; i++) {
+		client_check(fx, client_sees_eof(silent[i]));
+		client_free(silent[i]);
+	}
+	client_free(a);
+	client_free(c);
+}
+
+START_TEST(test_max_connections_kept_stays)
+{
+	struct fixture fx;
+	struct http_limits limits = { .max_connections = 2 };
+	run(_i, &limits, NULL, client_kept_stays, &fx);
+	ck_assert_uint_eq(atomic_load(&fx.requests), 3);
+	ck_assert_str_eq(fx.responses[1].body, "GET /newcomer [-] [-] 0 ");
+	ck_assert_str_eq(fx.responses[2].body, "GET /kept [-] [-] 0 ");
+}
+END_TEST
+
+START_TEST(test_max_connections_slow_give_way)
+{
+	struct fixture fx;
+	struct http_limits limits = { .max_connections = 2 };
+	run(_i, &limits, NULL, client_slow_give_way, &fx);
+	ck_assert_uint_eq(atomic_load(&fx.requests), 2);
+	ck_assert_str_eq(fx.responses[0].body, "GET /whole [-] [-] 0 ");
+	ck_assert_str_eq(fx.responses[1].body, "GET /slow-b [b] [-] 0 ");
 }
 END_TEST
 
@@ -1174,6 +1259,8 @@ static Suite *http_suite(void)
 	tcase_add_loop_test(tc, test_client_gone_before_answer, 0, TRANSPORTS);
 	tcase_add_loop_test(tc, test_close_with_unanswered_requests, 0, TRANSPORTS);
 	tcase_add_loop_test(tc, test_max_connections, 0, TRANSPORTS);
+	tcase_add_loop_test(tc, test_max_connections_slow_give_way, 0, TRANSPORTS);
+	tcase_add_loop_test(tc, test_max_connections_kept_stays, 0, TRANSPORTS);
 	tcase_add_loop_test(tc, test_backpressure, 0, TRANSPORTS);
 	tcase_add_loop_test(tc, test_expect_continue, 0, TRANSPORTS);
 	tcase_add_loop_test(tc, test_pipelined_flood, 0, TRANSPORTS);

@@ -177,7 +177,7 @@ START_TEST(counters_and_the_other_engineers_families)
 		ck_assert_msg(text && strlen(text) > 10, "family %s has no HELP", key + 6);
 		families++;
 	}
-	ck_assert_int_eq(families, 19);
+	ck_assert_int_eq(families, 20);
 	json_decref(doc);
 }
 END_TEST
