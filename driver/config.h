@@ -27,6 +27,7 @@ struct config {
 	const char *tls_client_cert, *tls_client_key;
 	bool tls_insecure_skip_verify; /* what the spec file tells volman */
 	bool ldap;                  /* --ldap-host given: username/password bindings resolved */
+	bool idmapfs_passthrough_off; /* --no-idmapfs-passthrough: idmapfs serves all file I/O itself */
 };
 
 #endif

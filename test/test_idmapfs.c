@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/statvfs.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -104,9 +105,9 @@ static pid_t spawn(uid_t id, const char *const *args, int out_fd, int err_fd)
  * Start idmapfs on MOUNT_ROOT/name over backing and wait for its "ready"
  * line. Its stderr stays ours, so whatever it says shows in the test log.
  */
-static struct instance start_on(const char *name, const char *backing, const char *mode)
+static struct instance start_with(const char *name, const char *backing, const char *mode, const char *option)
 {
-	const char *args[] = {root, backing, name, "1234", "1234", "2000", "2000", mode, NULL};
+	const char *args[] = {root, backing, name, "1234", "1234", "2000", "2000", mode, option, NULL};
 	struct instance inst;
 	struct pollfd pfd;
 	char buf[64];
@@ -145,9 +146,20 @@ static struct instance start_on(const char *name, const char *backing, const cha
 	return inst;
 }
 
+static struct instance start_on(const char *name, const char *backing, const char *mode)
+{
+	return start_with(name, backing, mode, NULL);
+}
+
 static struct instance start(void)
 {
 	return start_on("vol", back, NFSV3_ARG_RW);
+}
+
+/* On the normal path, as on kernels without FUSE passthrough (before 6.9: the cells' 5.15 and 6.8). */
+static struct instance start_without_passthrough(void)
+{
+	return start_with("vol", back, NFSV3_ARG_RW, "passthrough=off");
 }
 
 /* Wait up to timeout_ms for pid to exit; its exit code, or -1 if still running. */
@@ -649,6 +661,10 @@ START_TEST(test_bad_arguments_refused)
 		"2000", "rw");
 	REFUSED(NFSV3_EXIT_REFUSED, "gid \"12a\"", root, back, "v", "1234", "12a", "2000", "2000", "rw");
 	REFUSED(NFSV3_EXIT_REFUSED, "mode", root, back, "v", "1234", "1234", "2000", "2000", "rwx");
+	REFUSED(NFSV3_EXIT_REFUSED, "expected passthrough=auto or passthrough=off", root, back, "v", "1234",
+		"1234", "2000", "2000", "rw", "passthrough=on");
+	REFUSED(NFSV3_EXIT_USAGE, "usage", root, back, "v", "1234", "1234", "2000", "2000", "rw",
+		"passthrough=off", "extra");
 	REFUSED(NFSV3_EXIT_REFUSED, "not a directory", root, file, "v", "1234", "1234", "2000",
 		"2000", "rw");
 	REFUSED(NFSV3_EXIT_REFUSED, "not an absolute path", root, "back", "v", "1234", "1234",
@@ -862,8 +878,8 @@ START_TEST(test_write_only_open_coherent_with_reader)
 END_TEST
 
 /*
- * What a write-only open writes goes straight to the backing, not through
- * the kernel's page cache: a reader's mapping of the file, opened before
+ * On the normal path, what a write-only open writes goes straight to the
+ * backing, not through the kernel's page cache: a reader's mapping of the file, opened before
  * the write, has none of the written pages resident. (Cached write-through
  * would leave all of them there.)
  */
@@ -899,7 +915,8 @@ static int client_write_only_uncached(void)
 
 START_TEST(test_write_only_open_bypasses_page_cache)
 {
-	struct instance inst = start();
+	/* With passthrough the reader maps the backing's own pages, coherent by themselves. */
+	struct instance inst = start_without_passthrough();
 
 	AS(APP, client_write_only_uncached);
 	stop(&inst);
@@ -1030,6 +1047,249 @@ START_TEST(test_no_flush_on_local_backing)
 	ck_assert_int_ge(opens, 2);
 	ck_assert_msg(flushes == 0, "%d FUSE_FLUSH requests", flushes);
 	stop(&inst);
+}
+END_TEST
+
+/* ---- passthrough ------------------------------------------------------------------- */
+
+/* Whether this kernel has FUSE passthrough (Linux 6.9). */
+static bool kernel_has_passthrough(void)
+{
+	struct utsname u;
+	unsigned major = 0, minor = 0;
+
+	ck_assert_int_eq(uname(&u), 0);
+	sscanf(u.release, "%u.%u", &major, &minor);
+	return major > 6 || (major == 6 && minor >= 9);
+}
+
+/*
+ * Trace this test's connection (the mount at mnt) in an instance of our
+ * own: true with the instance's directory in dir, false (with a note on
+ * stderr, nothing left behind) where the kernel cannot.
+ */
+static bool trace_begin(const char *test, char *dir, size_t size)
+{
+	char filter[64];
+	struct stat st;
+
+	ck_assert_int_eq(stat(mnt, &st), 0);
+	snprintf(dir, size, "/sys/kernel/tracing/instances/nfsv3-idmapfs-%d", (int)getpid());
+	if (mkdir(dir, 0700) != 0) {
+		fprintf(stderr, "%s: not checked: no trace instance %s: %s\n", test, dir, strerror(errno));
+		return false;
+	}
+	snprintf(filter, sizeof(filter), "connection == %u", (major(st.st_dev) << 20) | minor(st.st_dev));
+	if (!trace_write(dir, "events/fuse/fuse_request_send/filter", filter) ||
+	    !trace_write(dir, "events/fuse/fuse_request_send/enable", "1")) {
+		rmdir(dir);
+		fprintf(stderr, "%s: not checked: no fuse_request_send tracepoint\n", test);
+		return false;
+	}
+	return true;
+}
+
+static void trace_stop(const char *dir)
+{
+	trace_write(dir, "events/fuse/fuse_request_send/enable", "0");
+}
+
+static void trace_end(const char *dir)
+{
+	ck_assert_msg(rmdir(dir) == 0, "rmdir %s: %s", dir, strerror(errno));
+}
+
+#define PT_SIZE (1024 * 1024)
+
+/* A file only the bound uid may read or write, of PT_SIZE bytes of 'b'. */
+static void make_bound_only_file(const char *name)
+{
+	static char data[PT_SIZE];
+	int fd = open(in(back, name), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	memset(data, 'b', sizeof(data));
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, data, sizeof(data)), (ssize_t)sizeof(data));
+	ck_assert_int_eq(fchown(fd, BOUND, BOUND), 0);
+	close(fd);
+}
+
+/* Read it whole, overwrite its first 64 KiB, read that back through a mapping, append through a write-only open. */
+static int client_file_io(void)
+{
+	static char buf[PT_SIZE];
+	int fd = open(in(mnt, "pt"), O_RDWR);
+	char *map;
+
+	EXPECT(fd >= 0);
+	EXPECT(read(fd, buf, sizeof(buf)) == (ssize_t)sizeof(buf));
+	EXPECT(buf[0] == 'b' && buf[sizeof(buf) - 1] == 'b');
+	memset(buf, 'a', 65536);
+	EXPECT(pwrite(fd, buf, 65536, 0) == 65536);
+	map = mmap(NULL, PT_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+	EXPECT(map != MAP_FAILED);
+	EXPECT(map[0] == 'a' && map[65535] == 'a' && map[65536] == 'b');
+	EXPECT(munmap(map, PT_SIZE) == 0);
+	EXPECT(close(fd) == 0);
+	fd = open(in(mnt, "pt"), O_WRONLY | O_APPEND);
+	EXPECT(fd >= 0);
+	EXPECT(write(fd, "end", 3) == 3);
+	EXPECT(close(fd) == 0);
+	return 0;
+}
+
+/* The backing holds what client_file_io wrote. */
+static void expect_file_io_done(void)
+{
+	char head[4] = {0}, tail[4] = {0};
+	struct stat st;
+	int fd = open(in(back, "pt"), O_RDONLY | O_CLOEXEC);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	ck_assert_int_eq(st.st_size, PT_SIZE + 3);
+	ck_assert_int_eq(pread(fd, head, 3, 0), 3);
+	ck_assert_int_eq(pread(fd, tail, 3, PT_SIZE), 3);
+	ck_assert_str_eq(head, "aaa");
+	ck_assert_str_eq(tail, "end");
+	close(fd);
+}
+
+/* The pid of inst's passthrough sentry (a child named idmapfs-pt), 0 if it has none. */
+static pid_t passthrough_sentry_of(pid_t server)
+{
+	struct dirent *entry;
+	DIR *proc = opendir("/proc");
+	pid_t found = 0;
+
+	ck_assert_ptr_nonnull(proc);
+	while ((entry = readdir(proc)) != NULL && found == 0) {
+		char path[300], line[256], name[64] = "";
+		int ppid = -1;
+		FILE *file;
+
+		if (entry->d_name[0] < '1' || entry->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/status", entry->d_name);
+		file = fopen(path, "re");
+		if (file == NULL)
+			continue;
+		while (fgets(line, sizeof(line), file) != NULL) {
+			sscanf(line, "Name: %63s", name);
+			sscanf(line, "PPid: %d", &ppid);
+		}
+		fclose(file);
+		if (ppid == server && strcmp(name, "idmapfs-pt") == 0)
+			found = atoi(entry->d_name);
+	}
+	closedir(proc);
+	return found;
+}
+
+/*
+ * With passthrough (the default, where the kernel has it) a regular file's
+ * reads, writes and mapping never reach the server: the trace shows its
+ * opens and no READ or WRITE. The file is the bound uid's alone (0600).
+ */
+START_TEST(test_passthrough_io_skips_the_server)
+{
+	struct instance inst;
+	char dir[128];
+	int code, opens, reads, writes;
+
+	make_bound_only_file("pt");
+	inst = start();
+	if (!kernel_has_passthrough()) {
+		fprintf(stderr, "test_passthrough_io_skips_the_server: not checked: no FUSE passthrough before Linux 6.9\n");
+		ck_assert_int_eq(passthrough_sentry_of(inst.pid), 0);
+		stop(&inst);
+		return;
+	}
+	if (!trace_begin("test_passthrough_io_skips_the_server", dir, sizeof(dir))) {
+		stop(&inst);
+		return;
+	}
+	code = as_uid(APP, client_file_io);
+	trace_stop(dir);
+	opens = trace_count(dir, "FUSE_OPEN");
+	reads = trace_count(dir, "FUSE_READ");
+	writes = trace_count(dir, "FUSE_WRITE");
+	trace_end(dir);
+	ck_assert_msg(code == 0, "client_file_io as uid %d failed", APP);
+	ck_assert_int_ge(opens, 2);
+	ck_assert_msg(reads == 0 && writes == 0, "%d FUSE_READ and %d FUSE_WRITE requests with passthrough", reads,
+		      writes);
+	expect_file_io_done();
+	stop(&inst);
+}
+END_TEST
+
+/* passthrough=off: the same I/O, all of it served by idmapfs, and no sentry for it. */
+START_TEST(test_passthrough_off_serves_io)
+{
+	struct instance inst;
+	char dir[128];
+	int code, reads, writes;
+
+	make_bound_only_file("pt");
+	inst = start_without_passthrough();
+	ck_assert_int_eq(passthrough_sentry_of(inst.pid), 0);
+	if (!trace_begin("test_passthrough_off_serves_io", dir, sizeof(dir))) {
+		AS(APP, client_file_io);
+		expect_file_io_done();
+		stop(&inst);
+		return;
+	}
+	code = as_uid(APP, client_file_io);
+	trace_stop(dir);
+	reads = trace_count(dir, "FUSE_READ");
+	writes = trace_count(dir, "FUSE_WRITE");
+	trace_end(dir);
+	ck_assert_msg(code == 0, "client_file_io as uid %d failed", APP);
+	ck_assert_msg(reads >= 1 && writes >= 2, "%d FUSE_READ and %d FUSE_WRITE requests without passthrough",
+		      reads, writes);
+	expect_file_io_done();
+	stop(&inst);
+}
+END_TEST
+
+/*
+ * The passthrough sentry holds CAP_SYS_ADMIN alone (the backing-open ioctl
+ * needs it) and has the bound fsuid/fsgid and no groups (the kernel does
+ * the backing I/O with its credentials); it ends with the server.
+ */
+START_TEST(test_passthrough_sentry_privilege)
+{
+	struct instance inst = start();
+	unsigned fs_uid = 0, fs_gid = 0;
+	char value[256];
+	pid_t sentry;
+
+	sentry = passthrough_sentry_of(inst.pid);
+	if (!kernel_has_passthrough()) {
+		ck_assert_int_eq(sentry, 0);
+		stop(&inst);
+		return;
+	}
+	ck_assert_msg(sentry > 0, "no passthrough sentry under idmapfs %d", (int)inst.pid);
+	status_field(sentry, "CapEff", value, sizeof(value));
+	ck_assert_str_eq(value, "0000000000200000");
+	status_field(sentry, "CapPrm", value, sizeof(value));
+	ck_assert_str_eq(value, "0000000000200000");
+	status_field(sentry, "CapInh", value, sizeof(value));
+	ck_assert_str_eq(value, "0000000000000000");
+	status_field(sentry, "NoNewPrivs", value, sizeof(value));
+	ck_assert_str_eq(value, "1");
+	status_field(sentry, "Uid", value, sizeof(value));
+	ck_assert_int_eq(sscanf(value, "%*u %*u %*u %u", &fs_uid), 1);
+	ck_assert_uint_eq(fs_uid, BOUND);
+	status_field(sentry, "Gid", value, sizeof(value));
+	ck_assert_int_eq(sscanf(value, "%*u %*u %*u %u", &fs_gid), 1);
+	ck_assert_uint_eq(fs_gid, BOUND);
+	status_field(sentry, "Groups", value, sizeof(value));
+	ck_assert_str_eq(value, "");
+	stop(&inst);
+	ck_assert_int_eq(kill(sentry, 0), -1);
 }
 END_TEST
 
@@ -1580,6 +1840,9 @@ static Suite *idmapfs_suite(void)
 		{"operations", test_write_only_open_bypasses_page_cache},
 		{"operations", test_readahead_raised},
 		{"operations", test_no_flush_on_local_backing},
+		{"passthrough", test_passthrough_io_skips_the_server},
+		{"passthrough", test_passthrough_off_serves_io},
+		{"passthrough", test_passthrough_sentry_privilege},
 		{"operations", test_rename_flags},
 		{"operations", test_hard_links},
 		{"operations", test_fifo},
