@@ -1293,6 +1293,203 @@ START_TEST(test_passthrough_sentry_privilege)
 }
 END_TEST
 
+/* ---- stress ------------------------------------------------------------------------ */
+
+/* The number of fds pid has open (the server holds one per inode the kernel knows). */
+static int open_fds(pid_t pid)
+{
+	char path[64];
+	struct dirent *entry;
+	DIR *dir;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	ck_assert_ptr_nonnull(dir);
+	while ((entry = readdir(dir)) != NULL)
+		n += entry->d_name[0] != '.';
+	closedir(dir);
+	return n;
+}
+
+/* One of four stress workers: its own directory of lookups, creates, links, renames, listings and unlinks. */
+static int client_stress(int worker)
+{
+	char dir[sizeof(mnt) + 16], a[sizeof(mnt) + 48], b[sizeof(mnt) + 48];
+	struct dirent *entry;
+	struct stat st;
+	DIR *listing;
+
+	snprintf(dir, sizeof(dir), "%s/w%d", mnt, worker);
+	EXPECT(mkdir(dir, 0755) == 0);
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 200; i++) {
+			snprintf(a, sizeof(a), "%s/f%d", dir, i);
+			int fd = open(a, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+			EXPECT(fd >= 0 && close(fd) == 0);
+			EXPECT(stat(a, &st) == 0);
+			if (i % 4 == 0) {
+				snprintf(b, sizeof(b), "%s/l%d", dir, i);
+				EXPECT(link(a, b) == 0);
+			}
+			if (i % 4 == 1) {
+				snprintf(b, sizeof(b), "%s/r%d", dir, i);
+				EXPECT(rename(a, b) == 0);
+			}
+		}
+		/* A listing with attributes (READDIRPLUS) hands the kernel a reference per entry. */
+		listing = opendir(dir);
+		EXPECT(listing != NULL);
+		while ((entry = readdir(listing)) != NULL) {
+			snprintf(a, sizeof(a), "%s/%s", dir, entry->d_name);
+			EXPECT(lstat(a, &st) == 0);
+		}
+		EXPECT(closedir(listing) == 0);
+		for (int i = 0; i < 200; i++) {
+			snprintf(a, sizeof(a), "%s/%c%d", dir, i % 4 == 1 ? 'r' : 'f', i);
+			snprintf(b, sizeof(b), "%s/l%d", dir, i);
+			/* Half go; the other half stay on the backing, known to the kernel until it forgets them. */
+			if (i % 2 == 0 || round < 2)
+				EXPECT(unlink(a) == 0);
+			if (i % 4 == 0 && round < 2)
+				EXPECT(unlink(b) == 0);
+			EXPECT(stat(a, &st) == (i % 2 == 0 || round < 2 ? -1 : 0));
+		}
+	}
+	return 0;
+}
+
+static int client_stress_0(void) { return client_stress(0); }
+static int client_stress_1(void) { return client_stress(1); }
+static int client_stress_2(void) { return client_stress(2); }
+static int client_stress_3(void) { return client_stress(3); }
+
+/*
+ * Lookup references under stress: four clients at once, then the kernel
+ * drops its caches and forgets every inode; the server must then hold no
+ * more fds than when it started (one per inode it still keeps).
+ */
+START_TEST(test_forgets_leave_no_inode_behind)
+{
+	struct instance inst = start();
+	int (*const workers[])(void) = {client_stress_0, client_stress_1, client_stress_2, client_stress_3};
+	pid_t pids[4];
+	int baseline, now = 0, status;
+	struct stat st;
+
+	ck_assert_int_eq(stat(mnt, &st), 0);
+	baseline = open_fds(inst.pid);
+	for (int i = 0; i < 4; i++)
+		pids[i] = spawn_as(APP, workers[i]);
+	for (int i = 0; i < 4; i++) {
+		ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
+		ck_assert_msg(status_code(status) == 0, "stress worker %d failed", i);
+	}
+	ck_assert_int_gt(open_fds(inst.pid), baseline + 100);
+	for (int waited = 0; waited < 5000; waited += 100) {
+		int fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
+
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(write(fd, "2", 1), 1);
+		close(fd);
+		usleep(100000);
+		now = open_fds(inst.pid);
+		if (now <= baseline)
+			break;
+	}
+	ck_assert_msg(now == baseline, "%d fds after every inode was forgotten, %d at start", now, baseline);
+	/* And it still serves. */
+	ck_assert_int_eq(stat(in(mnt, "w3/f3"), &st), 0);
+	stop(&inst);
+}
+END_TEST
+
+/* Whether pid runs (a zombie has exited: the orphan waits for init to reap it). */
+static bool process_alive(pid_t pid)
+{
+	char path[64], line[256], state = 0;
+	FILE *file;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	file = fopen(path, "re");
+	if (file == NULL)
+		return false;
+	if (fgets(line, sizeof(line), file) != NULL && strrchr(line, ')') != NULL)
+		state = strrchr(line, ')')[2];
+	fclose(file);
+	return state != 0 && state != 'Z' && state != 'X';
+}
+
+/* Keep reading the file at its mount path until something fails; exit 0 if that is ENOTCONN or EIO. */
+static int client_read_until_gone(void)
+{
+	static char buf[65536];
+	struct stat st;
+	int fd = open(in(mnt, "busy"), O_RDONLY);
+
+	EXPECT(fd >= 0);
+	for (;;) {
+		if (pread(fd, buf, sizeof(buf), 0) < 0 || fstat(fd, &st) != 0 || stat(in(mnt, "busy"), &st) != 0)
+			return errno == ENOTCONN || errno == EIO || errno == ECONNABORTED ? 0 : 2;
+	}
+}
+
+/* Wait for a lock that is never released; exit 0 when the wait fails as the connection goes. */
+static int client_lock_until_gone(void)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	int fd = open(in(mnt, "busy"), O_RDWR);
+
+	EXPECT(fd >= 0);
+	EXPECT(fcntl(fd, F_SETLKW, &fl) == -1);
+	return errno == ENOTCONN || errno == EIO || errno == ECONNABORTED ? 0 : 2;
+}
+
+/*
+ * SIGKILL of the server alone while apps are busy in the mount, one reading
+ * a file (through passthrough where the kernel has it) and one waiting for
+ * a lock: neither hangs, both see the connection gone, the sentries let go
+ * (the passthrough sentry's /dev/fuse fd would keep the session alive) and
+ * the mount goes.
+ */
+START_TEST(test_killed_server_leaves_no_hung_mount)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	struct instance inst;
+	pid_t reader, locker, pt;
+	int holder, code;
+
+	make_bound_only_file("busy");
+	ck_assert_int_eq(chmod(in(back, "busy"), 0666), 0);
+	inst = start();
+	pt = passthrough_sentry_of(inst.pid);
+	/* Held on the backing: the waiter's OFD lock there conflicts with it. */
+	holder = open(in(back, "busy"), O_RDWR | O_CLOEXEC);
+	ck_assert_int_ge(holder, 0);
+	ck_assert_int_eq(fcntl(holder, F_OFD_SETLK, &fl), 0);
+	reader = spawn_as(APP, client_read_until_gone);
+	locker = spawn_as(APP, client_lock_until_gone);
+	usleep(300000);
+	ck_assert_int_eq(kill(inst.pid, SIGKILL), 0);
+	ck_assert_int_eq(wait_exit(inst.pid, 5000), 128 + SIGKILL);
+	code = wait_exit(reader, 5000);
+	if (code < 0)
+		kill(reader, SIGKILL);
+	ck_assert_msg(code == 0, "the reader %s", code < 0 ? "hangs" : "failed otherwise");
+	code = wait_exit(locker, 5000);
+	if (code < 0)
+		kill(locker, SIGKILL);
+	ck_assert_msg(code == 0, "the lock waiter %s", code < 0 ? "hangs" : "failed otherwise");
+	close(holder);
+	for (int waited = 0; waited < 2000 && mounts_under(inst.mountpoint) != 0; waited += 10)
+		usleep(10000);
+	ck_assert_int_eq(mounts_under(inst.mountpoint), 0);
+	if (pt > 0)
+		ck_assert_msg(!process_alive(pt), "the passthrough sentry %d outlived its server", (int)pt);
+}
+END_TEST
+
 /* The mount reads ahead more than the kernel's FUSE default of 128 KiB. */
 START_TEST(test_readahead_raised)
 {
@@ -1843,6 +2040,8 @@ static Suite *idmapfs_suite(void)
 		{"passthrough", test_passthrough_io_skips_the_server},
 		{"passthrough", test_passthrough_off_serves_io},
 		{"passthrough", test_passthrough_sentry_privilege},
+		{"stress", test_forgets_leave_no_inode_behind},
+		{"stress", test_killed_server_leaves_no_hung_mount},
 		{"operations", test_rename_flags},
 		{"operations", test_hard_links},
 		{"operations", test_fifo},
