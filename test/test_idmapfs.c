@@ -29,6 +29,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/sysmacros.h>
 #include <sys/statvfs.h>
 #include <sys/utsname.h>
@@ -1490,6 +1491,61 @@ START_TEST(test_killed_server_leaves_no_hung_mount)
 }
 END_TEST
 
+static void on_tick(int sig)
+{
+}
+
+/*
+ * 1000 lock waits, each ended by a periodic timer started just before it at
+ * a different phase, so that the kernel's one FUSE_INTERRUPT per request
+ * reaches the server before, while and after the wait starts. Every wait
+ * must end in EINTR: an interrupt lost before the wait listens would hang
+ * it for good.
+ */
+static int client_interrupt_race(void)
+{
+	struct sigaction sa = {.sa_handler = on_tick};
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	int fd = open(in(mnt, "busy"), O_RDWR);
+
+	EXPECT(fd >= 0);
+	sigemptyset(&sa.sa_mask);
+	EXPECT(sigaction(SIGALRM, &sa, NULL) == 0);
+	for (int i = 0; i < 1000; i++) {
+		struct itimerval t = {.it_interval = {0, 2000}, .it_value = {0, 1 + (i % 200) * 5}};
+		struct itimerval off = {0};
+
+		EXPECT(setitimer(ITIMER_REAL, &t, NULL) == 0);
+		EXPECT(fcntl(fd, F_SETLKW, &fl) == -1 && errno == EINTR);
+		EXPECT(setitimer(ITIMER_REAL, &off, NULL) == 0);
+	}
+	EXPECT(close(fd) == 0);
+	return 0;
+}
+
+START_TEST(test_interrupts_at_every_moment)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	struct instance inst;
+	pid_t client;
+	int holder, code;
+
+	make_bound_only_file("busy");
+	ck_assert_int_eq(chmod(in(back, "busy"), 0666), 0);
+	holder = open(in(back, "busy"), O_RDWR | O_CLOEXEC);
+	ck_assert_int_ge(holder, 0);
+	ck_assert_int_eq(fcntl(holder, F_OFD_SETLK, &fl), 0);
+	inst = start();
+	client = spawn_as(APP, client_interrupt_race);
+	code = wait_exit(client, 30000);
+	if (code < 0)
+		kill(client, SIGKILL);
+	ck_assert_msg(code == 0, "interrupted lock waits %s", code < 0 ? "hang" : "failed");
+	close(holder);
+	stop(&inst);
+}
+END_TEST
+
 /* The mount reads ahead more than the kernel's FUSE default of 128 KiB. */
 START_TEST(test_readahead_raised)
 {
@@ -2042,6 +2098,7 @@ static Suite *idmapfs_suite(void)
 		{"passthrough", test_passthrough_sentry_privilege},
 		{"stress", test_forgets_leave_no_inode_behind},
 		{"stress", test_killed_server_leaves_no_hung_mount},
+		{"stress", test_interrupts_at_every_moment},
 		{"operations", test_rename_flags},
 		{"operations", test_hard_links},
 		{"operations", test_fifo},
