@@ -41,7 +41,7 @@
 #include "idmapfs.h"
 #include "privilege.h"
 
-/* One request to the sentry; the answer is an int32_t: an id, 0, or -errno. */
+/* One request to the sentry; an open's answer is an int32_t: an id, or -errno. A close has none. */
 struct pt_request {
 	uint32_t op;                 /* PT_OPEN (with an fd) or PT_CLOSE */
 	int32_t id;                  /* for PT_CLOSE */
@@ -109,7 +109,9 @@ static noreturn void run_sentry(int sock, int fuse_fd, uid_t uid, gid_t gid)
 		} else if (rq.op == PT_CLOSE) {
 			uint32_t id = (uint32_t)rq.id;
 
-			answer = ioctl(fuse_fd, IDMAPFS_IOC_BACKING_CLOSE, &id) == 0 ? 0 : -errno;
+			/* Nobody waits for it: a failure (the id is gone already) changes nothing. */
+			ioctl(fuse_fd, IDMAPFS_IOC_BACKING_CLOSE, &id);
+			continue;
 		} else {
 			answer = -EINVAL;
 		}
@@ -145,7 +147,7 @@ bool idmapfs_passthrough_start(struct idmapfs *fs, int fuse_fd)
 	return true;
 }
 
-/* One request and its answer; the caller holds pt_lock. */
+/* One request, and the answer to an open; the caller holds pt_lock. */
 static int32_t ask(struct idmapfs *fs, uint32_t op, int32_t id, int fd)
 {
 	struct pt_request rq = {.op = op, .id = id};
@@ -170,6 +172,9 @@ static int32_t ask(struct idmapfs *fs, uint32_t op, int32_t id, int fd)
 	while (n < 0 && errno == EINTR);
 	if (n != (ssize_t)sizeof(rq))
 		return -EPIPE;
+	/* A close is not answered: the release that asks for it need not wait for the sentry. */
+	if (op == PT_CLOSE)
+		return 0;
 	do
 		n = recv(fs->pt_sock, &answer, sizeof(answer), 0);
 	while (n < 0 && errno == EINTR);
