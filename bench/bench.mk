@@ -19,7 +19,7 @@ bench-control: deps $(BIN_DIR)/nfsv3driver $(HELPER_DIR)/nfsv3driver-mount $(BUI
 .PHONY: bench-idmapfs bench-idmapfs-nfs
 $(BUILD)/bench/floor: bench/idmapfs/floor.c
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags fuse3) -o $@ $< $(shell $(PKG_CONFIG) --libs fuse3)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $<
 
 bench-idmapfs: all $(BUILD)/bench/floor
 	@packaging/deps.sh bench

@@ -28,6 +28,7 @@ struct config {
 	bool tls_insecure_skip_verify; /* what the spec file tells volman */
 	bool ldap;                  /* --ldap-host given: username/password bindings resolved */
 	unsigned forget_unmounted_after_s; /* the sweep: forget volman's unmounted volumes unused this long; 0 never */
+	bool idmapfs_passthrough_off; /* --no-idmapfs-passthrough: idmapfs serves all file I/O itself */
 };
 
 #endif

@@ -59,6 +59,8 @@ static const char usage_text[] =
 	"                                      this long: 90s, 30m, 1h, 2d (default 1h; 0 never)\n"
 	"  --policy FILE                       the operator's policy of servers, exports and ids (default\n"
 	"                                      " NFSV3_POLICY_FILE " when it exists; SIGHUP reloads it)\n"
+	"  --no-idmapfs-passthrough            idmapfs serves every read and write itself, even\n"
+	"                                      where the kernel could pass them through (6.9+)\n"
 	"  --tls-cert FILE --tls-key FILE --tls-ca FILE\n"
 	"                                      mutual TLS on every TCP listener: client certificates\n"
 	"                                      must chain to the CA (SIGHUP reloads the files)\n"
@@ -91,6 +93,7 @@ enum long_only {
 	OPT_MAX_PARALLEL, OPT_APP_UID, OPT_APP_GID, OPT_LOG_LEVEL, OPT_ALLOW_LOCAL, OPT_NFS_OPTIONS,
 	OPT_ALLOWED_NFS_OPTIONS, OPT_HELPER_DIR, OPT_HELP, OPT_VERSION, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
 	OPT_TLS_CLIENT_CERT, OPT_TLS_CLIENT_KEY, OPT_TLS_INSECURE, OPT_FORGET_UNMOUNTED_AFTER, OPT_POLICY,
+	OPT_NO_PASSTHROUGH,
 	OPT_LDAP, /* every --ldap-* flag: directory.c reads them by name */
 };
 
@@ -106,6 +109,7 @@ static const struct option long_options[] = {
 	{ "app-gid", required_argument, NULL, OPT_APP_GID },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "allow-local-sources", no_argument, NULL, OPT_ALLOW_LOCAL },
+	{ "no-idmapfs-passthrough", no_argument, NULL, OPT_NO_PASSTHROUGH },
 	{ "nfs-options", required_argument, NULL, OPT_NFS_OPTIONS },
 	{ "allowed-nfs-options", required_argument, NULL, OPT_ALLOWED_NFS_OPTIONS },
 	{ "helper-dir", required_argument, NULL, OPT_HELPER_DIR },
@@ -304,6 +308,7 @@ static void parse_args(int argc, char **argv, struct config *cfg, const char **h
 			log_min_level = (enum log_level)level;
 			break;
 		case OPT_ALLOW_LOCAL: cfg->allow_local_sources = true; break;
+		case OPT_NO_PASSTHROUGH: cfg->idmapfs_passthrough_off = true; break;
 		case OPT_NFS_OPTIONS: cfg->nfs_options = optarg; break;
 		case OPT_ALLOWED_NFS_OPTIONS: cfg->allowed_nfs_options = optarg; break;
 		case OPT_HELPER_DIR: *helper_dir = optarg; break;

@@ -303,7 +303,7 @@ void supervise_start(struct driver *drv, const char *name, const char *backing, 
 	char uid[16], gid[16], app_uid[16], app_gid[16];
 	uv_process_options_t options = { 0 };
 	uv_stdio_container_t stdio[3];
-	char *argv[10];
+	char *argv[11];
 	struct watched *w = calloc(1, sizeof(*w));
 	int rc;
 
@@ -325,7 +325,8 @@ void supervise_start(struct driver *drv, const char *name, const char *backing, 
 	argv[6] = app_uid;
 	argv[7] = app_gid;
 	argv[8] = spec->readonly ? NFSV3_ARG_RO : NFSV3_ARG_RW;
-	argv[9] = NULL;
+	argv[9] = drv->cfg->idmapfs_passthrough_off ? "passthrough=off" : NULL;
+	argv[10] = NULL;
 
 	w->drv = drv;
 	w->child = true;

@@ -132,6 +132,7 @@ struct idmapfs_inode *idmapfs_table_get(struct idmapfs *fs, int fd, const struct
 	fresh->dev = st->st_dev;
 	fresh->ino = st->st_ino;
 	fresh->is_symlink = S_ISLNK(st->st_mode);
+	fresh->is_reg = S_ISREG(st->st_mode);
 	fresh->nlookup = 1;
 	fresh->hashed = true;
 

@@ -1,8 +1,12 @@
 /*
  * nfsv3driver-idmapfs MOUNT_ROOT BACKING_DIR NAME UID GID APP_UID APP_GID rw|ro
+ *                     [passthrough=auto|off]
  *
  * Serves BACKING_DIR on MOUNT_ROOT/NAME with owners remapped (UID:GID on the
  * backing side is APP_UID:APP_GID in the mount) until the mount goes away.
+ * passthrough=auto (the default) lets the kernel do regular files' I/O on
+ * the backing itself where it can (Linux 6.9+, see idmapfs_passthrough.c);
+ * off keeps every read and write on our normal path.
  *
  * Life of a run, as the daemon sees it:
  *   - every argument is checked; a refusal is one line on stderr and an
@@ -54,7 +58,7 @@
 #include "policy.h"
 #include "privilege.h"
 
-#define IDMAPFS_USAGE "MOUNT_ROOT BACKING_DIR NAME UID GID APP_UID APP_GID rw|ro"
+#define IDMAPFS_USAGE "MOUNT_ROOT BACKING_DIR NAME UID GID APP_UID APP_GID rw|ro [passthrough=auto|off]"
 #define IDMAPFS_READY "ready\n"
 /* Workers: enough for a few blocked lock waits besides the traffic; each costs a stack and a buffer. */
 #define IDMAPFS_MAX_THREADS 16
@@ -101,6 +105,16 @@ static uint32_t parse_id(const char *what, const char *text)
 	return (uint32_t)value;
 }
 
+
+/* "passthrough=auto" or "passthrough=off": whether to ask for passthrough. */
+static bool parse_passthrough(const char *text)
+{
+	if (strcmp(text, "passthrough=auto") == 0)
+		return true;
+	if (strcmp(text, "passthrough=off") == 0)
+		return false;
+	die(NFSV3_EXIT_REFUSED, "option \"%s\": expected passthrough=auto or passthrough=off", text);
+}
 
 /* ---- mounting ------------------------------------------------------- */
 
@@ -154,6 +168,8 @@ static int mount_fuse(int fuse_fd, int mountpoint_fd, const char *name, bool rea
 	set_string(fs_fd, "user_id", number);
 	snprintf(number, sizeof(number), "%u", (unsigned)getegid());
 	set_string(fs_fd, "group_id", number);
+	snprintf(number, sizeof(number), "%u", (unsigned)idmapfs_max_read());
+	set_string(fs_fd, "max_read", number);
 	set_string(fs_fd, "source", NFSV3_HELPER_IDMAPFS);
 	/* mountinfo then shows the type fuse.nfsv3driver-idmapfs: how the daemon tells ours. */
 	set_string(fs_fd, "subtype", NFSV3_HELPER_IDMAPFS);
@@ -511,29 +527,17 @@ static void install_signals(void)
 		die_errno(NFSV3_EXIT_INTERNAL, "cannot install signal handlers");
 }
 
-/* libfuse's messages, each as one line with our name, like die()'s. */
-static void on_fuse_log(enum fuse_log_level level, const char *fmt, va_list ap)
-{
-	char line[512];
-
-	if (level > FUSE_LOG_ERR)
-		return;
-	vsnprintf(line, sizeof(line), fmt, ap);
-	line[strcspn(line, "\n")] = '\0';
-	fprintf(stderr, "%s: libfuse: %s\n", NFSV3_HELPER_IDMAPFS, line);
-}
-
 /*
  * Become the bound identity for every backing access.
  * Trusts: the ids, checked by parse_id.
  * Checks: reads fsuid, fsgid and the group list back and dies unless they
  * are what was set. Called in the main thread before the worker threads
- * exist: threads inherit their creator's credentials, so every worker libfuse
+ * exist: threads inherit their creator's credentials, so every worker that
  * starts (from this thread or from another worker) has them too. fsuid and
  * the group list are per thread in the kernel; glibc's setgroups() would
  * signal every thread, so the raw syscall is used.
  */
-static void become_bound(uid_t uid, gid_t gid)
+void idmapfs_become_bound(uid_t uid, gid_t gid)
 {
 	setfsgid(gid);
 	if (syscall(SYS_setgroups, 0, NULL) != 0)
@@ -558,39 +562,15 @@ static bool backing_has_xattrs(int backing_fd)
 	return listxattr(path, NULL, 0) >= 0 || errno != EOPNOTSUPP;
 }
 
-/*
- * Answer the kernel's INIT here, while still privileged, so that the
- * readahead it settles can be raised after it. INIT is always the first
- * request: the kernel holds every other until it is answered.
- */
-static void answer_init(struct fuse_session *se, const struct idmapfs *fs)
-{
-	struct fuse_buf buf = {0};
-	int res;
-
-	do
-		res = fuse_session_receive_buf(se, &buf);
-	while (res == -EINTR);
-	if (res <= 0)
-		die(NFSV3_EXIT_MOUNT, "no FUSE INIT from the kernel: %s",
-		    res < 0 ? strerror(-res) : "the session ended");
-	fuse_session_process_buf(se, &buf);
-	free(buf.mem);
-	if (!fs->initialized)
-		die(NFSV3_EXIT_MOUNT, "the kernel's first FUSE request was not INIT");
-}
-
 int main(int argc, char **argv)
 {
 	static struct idmapfs fs;
-	char *fuse_argv[] = {(char *)NFSV3_HELPER_IDMAPFS, NULL};
-	struct fuse_args args = FUSE_ARGS_INIT(1, fuse_argv);
-	struct fuse_loop_config *loop_config;
-	struct fuse_session *se;
-	char fuse_dev[32], bdi[32];
+	struct idmapfs_session *se;
+	char bdi[32];
 	struct stat st;
 	uint64_t mount_id;
 	int root_fd, mountpoint_fd, fuse_fd, mount_fd, pipe_fds[2], null_fd, err;
+	bool want_passthrough;
 	pid_t sentry;
 
 	privilege_set_progname(NFSV3_HELPER_IDMAPFS);
@@ -603,8 +583,9 @@ int main(int argc, char **argv)
 	privilege_keep_only(setup_caps, sizeof(setup_caps) / sizeof(setup_caps[0]));
 	/* Kept for stdout once the readiness line is written. */
 	null_fd = privilege_ensure_std_fds();
-	if (argc != 9)
+	if (argc != 9 && argc != 10)
 		die(NFSV3_EXIT_USAGE, "usage: %s %s", NFSV3_HELPER_IDMAPFS, IDMAPFS_USAGE);
+	want_passthrough = argc == 9 || parse_passthrough(argv[9]);
 
 	fs.read_only = privilege_parse_rw_ro(argv[8]);
 	fs.bound_uid = parse_id("uid", argv[4]);
@@ -621,6 +602,7 @@ int main(int argc, char **argv)
 	fs.root.nlookup = 2;
 	fs.root.hashed = false;
 	fs.root_fs_type = idmapfs_fs_type(fs.root.fd);
+	fs.pt_sock = -1;
 	fs.placeholder_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (fs.placeholder_fd < 0)
 		die_errno(NFSV3_EXIT_INTERNAL, "cannot open /");
@@ -634,11 +616,6 @@ int main(int argc, char **argv)
 	/* The kernel computes create modes with the app's umask; ours must not change them. */
 	umask(0);
 
-	fuse_set_log_func(on_fuse_log);
-	se = fuse_session_new(&args, &idmapfs_ops, sizeof(idmapfs_ops), &fs);
-	fuse_opt_free_args(&args);
-	if (se == NULL)
-		die(NFSV3_EXIT_INTERNAL, "cannot create the FUSE session");
 	fuse_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
 	if (fuse_fd < 0)
 		die_errno(NFSV3_EXIT_MOUNT, "cannot open /dev/fuse");
@@ -667,47 +644,50 @@ int main(int argc, char **argv)
 	sentry_fd = pipe_fds[1];
 	/* From here on, any exit (die() included) closes the pipe and the sentry detaches. */
 
-	/* libfuse takes the session's fd from "/dev/fd/N" instead of mounting. */
-	snprintf(fuse_dev, sizeof(fuse_dev), "/dev/fd/%d", fuse_fd);
-	if (fuse_session_mount(se, fuse_dev) != 0)
-		die(NFSV3_EXIT_INTERNAL, "cannot attach the FUSE session");
+	se = idmapfs_session_new(fuse_fd, &fs, IDMAPFS_MAX_THREADS, want_passthrough);
+	if (se == NULL)
+		die(NFSV3_EXIT_INTERNAL, "cannot create the FUSE session");
 	if (chdir("/") != 0)
 		die_errno(NFSV3_EXIT_INTERNAL, "cannot leave the working directory");
-	answer_init(se, &fs);
+	/*
+	 * INIT is answered here, while still privileged, so that the readahead
+	 * it settles can be raised after it. It is always the first request:
+	 * the kernel holds every other until it is answered.
+	 */
+	if (!idmapfs_session_init(se))
+		die(NFSV3_EXIT_MOUNT, "the kernel's FUSE INIT could not be answered");
 	raise_readahead(bdi);
+	/* Before privilege goes: the sentry keeps what the backing-open ioctl needs. */
+	if (idmapfs_session_conn(se)->passthrough && !idmapfs_passthrough_start(&fs, fuse_fd))
+		fprintf(stderr, "%s: warning: cannot start the passthrough sentry: %s; serving reads and writes ourselves\n",
+			NFSV3_HELPER_IDMAPFS, strerror(errno));
 
-	become_bound(fs.bound_uid, fs.bound_gid);
+	idmapfs_become_bound(fs.bound_uid, fs.bound_gid);
 	privilege_keep_only(NULL, 0);
 	atomic_store(&fs.no_xattr, !backing_has_xattrs(fs.root.fd));
 	install_signals();
-
-	loop_config = fuse_loop_cfg_create();
-	if (loop_config == NULL)
-		die(NFSV3_EXIT_INTERNAL, "cannot configure the worker threads");
-	fuse_loop_cfg_set_max_threads(loop_config, IDMAPFS_MAX_THREADS);
-	/*
-	 * No clone_fd: a worker would open /dev/fuse after privilege is gone,
-	 * which fails wherever the device is not world-writable.
-	 */
-	fuse_loop_cfg_set_clone_fd(loop_config, 0);
 
 	if (fputs(IDMAPFS_READY, stdout) == EOF || fflush(stdout) == EOF)
 		fprintf(stderr, "%s: cannot write readiness: %s\n", NFSV3_HELPER_IDMAPFS, strerror(errno));
 	/* Closing stdout gives the daemon EOF; /dev/null keeps fd 1 from being reused. */
 	dup2(null_fd, STDOUT_FILENO);
 
-	err = fuse_session_loop_mt(se, loop_config);
-	fuse_loop_cfg_destroy(loop_config);
-	fuse_session_destroy(se);
+	err = idmapfs_session_loop(se);
+	idmapfs_session_destroy(se);
+	close(fuse_fd);
 	idmapfs_table_destroy(&fs.table);
 	close(fs.root.fd);
 	/* EOF on the pipe; waiting for the sentry means that when we exit, the mount is gone. */
+	if (fs.pt_sock >= 0) {
+		close(fs.pt_sock);
+		while (waitpid(fs.pt_sentry, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
 	close(sentry_fd);
 	while (waitpid(sentry, NULL, 0) < 0 && errno == EINTR)
 		;
 	if (err != 0) {
-		fprintf(stderr, "%s: serving ended: %s\n", NFSV3_HELPER_IDMAPFS,
-			strerror(err < 0 ? -err : err));
+		fprintf(stderr, "%s: serving ended: %s\n", NFSV3_HELPER_IDMAPFS, strerror(err));
 		return NFSV3_EXIT_INTERNAL;
 	}
 	return NFSV3_EXIT_OK;

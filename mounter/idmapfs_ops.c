@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,19 +34,16 @@
 
 #include "idmapfs.h"
 
-#define IDMAPFS_MAX_WRITE (256 * 1024)
-/* Reads smaller than this are copied rather than spliced: see op_read. */
-#define IDMAPFS_SPLICE_MIN (64 * 1024)
 
 /* The signal that interrupts a worker blocked in a lock wait (handler installed by idmapfs_main.c). */
 #define IDMAPFS_INTERRUPT_SIGNAL SIGUSR1
 
-static struct idmapfs *fs_of(fuse_req_t req)
+static struct idmapfs *fs_of(struct idmapfs_req *req)
 {
-	return fuse_req_userdata(req);
+	return req_fs(req);
 }
 
-static struct idmapfs_inode *inode_of(fuse_req_t req, fuse_ino_t ino)
+static struct idmapfs_inode *inode_of(struct idmapfs_req *req, uint64_t ino)
 {
 	return idmapfs_inode_of(fs_of(req), ino);
 }
@@ -56,31 +54,30 @@ static void proc_fd_name(char *buf, int fd)
 }
 
 /* Answers the error and returns true unless the caller may make this request. */
-static bool refused(fuse_req_t req, bool root_too)
+static bool refused(struct idmapfs_req *req, bool root_too)
 {
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct idmapfs *fs = fs_of(req);
 
-	if (ctx->uid == fs->app_uid || (root_too && ctx->uid == 0))
+	if (req->uid == fs->app_uid || (root_too && req->uid == 0))
 		return false;
-	fuse_reply_err(req, EACCES);
+	reply_err(req, EACCES);
 	return true;
 }
 
 /* The same for requests that would change the backing on a read-only mount. */
-static bool refused_write(fuse_req_t req)
+static bool refused_write(struct idmapfs_req *req)
 {
 	if (refused(req, false))
 		return true;
 	if (fs_of(req)->read_only) {
-		fuse_reply_err(req, EROFS);
+		reply_err(req, EROFS);
 		return true;
 	}
 	return false;
 }
 
 /* Stale: the backing object behind this inode is gone (NFS), so a new lookup must not find it. */
-static int note_error(fuse_req_t req, struct idmapfs_inode *inode, int err)
+static int note_error(struct idmapfs_req *req, struct idmapfs_inode *inode, int err)
 {
 	if (err == ESTALE)
 		idmapfs_table_unhash(fs_of(req), inode);
@@ -145,7 +142,7 @@ static int stat_cached(int dir_fd, const char *name, struct stat *st)
 }
 
 /* Enter fd (an O_PATH fd, taken over; its attributes in e->attr) in the table and fill e for the kernel. */
-static int enter(fuse_req_t req, int fd, struct fuse_entry_param *e)
+static int enter(struct idmapfs_req *req, int fd, struct idmapfs_entry *e)
 {
 	struct idmapfs *fs = fs_of(req);
 	struct idmapfs_inode *inode = idmapfs_table_get(fs, fd, &e->attr);
@@ -153,15 +150,15 @@ static int enter(fuse_req_t req, int fd, struct fuse_entry_param *e)
 	if (inode == NULL)
 		return errno;
 	map_attr(fs, &e->attr);
-	e->ino = (uintptr_t)inode == (uintptr_t)&fs->root ? FUSE_ROOT_ID : (uintptr_t)inode;
+	e->ino = (uintptr_t)inode == (uintptr_t)&fs->root ? IDMAPFS_ROOT_ID : (uintptr_t)inode;
 	e->attr_timeout = fs->attr_timeout;
 	e->entry_timeout = fs->entry_timeout;
 	return 0;
 }
 
 /* Look name up beneath parent and fill e with one new lookup reference; 0 or an errno. */
-static int do_lookup(fuse_req_t req, struct idmapfs_inode *parent, const char *name,
-		     struct fuse_entry_param *e)
+static int do_lookup(struct idmapfs_req *req, struct idmapfs_inode *parent, const char *name,
+		     struct idmapfs_entry *e)
 {
 	int fd, err;
 
@@ -182,7 +179,7 @@ static int do_lookup(fuse_req_t req, struct idmapfs_inode *parent, const char *n
  * the backing's answer, and its O_PATH fd comes through the magic link, so
  * neither looks its name up again (on NFS under actimeo=0, calls each).
  */
-static int lookup_created(fuse_req_t req, int fd, struct fuse_entry_param *e)
+static int lookup_created(struct idmapfs_req *req, int fd, struct idmapfs_entry *e)
 {
 	char name[IDMAPFS_PROC_FD_MAX];
 	int path_fd, err;
@@ -199,27 +196,27 @@ static int lookup_created(fuse_req_t req, int fd, struct fuse_entry_param *e)
 }
 
 /* Reply to a request that created name beneath parent. */
-static void reply_created(fuse_req_t req, struct idmapfs_inode *parent, const char *name)
+static void answer_created(struct idmapfs_req *req, struct idmapfs_inode *parent, const char *name)
 {
-	struct fuse_entry_param e;
+	struct idmapfs_entry e;
 	int err = do_lookup(req, parent, name, &e);
 
 	if (err != 0)
-		fuse_reply_err(req, err);
-	else if (fuse_reply_entry(req, &e) == -ENOENT)
+		reply_err(req, err);
+	else if (reply_entry(req, &e) == -ENOENT)
 		idmapfs_table_forget(fs_of(req), inode_of(req, e.ino), 1);
 }
 
-static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+void idmapfs_op_lookup(struct idmapfs_req *req, uint64_t parent, const char *name)
 {
-	struct fuse_entry_param e;
+	struct idmapfs_entry e;
 	int err;
 
 	if (refused(req, true))
 		return;
 	/* The kernel sends single components; ".." at the root would leave the backing directory. */
 	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || strchr(name, '/') != NULL) {
-		fuse_reply_err(req, EINVAL);
+		reply_err(req, EINVAL);
 		return;
 	}
 	err = do_lookup(req, inode_of(req, parent), name, &e);
@@ -227,29 +224,22 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		/* A negative entry, cached as long as a positive one would be. */
 		e.ino = 0;
 		e.entry_timeout = fs_of(req)->entry_timeout;
-		fuse_reply_entry(req, &e);
+		reply_entry(req, &e);
 	} else if (err != 0) {
-		fuse_reply_err(req, err);
-	} else if (fuse_reply_entry(req, &e) == -ENOENT) {
+		reply_err(req, err);
+	} else if (reply_entry(req, &e) == -ENOENT) {
 		/* The request was interrupted: the kernel never got the reference. */
 		idmapfs_table_forget(fs_of(req), inode_of(req, e.ino), 1);
 	}
 }
 
-static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+void idmapfs_op_forget(struct idmapfs_req *req, uint64_t ino, uint64_t nlookup)
 {
 	idmapfs_table_forget(fs_of(req), inode_of(req, ino), nlookup);
-	fuse_reply_none(req);
+	reply_none(req);
 }
 
-static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
-{
-	for (size_t i = 0; i < count; i++)
-		idmapfs_table_forget(fs_of(req), inode_of(req, forgets[i].ino), forgets[i].nlookup);
-	fuse_reply_none(req);
-}
-
-static void reply_attr(fuse_req_t req, struct idmapfs_inode *inode, struct fuse_file_info *fi)
+static void answer_attr(struct idmapfs_req *req, struct idmapfs_inode *inode, struct idmapfs_file *fi)
 {
 	struct idmapfs *fs = fs_of(req);
 	struct stat st;
@@ -260,40 +250,40 @@ static void reply_attr(fuse_req_t req, struct idmapfs_inode *inode, struct fuse_
 	else
 		err = stat_inode(inode, &st);
 	if (err != 0) {
-		fuse_reply_err(req, note_error(req, inode, err));
+		reply_err(req, note_error(req, inode, err));
 		return;
 	}
 	map_attr(fs, &st);
-	fuse_reply_attr(req, &st, fs->attr_timeout);
+	reply_attr(req, &st, fs->attr_timeout);
 }
 
-static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+void idmapfs_op_getattr(struct idmapfs_req *req, uint64_t ino, struct idmapfs_file *fi)
 {
 	if (refused(req, true))
 		return;
-	reply_attr(req, inode_of(req, ino), fi);
+	answer_attr(req, inode_of(req, ino), fi);
 }
 
 static int set_times(struct idmapfs_inode *inode, const struct stat *attr, int valid,
-		     struct fuse_file_info *fi)
+		     struct idmapfs_file *fi)
 {
 	struct timespec tv[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
 
-	if (valid & FUSE_SET_ATTR_ATIME_NOW)
+	if (valid & FATTR_ATIME_NOW)
 		tv[0].tv_nsec = UTIME_NOW;
-	else if (valid & FUSE_SET_ATTR_ATIME)
+	else if (valid & FATTR_ATIME)
 		tv[0] = attr->st_atim;
-	if (valid & FUSE_SET_ATTR_MTIME_NOW)
+	if (valid & FATTR_MTIME_NOW)
 		tv[1].tv_nsec = UTIME_NOW;
-	else if (valid & FUSE_SET_ATTR_MTIME)
+	else if (valid & FATTR_MTIME)
 		tv[1] = attr->st_mtim;
 	if (fi != NULL)
 		return futimens((int)fi->fh, tv);
 	return utimensat(inode->fd, "", tv, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
 }
 
-static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
-		       struct fuse_file_info *fi)
+void idmapfs_op_setattr(struct idmapfs_req *req, uint64_t ino, struct stat *attr, int valid,
+		       struct idmapfs_file *fi)
 {
 	struct idmapfs *fs = fs_of(req);
 	struct idmapfs_inode *inode = inode_of(req, ino);
@@ -303,7 +293,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 	if (refused_write(req))
 		return;
 	proc_fd_name(name, inode->fd);
-	if (valid & FUSE_SET_ATTR_MODE) {
+	if (valid & FATTR_MODE) {
 		if (inode->is_symlink) {
 			errno = EOPNOTSUPP;
 			res = -1;
@@ -315,15 +305,15 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 		if (res != 0)
 			goto out;
 	}
-	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
-		uid_t uid = valid & FUSE_SET_ATTR_UID ? unmap_uid(fs, attr->st_uid) : (uid_t)-1;
-		gid_t gid = valid & FUSE_SET_ATTR_GID ? unmap_gid(fs, attr->st_gid) : (gid_t)-1;
+	if (valid & (FATTR_UID | FATTR_GID)) {
+		uid_t uid = valid & FATTR_UID ? unmap_uid(fs, attr->st_uid) : (uid_t)-1;
+		gid_t gid = valid & FATTR_GID ? unmap_gid(fs, attr->st_gid) : (gid_t)-1;
 
 		res = fchownat(inode->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
 		if (res != 0)
 			goto out;
 	}
-	if (valid & FUSE_SET_ATTR_SIZE) {
+	if (valid & FATTR_SIZE) {
 		/* Through /proc a symlink would be followed, on the host; the kernel never asks this. */
 		if (inode->is_symlink) {
 			errno = EINVAL;
@@ -335,16 +325,16 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 		if (res != 0)
 			goto out;
 	}
-	if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))
+	if (valid & (FATTR_ATIME | FATTR_MTIME))
 		res = set_times(inode, attr, valid, fi);
 out:
 	if (res != 0)
-		fuse_reply_err(req, note_error(req, inode, errno));
+		reply_err(req, note_error(req, inode, errno));
 	else
-		reply_attr(req, inode, fi);
+		answer_attr(req, inode, fi);
 }
 
-static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+void idmapfs_op_readlink(struct idmapfs_req *req, uint64_t ino)
 {
 	struct idmapfs_inode *inode = inode_of(req, ino);
 	char target[PATH_MAX + 1];
@@ -354,16 +344,16 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 		return;
 	len = readlinkat(inode->fd, "", target, sizeof(target));
 	if (len < 0) {
-		fuse_reply_err(req, note_error(req, inode, errno));
+		reply_err(req, note_error(req, inode, errno));
 	} else if (len == (ssize_t)sizeof(target)) {
-		fuse_reply_err(req, ENAMETOOLONG);
+		reply_err(req, ENAMETOOLONG);
 	} else {
 		target[len] = '\0';
-		fuse_reply_readlink(req, target);
+		reply_readlink(req, target);
 	}
 }
 
-static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+void idmapfs_op_mknod(struct idmapfs_req *req, uint64_t parent, const char *name, mode_t mode, dev_t rdev)
 {
 	struct idmapfs_inode *dir = inode_of(req, parent);
 
@@ -371,45 +361,45 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		return;
 	/* Devices would be useless on a nodev mount; the backing should never hold them for us. */
 	if (S_ISCHR(mode) || S_ISBLK(mode)) {
-		fuse_reply_err(req, EPERM);
+		reply_err(req, EPERM);
 		return;
 	}
 	if (mknodat(dir->fd, name, mode, rdev) != 0)
-		fuse_reply_err(req, note_error(req, dir, errno));
+		reply_err(req, note_error(req, dir, errno));
 	else
-		reply_created(req, dir, name);
+		answer_created(req, dir, name);
 }
 
-static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+void idmapfs_op_mkdir(struct idmapfs_req *req, uint64_t parent, const char *name, mode_t mode)
 {
 	struct idmapfs_inode *dir = inode_of(req, parent);
 
 	if (refused_write(req))
 		return;
 	if (mkdirat(dir->fd, name, mode) != 0)
-		fuse_reply_err(req, note_error(req, dir, errno));
+		reply_err(req, note_error(req, dir, errno));
 	else
-		reply_created(req, dir, name);
+		answer_created(req, dir, name);
 }
 
-static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+void idmapfs_op_symlink(struct idmapfs_req *req, const char *link, uint64_t parent, const char *name)
 {
 	struct idmapfs_inode *dir = inode_of(req, parent);
 
 	if (refused_write(req))
 		return;
 	if (symlinkat(link, dir->fd, name) != 0)
-		fuse_reply_err(req, note_error(req, dir, errno));
+		reply_err(req, note_error(req, dir, errno));
 	else
-		reply_created(req, dir, name);
+		answer_created(req, dir, name);
 }
 
-static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+void idmapfs_op_link(struct idmapfs_req *req, uint64_t ino, uint64_t newparent, const char *newname)
 {
 	struct idmapfs *fs = fs_of(req);
 	struct idmapfs_inode *inode = inode_of(req, ino), *dir = inode_of(req, newparent);
 	char name[IDMAPFS_PROC_FD_MAX];
-	struct fuse_entry_param e;
+	struct idmapfs_entry e;
 	int err;
 
 	if (refused_write(req))
@@ -417,14 +407,14 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	/* linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; following the magic link does not. */
 	proc_fd_name(name, inode->fd);
 	if (linkat(AT_FDCWD, name, dir->fd, newname, AT_SYMLINK_FOLLOW) != 0) {
-		fuse_reply_err(req, note_error(req, inode, errno));
+		reply_err(req, note_error(req, inode, errno));
 		return;
 	}
 	/* The new name is the same backing inode: reuse its nodeid so the kernel sees the link. */
 	memset(&e, 0, sizeof(e));
 	err = stat_inode(inode, &e.attr);
 	if (err != 0) {
-		fuse_reply_err(req, err);
+		reply_err(req, err);
 		return;
 	}
 	pthread_mutex_lock(&fs->table.lock);
@@ -434,7 +424,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	e.ino = ino;
 	e.attr_timeout = fs->attr_timeout;
 	e.entry_timeout = fs->entry_timeout;
-	if (fuse_reply_entry(req, &e) == -ENOENT)
+	if (reply_entry(req, &e) == -ENOENT)
 		idmapfs_table_forget(fs, inode, 1);
 }
 
@@ -463,7 +453,7 @@ static unsigned long fs_type_of(const struct idmapfs *fs, dev_t dev, int fd)
  * it, and its attributes are ENOENT (stat_inode). Opened files keep the
  * backing's usual behaviour. Returns the inode moved off, or NULL.
  */
-static struct idmapfs_inode *unpin(fuse_req_t req, struct idmapfs_inode *dir, const char *name)
+static struct idmapfs_inode *unpin(struct idmapfs_req *req, struct idmapfs_inode *dir, const char *name)
 {
 	struct idmapfs *fs = fs_of(req);
 	struct idmapfs_inode *victim;
@@ -483,7 +473,7 @@ static struct idmapfs_inode *unpin(fuse_req_t req, struct idmapfs_inode *dir, co
 }
 
 /* After the unlink or rename: a victim whose name is still there gets its fd back. */
-static void repin(fuse_req_t req, struct idmapfs_inode *victim, struct idmapfs_inode *dir, const char *name,
+static void repin(struct idmapfs_req *req, struct idmapfs_inode *victim, struct idmapfs_inode *dir, const char *name,
 		  bool removed)
 {
 	struct stat st;
@@ -505,7 +495,7 @@ static void repin(fuse_req_t req, struct idmapfs_inode *victim, struct idmapfs_i
 	idmapfs_table_unhash(fs_of(req), victim);
 }
 
-static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+void idmapfs_op_unlink(struct idmapfs_req *req, uint64_t parent, const char *name)
 {
 	struct idmapfs_inode *dir = inode_of(req, parent), *victim;
 	int err;
@@ -515,19 +505,19 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	victim = unpin(req, dir, name);
 	err = unlinkat(dir->fd, name, 0) == 0 ? 0 : note_error(req, dir, errno);
 	repin(req, victim, dir, name, err == 0);
-	fuse_reply_err(req, err);
+	reply_err(req, err);
 }
 
-static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+void idmapfs_op_rmdir(struct idmapfs_req *req, uint64_t parent, const char *name)
 {
 	struct idmapfs_inode *dir = inode_of(req, parent);
 
 	if (refused_write(req))
 		return;
-	fuse_reply_err(req, unlinkat(dir->fd, name, AT_REMOVEDIR) == 0 ? 0 : note_error(req, dir, errno));
+	reply_err(req, unlinkat(dir->fd, name, AT_REMOVEDIR) == 0 ? 0 : note_error(req, dir, errno));
 }
 
-static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+void idmapfs_op_rename(struct idmapfs_req *req, uint64_t parent, const char *name, uint64_t newparent,
 		      const char *newname, unsigned int flags)
 {
 	struct idmapfs_inode *dir = inode_of(req, parent), *newdir = inode_of(req, newparent), *victim = NULL;
@@ -537,7 +527,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		return;
 	/* A whiteout is an overlayfs device node: not for apps. */
 	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
-		fuse_reply_err(req, EINVAL);
+		reply_err(req, EINVAL);
 		return;
 	}
 	/* A rename over a name removes what it named (not an exchange, nor a file onto itself). */
@@ -545,7 +535,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		victim = unpin(req, newdir, newname);
 	err = renameat2(dir->fd, name, newdir->fd, newname, flags) == 0 ? 0 : note_error(req, dir, errno);
 	repin(req, victim, newdir, newname, err == 0);
-	fuse_reply_err(req, err);
+	reply_err(req, err);
 }
 
 /*
@@ -601,14 +591,32 @@ bool idmapfs_flushes(unsigned long fs_type)
  *   Nothing is lost: a write-only descriptor cannot be mmapped, and
  *   readers holding the file open see the new data once their attributes
  *   expire (auto_inval_data), as with a write from another NFS client.
+ *
+ * - passthrough, where it is on (idmapfs_passthrough.c): the kernel does
+ *   the file's I/O on the backing itself, so none of it comes here, and
+ *   direct_io would defeat it (a writer then shares the backing's own page
+ *   cache with readers, which is coherent by itself). Flushes still come
+ *   here: closing our fd writes back the whole inode on NFS.
  */
-static void set_open_flags(struct idmapfs *fs, struct fuse_file_info *fi, dev_t dev, int fd)
+static void set_open_flags(struct idmapfs *fs, struct idmapfs_file *fi, struct idmapfs_inode *inode, int fd)
 {
-	fi->noflush = !writes(fi->flags) || !idmapfs_flushes(fs_type_of(fs, dev, fd));
-	fi->direct_io = (fi->flags & O_ACCMODE) == O_WRONLY;
+	fi->noflush = !writes(fi->flags) || !idmapfs_flushes(fs_type_of(fs, inode->dev, fd));
+	fi->passthrough = idmapfs_passthrough_open(fs, inode, fd, &fi->backing_id);
+	if (fi->passthrough)
+		fi->fh |= IDMAPFS_FH_PASSTHROUGH;
+	fi->direct_io = !fi->passthrough && (fi->flags & O_ACCMODE) == O_WRONLY;
 }
 
-static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/* An open the kernel did not take (interrupted) or that ended: undo what open counted. */
+static void end_open(struct idmapfs *fs, struct idmapfs_inode *inode, uint64_t fh)
+{
+	close((int)fh);
+	if (fh & IDMAPFS_FH_PASSTHROUGH)
+		idmapfs_passthrough_release(fs, inode);
+	idmapfs_table_close(fs, inode);
+}
+
+void idmapfs_op_open(struct idmapfs_req *req, uint64_t ino, struct idmapfs_file *fi)
 {
 	struct idmapfs_inode *inode = inode_of(req, ino);
 	char name[IDMAPFS_PROC_FD_MAX];
@@ -618,35 +626,33 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	/* The kernel follows symlinks itself; reopened through /proc, one would resolve on the host. */
 	if (inode->is_symlink) {
-		fuse_reply_err(req, ELOOP);
+		reply_err(req, ELOOP);
 		return;
 	}
 	/* Counted before the reopen, so that unpin leaves the file alone from here on. */
 	if (!idmapfs_table_open(fs_of(req), inode)) {
-		fuse_reply_err(req, ENOENT);
+		reply_err(req, ENOENT);
 		return;
 	}
 	proc_fd_name(name, inode->fd);
 	fd = open(name, backing_flags(fi->flags));
 	if (fd < 0) {
 		idmapfs_table_close(fs_of(req), inode);
-		fuse_reply_err(req, note_error(req, inode, errno));
+		reply_err(req, note_error(req, inode, errno));
 		return;
 	}
 	fi->fh = (uint64_t)fd;
-	set_open_flags(fs_of(req), fi, inode->dev, fd);
-	if (fuse_reply_open(req, fi) == -ENOENT) {
-		close(fd);
-		idmapfs_table_close(fs_of(req), inode);
-	}
+	set_open_flags(fs_of(req), fi, inode, fd);
+	if (reply_open(req, fi) == -ENOENT)
+		end_open(fs_of(req), inode, fi->fh);
 }
 
-static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-		      struct fuse_file_info *fi)
+void idmapfs_op_create(struct idmapfs_req *req, uint64_t parent, const char *name, mode_t mode,
+		      struct idmapfs_file *fi)
 {
 	struct idmapfs_inode *dir = inode_of(req, parent);
 	struct idmapfs_inode *inode;
-	struct fuse_entry_param e;
+	struct idmapfs_entry e;
 	int fd, err;
 
 	if (refused_write(req))
@@ -658,62 +664,53 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	 */
 	fd = openat(dir->fd, name, backing_flags(fi->flags) | O_CREAT | O_NOFOLLOW | (fi->flags & O_EXCL), mode);
 	if (fd < 0) {
-		fuse_reply_err(req, note_error(req, dir, errno));
+		reply_err(req, note_error(req, dir, errno));
 		return;
 	}
 	err = lookup_created(req, fd, &e);
 	if (err != 0) {
 		close(fd);
-		fuse_reply_err(req, err);
+		reply_err(req, err);
 		return;
 	}
 	inode = inode_of(req, e.ino);
 	fi->fh = (uint64_t)fd;
-	set_open_flags(fs_of(req), fi, inode->dev, fd);
 	/* A new file cannot be gone yet; release uncounts it all the same. */
 	idmapfs_table_open(fs_of(req), inode);
-	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
-		close(fd);
-		idmapfs_table_close(fs_of(req), inode);
+	set_open_flags(fs_of(req), fi, inode, fd);
+	if (reply_create(req, &e, fi) == -ENOENT) {
+		end_open(fs_of(req), inode, fi->fh);
 		idmapfs_table_forget(fs_of(req), inode, 1);
 	}
 }
 
-static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+void idmapfs_op_read(struct idmapfs_req *req, uint64_t ino, size_t size, off_t off, struct idmapfs_file *fi)
 {
-	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
-
-	/*
-	 * Large reads go file -> pipe -> /dev/fuse by splice (when the kernel
-	 * allows): no copy here. Small ones are cheaper read into memory and
-	 * written back: two splices and a pipe cost more than copying 4 KiB
-	 * (measured with fio 4k random reads).
-	 */
-	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = (int)fi->fh;
-	buf.buf[0].pos = off;
-	fuse_reply_data(req, &buf, size < IDMAPFS_SPLICE_MIN ? FUSE_BUF_NO_SPLICE : 0);
+	reply_read(req, (int)fi->fh, size, off);
 }
 
 /*
  * Writes, fallocate and copy_file_range act on open handles only, and
- * op_open and op_create refuse writing opens on a read-only mount.
+ * open and create refuse writing opens on a read-only mount.
  */
-static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
-			 struct fuse_file_info *fi)
+void idmapfs_op_write(struct idmapfs_req *req, uint64_t ino, const char *data, size_t size, off_t off,
+		      struct idmapfs_file *fi)
 {
-	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
-	ssize_t res;
+	size_t done = 0;
+	ssize_t n;
 
-	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	out.buf[0].fd = (int)fi->fh;
-	out.buf[0].pos = off;
-	res = fuse_buf_copy(&out, in, 0);
-	if (res < 0)
-		fuse_reply_err(req, (int)-res);
+	while (done < size) {
+		n = pwrite((int)fi->fh, data + done, size - done, off + (off_t)done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+	}
+	if (done == 0 && size > 0)
+		reply_err(req, n < 0 ? errno : EIO);
 	else
-		fuse_reply_write(req, (size_t)res);
+		reply_write(req, done);
 }
 
 /*
@@ -721,30 +718,29 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
  * the backing fd makes the backing do what its own close would: NFS writes
  * back dirty data and reports a failed write now, at the app's close.
  */
-static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+void idmapfs_op_flush(struct idmapfs_req *req, uint64_t ino, struct idmapfs_file *fi)
 {
 	int fd = dup((int)fi->fh);
 
 	if (fd < 0) {
-		fuse_reply_err(req, errno);
+		reply_err(req, errno);
 		return;
 	}
-	fuse_reply_err(req, close(fd) == 0 ? 0 : errno);
+	reply_err(req, close(fd) == 0 ? 0 : errno);
 }
 
-static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+void idmapfs_op_release(struct idmapfs_req *req, uint64_t ino, struct idmapfs_file *fi)
 {
 	/* Closing the backing fd also drops its flock and OFD locks. */
-	close((int)fi->fh);
-	idmapfs_table_close(fs_of(req), inode_of(req, ino));
-	fuse_reply_err(req, 0);
+	end_open(fs_of(req), inode_of(req, ino), fi->fh);
+	reply_err(req, 0);
 }
 
-static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+void idmapfs_op_fsync(struct idmapfs_req *req, uint64_t ino, int datasync, struct idmapfs_file *fi)
 {
 	int res = datasync ? fdatasync((int)fi->fh) : fsync((int)fi->fh);
 
-	fuse_reply_err(req, res == 0 ? 0 : errno);
+	reply_err(req, res == 0 ? 0 : errno);
 }
 
 /* An open directory: the stream and where the kernel's offsets point in it. */
@@ -754,7 +750,7 @@ struct idmapfs_dir {
 	struct dirent *entry;
 };
 
-static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+void idmapfs_op_opendir(struct idmapfs_req *req, uint64_t ino, struct idmapfs_file *fi)
 {
 	struct idmapfs_inode *inode = inode_of(req, ino);
 	struct idmapfs_dir *d;
@@ -764,7 +760,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	d = calloc(1, sizeof(*d));
 	if (d == NULL) {
-		fuse_reply_err(req, ENOMEM);
+		reply_err(req, ENOMEM);
 		return;
 	}
 	fd = openat(inode->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -774,11 +770,11 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		if (fd >= 0)
 			close(fd);
 		free(d);
-		fuse_reply_err(req, note_error(req, inode, err));
+		reply_err(req, note_error(req, inode, err));
 		return;
 	}
 	fi->fh = (uintptr_t)d;
-	if (fuse_reply_open(req, fi) == -ENOENT) {
+	if (reply_open(req, fi) == -ENOENT) {
 		closedir(d->stream);
 		free(d);
 	}
@@ -789,29 +785,41 @@ static bool is_dot_or_dotdot(const char *name)
 	return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
 }
 
-static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
-		       struct fuse_file_info *fi, bool plus)
+/* An interrupted READDIRPLUS: the kernel took none of the references its entries carried. */
+static void forget_entries(struct idmapfs_req *req, const char *buf, size_t len)
+{
+	size_t at = 0;
+
+	while (at + FUSE_NAME_OFFSET_DIRENTPLUS <= len) {
+		const struct fuse_direntplus *dp = (const void *)(buf + at);
+
+		if (dp->entry_out.nodeid != 0)
+			idmapfs_table_forget(fs_of(req), inode_of(req, dp->entry_out.nodeid), 1);
+		at += FUSE_DIRENTPLUS_SIZE(dp);
+	}
+}
+
+void idmapfs_op_readdir(struct idmapfs_req *req, uint64_t ino, size_t size, off_t offset, struct idmapfs_file *fi,
+			bool plus)
 {
 	struct idmapfs_dir *d = (struct idmapfs_dir *)(uintptr_t)fi->fh;
 	struct idmapfs_inode *dir = inode_of(req, ino);
-	char *buf, *p;
-	size_t rem = size;
+	char *buf = req->buf, *p = buf;
+	size_t rem;
 	int err = 0;
 
-	buf = malloc(size);
-	if (buf == NULL) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	p = buf;
+	/* Built in the request's buffer: the kernel takes fewer entries as well as more. */
+	if (size > req->bufsize)
+		size = req->bufsize;
+	rem = size;
 	if (offset != d->offset) {
 		seekdir(d->stream, offset);
 		d->entry = NULL;
 		d->offset = offset;
 	}
 	for (;;) {
-		struct fuse_entry_param e;
-		fuse_ino_t entry_ino = 0;
+		struct idmapfs_entry e;
+		uint64_t entry_ino = 0;
 		const char *name;
 		size_t entsize;
 		off_t next;
@@ -827,17 +835,12 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset
 		next = d->entry->d_off;
 		name = d->entry->d_name;
 		if (!plus) {
-			struct stat st = {
-				.st_ino = d->entry->d_ino,
-				.st_mode = (mode_t)d->entry->d_type << 12,
-			};
-
-			entsize = fuse_add_direntry(req, p, rem, name, &st, next);
+			entsize = add_direntry(p, rem, name, d->entry->d_ino, d->entry->d_type, (uint64_t)next);
 		} else if (is_dot_or_dotdot(name)) {
 			memset(&e, 0, sizeof(e));
 			e.attr.st_ino = d->entry->d_ino;
 			e.attr.st_mode = (mode_t)d->entry->d_type << 12;
-			entsize = fuse_add_direntry_plus(req, p, rem, name, &e, next);
+			entsize = add_direntry_plus(p, rem, name, &e, (uint64_t)next);
 		} else {
 			err = do_lookup(req, dir, name, &e);
 			if (err == ENOENT) {
@@ -850,7 +853,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset
 			if (err != 0)
 				break;
 			entry_ino = e.ino;
-			entsize = fuse_add_direntry_plus(req, p, rem, name, &e, next);
+			entsize = add_direntry_plus(p, rem, name, &e, (uint64_t)next);
 		}
 		if (entsize > rem) {
 			/* Full: this entry goes in the next reply, and its reference with it. */
@@ -865,43 +868,30 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset
 	}
 	/* An error after some entries is reported by the next call, which starts with it. */
 	if (err != 0 && rem == size)
-		fuse_reply_err(req, note_error(req, dir, err));
-	else
-		fuse_reply_buf(req, buf, size - rem);
-	free(buf);
+		reply_err(req, note_error(req, dir, err));
+	else if (reply_buf(req, buf, size - rem) == -ENOENT && plus)
+		forget_entries(req, buf, size - rem);
 }
 
-static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
-{
-	do_readdir(req, ino, size, off, fi, false);
-}
-
-static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-			   struct fuse_file_info *fi)
-{
-	do_readdir(req, ino, size, off, fi, true);
-}
-
-static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+void idmapfs_op_releasedir(struct idmapfs_req *req, uint64_t ino, struct idmapfs_file *fi)
 {
 	struct idmapfs_dir *d = (struct idmapfs_dir *)(uintptr_t)fi->fh;
 
 	closedir(d->stream);
 	free(d);
-	fuse_reply_err(req, 0);
+	reply_err(req, 0);
 }
 
-static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+void idmapfs_op_fsyncdir(struct idmapfs_req *req, uint64_t ino, int datasync, struct idmapfs_file *fi)
 {
 	struct idmapfs_dir *d = (struct idmapfs_dir *)(uintptr_t)fi->fh;
 	int fd = dirfd(d->stream);
 	int res = datasync ? fdatasync(fd) : fsync(fd);
 
-	fuse_reply_err(req, res == 0 ? 0 : errno);
+	reply_err(req, res == 0 ? 0 : errno);
 }
 
-static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+void idmapfs_op_statfs(struct idmapfs_req *req, uint64_t ino)
 {
 	struct idmapfs_inode *inode = inode_of(req, ino);
 	struct statvfs st;
@@ -909,26 +899,26 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	if (refused(req, true))
 		return;
 	if (fstatvfs(inode->fd, &st) != 0)
-		fuse_reply_err(req, note_error(req, inode, errno));
+		reply_err(req, note_error(req, inode, errno));
 	else
-		fuse_reply_statfs(req, &st);
+		reply_statfs(req, &st);
 }
 
-static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
+void idmapfs_op_access(struct idmapfs_req *req, uint64_t ino, int mask)
 {
 	struct idmapfs_inode *inode = inode_of(req, ino);
 
 	if (refused(req, false))
 		return;
 	if ((mask & W_OK) && fs_of(req)->read_only) {
-		fuse_reply_err(req, EROFS);
+		reply_err(req, EROFS);
 		return;
 	}
 	/* AT_EACCESS: check as the fsuid (the bound uid), not as the real uid. */
 	if (syscall(SYS_faccessat2, inode->fd, "", mask, AT_EMPTY_PATH | AT_EACCESS) != 0)
-		fuse_reply_err(req, note_error(req, inode, errno));
+		reply_err(req, note_error(req, inode, errno));
 	else
-		fuse_reply_err(req, 0);
+		reply_err(req, 0);
 }
 
 /* Backing xattrs are reached by name through the magic link: O_PATH fds refuse f*xattr. */
@@ -948,24 +938,24 @@ static bool is_acl_name(const char *name)
  * remember, so a backing without xattrs (NFSv3) costs one request, not one
  * per getxattr the kernel makes (security.capability on every write).
  */
-static bool refused_xattr(fuse_req_t req, struct idmapfs_inode *inode, const char *name,
+static bool refused_xattr(struct idmapfs_req *req, struct idmapfs_inode *inode, const char *name,
 			  bool changes)
 {
 	if (changes ? refused_write(req) : refused(req, false))
 		return true;
 	if (atomic_load(&fs_of(req)->no_xattr)) {
-		fuse_reply_err(req, ENOSYS);
+		reply_err(req, ENOSYS);
 		return true;
 	}
 	if (inode->is_symlink || (name != NULL && is_acl_name(name))) {
-		fuse_reply_err(req, EOPNOTSUPP);
+		reply_err(req, EOPNOTSUPP);
 		return true;
 	}
 	return false;
 }
 
 /* Remember that the backing has no xattrs when it says so for a listing (which names no namespace). */
-static int xattr_error(fuse_req_t req, struct idmapfs_inode *inode, int err, bool listing)
+static int xattr_error(struct idmapfs_req *req, struct idmapfs_inode *inode, int err, bool listing)
 {
 	if (err == EOPNOTSUPP && listing) {
 		atomic_store(&fs_of(req)->no_xattr, true);
@@ -974,7 +964,7 @@ static int xattr_error(fuse_req_t req, struct idmapfs_inode *inode, int err, boo
 	return note_error(req, inode, err);
 }
 
-static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+void idmapfs_op_setxattr(struct idmapfs_req *req, uint64_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
 	struct idmapfs_inode *inode = inode_of(req, ino);
@@ -984,12 +974,12 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 		return;
 	proc_fd_name(path, inode->fd);
 	if (setxattr(path, name, value, size, flags) != 0)
-		fuse_reply_err(req, xattr_error(req, inode, errno, false));
+		reply_err(req, xattr_error(req, inode, errno, false));
 	else
-		fuse_reply_err(req, 0);
+		reply_err(req, 0);
 }
 
-static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+void idmapfs_op_getxattr(struct idmapfs_req *req, uint64_t ino, const char *name, size_t size)
 {
 	struct idmapfs_inode *inode = inode_of(req, ino);
 	char path[IDMAPFS_PROC_FD_MAX];
@@ -1000,16 +990,16 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		return;
 	proc_fd_name(path, inode->fd);
 	if (size != 0 && (value = malloc(size)) == NULL) {
-		fuse_reply_err(req, ENOMEM);
+		reply_err(req, ENOMEM);
 		return;
 	}
 	len = getxattr(path, name, value, size);
 	if (len < 0)
-		fuse_reply_err(req, xattr_error(req, inode, errno, false));
+		reply_err(req, xattr_error(req, inode, errno, false));
 	else if (size == 0)
-		fuse_reply_xattr(req, (size_t)len);
+		reply_xattr(req, (size_t)len);
 	else
-		fuse_reply_buf(req, value, (size_t)len);
+		reply_buf(req, value, (size_t)len);
 	free(value);
 }
 
@@ -1030,7 +1020,7 @@ static size_t filter_acl_names(char *list, size_t len)
 	return out;
 }
 
-static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+void idmapfs_op_listxattr(struct idmapfs_req *req, uint64_t ino, size_t size)
 {
 	struct idmapfs_inode *inode = inode_of(req, ino);
 	char path[IDMAPFS_PROC_FD_MAX];
@@ -1043,32 +1033,32 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	/* The full list is needed to filter it, whatever size the kernel asked for. */
 	len = listxattr(path, NULL, 0);
 	if (len < 0) {
-		fuse_reply_err(req, xattr_error(req, inode, errno, true));
+		reply_err(req, xattr_error(req, inode, errno, true));
 		return;
 	}
 	list = malloc((size_t)len + 1);
 	if (list == NULL) {
-		fuse_reply_err(req, ENOMEM);
+		reply_err(req, ENOMEM);
 		return;
 	}
 	len = listxattr(path, list, (size_t)len);
 	if (len < 0) {
 		/* ERANGE: it grew meanwhile; the kernel's caller retries as with any listxattr. */
-		fuse_reply_err(req, xattr_error(req, inode, errno, true));
+		reply_err(req, xattr_error(req, inode, errno, true));
 	} else {
 		size_t kept = filter_acl_names(list, (size_t)len);
 
 		if (size == 0)
-			fuse_reply_xattr(req, kept);
+			reply_xattr(req, kept);
 		else if (kept > size)
-			fuse_reply_err(req, ERANGE);
+			reply_err(req, ERANGE);
 		else
-			fuse_reply_buf(req, list, kept);
+			reply_buf(req, list, kept);
 	}
 	free(list);
 }
 
-static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+void idmapfs_op_removexattr(struct idmapfs_req *req, uint64_t ino, const char *name)
 {
 	struct idmapfs_inode *inode = inode_of(req, ino);
 	char path[IDMAPFS_PROC_FD_MAX];
@@ -1077,9 +1067,9 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		return;
 	proc_fd_name(path, inode->fd);
 	if (removexattr(path, name) != 0)
-		fuse_reply_err(req, xattr_error(req, inode, errno, false));
+		reply_err(req, xattr_error(req, inode, errno, false));
 	else
-		fuse_reply_err(req, 0);
+		reply_err(req, 0);
 }
 
 /*
@@ -1093,7 +1083,7 @@ struct lock_wait {
 	atomic_bool interrupted;
 };
 
-static void on_lock_interrupt(fuse_req_t req, void *data)
+static void on_lock_interrupt(struct idmapfs_req *req, void *data)
 {
 	struct lock_wait *wait = data;
 
@@ -1102,7 +1092,7 @@ static void on_lock_interrupt(fuse_req_t req, void *data)
 }
 
 /* Run fn(fd, arg) as a lock wait; returns 0 or an errno. */
-static int wait_for_lock(fuse_req_t req, int (*fn)(int, void *), int fd, void *arg)
+static int wait_for_lock(struct idmapfs_req *req, int (*fn)(int, void *), int fd, void *arg)
 {
 	struct idmapfs *fs = fs_of(req);
 	struct lock_wait wait = {.thread = pthread_self()};
@@ -1112,13 +1102,13 @@ static int wait_for_lock(fuse_req_t req, int (*fn)(int, void *), int fd, void *a
 		atomic_fetch_sub(&fs->lock_waiters, 1);
 		return ENOLCK;
 	}
-	fuse_req_interrupt_func(req, on_lock_interrupt, &wait);
+	req_on_interrupt(req, on_lock_interrupt, &wait);
 	if (atomic_load(&wait.interrupted))
 		err = EINTR;
 	else
 		err = fn(fd, arg) == 0 ? 0 : errno;
 	/* After this returns the callback is neither running nor will run: wait can go. */
-	fuse_req_interrupt_func(req, NULL, NULL);
+	req_on_interrupt(req, NULL, NULL);
 	atomic_fetch_sub(&fs->lock_waiters, 1);
 	return err;
 }
@@ -1137,7 +1127,7 @@ static int do_ofd_setlkw(int fd, void *arg)
  * flock: the backing fd is this open file description's own, so flock on it
  * has flock's semantics, and reaches the server as the backing's flock does.
  */
-static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
+void idmapfs_op_flock(struct idmapfs_req *req, uint64_t ino, struct idmapfs_file *fi, int op)
 {
 	int fd = (int)fi->fh;
 	int err;
@@ -1146,7 +1136,7 @@ static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, 
 		err = flock(fd, op) == 0 ? 0 : errno;
 	else
 		err = wait_for_lock(req, do_flock, fd, &op);
-	fuse_reply_err(req, err);
+	reply_err(req, err);
 }
 
 /*
@@ -1156,17 +1146,17 @@ static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, 
  * mount of the same backing directory they conflict too. The one POSIX
  * difference: processes sharing one open file (after fork) share its locks.
  */
-static void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock)
+void idmapfs_op_getlk(struct idmapfs_req *req, uint64_t ino, struct idmapfs_file *fi, struct flock *lock)
 {
 	lock->l_pid = 0;
 	if (fcntl((int)fi->fh, F_OFD_GETLK, lock) != 0)
-		fuse_reply_err(req, errno);
+		reply_err(req, errno);
 	else
-		fuse_reply_lock(req, lock);
+		reply_lock(req, lock);
 }
 
-static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock,
-		     int sleep)
+void idmapfs_op_setlk(struct idmapfs_req *req, uint64_t ino, struct idmapfs_file *fi, struct flock *lock,
+		      bool sleep)
 {
 	int fd = (int)fi->fh;
 	int err;
@@ -1176,111 +1166,34 @@ static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, 
 		err = fcntl(fd, F_OFD_SETLK, lock) == 0 ? 0 : errno;
 	else
 		err = wait_for_lock(req, do_ofd_setlkw, fd, lock);
-	fuse_reply_err(req, err);
+	reply_err(req, err);
 }
 
-static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
-			 struct fuse_file_info *fi)
+void idmapfs_op_fallocate(struct idmapfs_req *req, uint64_t ino, int mode, off_t offset, off_t length,
+			 struct idmapfs_file *fi)
 {
-	fuse_reply_err(req, fallocate((int)fi->fh, mode, offset, length) == 0 ? 0 : errno);
+	reply_err(req, fallocate((int)fi->fh, mode, offset, length) == 0 ? 0 : errno);
 }
 
-static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
-			       struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
-			       struct fuse_file_info *fi_out, size_t len, int flags)
+void idmapfs_op_copy_file_range(struct idmapfs_req *req, uint64_t ino_in, off_t off_in,
+			       struct idmapfs_file *fi_in, uint64_t ino_out, off_t off_out,
+			       struct idmapfs_file *fi_out, size_t len, int flags)
 {
 	ssize_t res = copy_file_range((int)fi_in->fh, &off_in, (int)fi_out->fh, &off_out, len,
 				      (unsigned)flags);
 	if (res < 0)
-		fuse_reply_err(req, errno);
+		reply_err(req, errno);
 	else
-		fuse_reply_write(req, (size_t)res);
+		reply_write(req, (size_t)res);
 }
 
-static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
-		     struct fuse_file_info *fi)
+void idmapfs_op_lseek(struct idmapfs_req *req, uint64_t ino, off_t off, int whence,
+		     struct idmapfs_file *fi)
 {
 	off_t res = lseek((int)fi->fh, off, whence);
 
 	if (res < 0)
-		fuse_reply_err(req, errno);
+		reply_err(req, errno);
 	else
-		fuse_reply_lseek(req, res);
+		reply_lseek(req, res);
 }
-
-static void op_init(void *userdata, struct fuse_conn_info *conn)
-{
-	struct idmapfs *fs = userdata;
-
-	fs->initialized = true;
-	/*
-	 * Replies to reads go file -> pipe -> /dev/fuse (splice write): the
-	 * data never passes through our memory. Requests are read() whole
-	 * rather than spliced in: splicing them costs two more syscalls per
-	 * request, which the many small metadata requests pay for. No
-	 * SPLICE_MOVE (page stealing): backing page-cache pages cannot be
-	 * stolen, so it would only add work.
-	 */
-	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
-		conn->want |= FUSE_CAP_SPLICE_WRITE;
-	conn->want &= ~(unsigned)(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_MOVE);
-	/* A symlink's target never changes (rename replaces the inode): cache it. */
-	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
-		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
-	/*
-	 * No writeback cache: with it the kernel reads a write-only file to
-	 * fill partial pages, manages mtime and size itself, and reports
-	 * write errors (EDQUOT, ENOSPC from the server) late, after close.
-	 */
-	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
-	/*
-	 * Writes of at most 256 KiB: a worker's request buffer is resident up
-	 * to the largest write it has received, and with 1 MiB writes sixteen
-	 * workers would hold 16 MiB; four requests per MiB cost little.
-	 */
-	conn->max_write = IDMAPFS_MAX_WRITE;
-	/* Let readahead and async direct I/O keep several requests in flight. */
-	conn->max_background = 64;
-	conn->congestion_threshold = 48;
-}
-
-const struct fuse_lowlevel_ops idmapfs_ops = {
-	.init = op_init,
-	.lookup = op_lookup,
-	.forget = op_forget,
-	.forget_multi = op_forget_multi,
-	.getattr = op_getattr,
-	.setattr = op_setattr,
-	.readlink = op_readlink,
-	.mknod = op_mknod,
-	.mkdir = op_mkdir,
-	.symlink = op_symlink,
-	.link = op_link,
-	.unlink = op_unlink,
-	.rmdir = op_rmdir,
-	.rename = op_rename,
-	.open = op_open,
-	.create = op_create,
-	.read = op_read,
-	.write_buf = op_write_buf,
-	.flush = op_flush,
-	.release = op_release,
-	.fsync = op_fsync,
-	.opendir = op_opendir,
-	.readdir = op_readdir,
-	.readdirplus = op_readdirplus,
-	.releasedir = op_releasedir,
-	.fsyncdir = op_fsyncdir,
-	.statfs = op_statfs,
-	.access = op_access,
-	.setxattr = op_setxattr,
-	.getxattr = op_getxattr,
-	.listxattr = op_listxattr,
-	.removexattr = op_removexattr,
-	.flock = op_flock,
-	.getlk = op_getlk,
-	.setlk = op_setlk,
-	.fallocate = op_fallocate,
-	.copy_file_range = op_copy_file_range,
-	.lseek = op_lseek,
-};

@@ -8,8 +8,6 @@ IDMAPFS_OBJS = $(patsubst mounter/%.c,$(BUILD)/mounter/%.o,$(wildcard mounter/id
 # starts without the dynamic loader. Sanitizer builds link dynamically.
 MOUNT_STATIC ?= $(if $(findstring sanitize,$(CFLAGS)),,-static-pie)
 
-$(BUILD)/mounter/idmapfs%.o: MOUNTER_CFLAGS += $(shell $(PKG_CONFIG) --cflags fuse3)
-
 $(BUILD)/mounter/%.o: mounter/%.c $(wildcard mounter/*.h) include/nfsv3driver.h
 	@mkdir -p $(@D)
 	$(CC) $(MOUNTER_CFLAGS) -c -o $@ $<
@@ -20,7 +18,7 @@ $(HELPER_DIR)/nfsv3driver-mount: $(MOUNT_OBJS) $(MOUNTER_COMMON)
 
 $(HELPER_DIR)/nfsv3driver-idmapfs: $(IDMAPFS_OBJS) $(MOUNTER_COMMON)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) -pthread -o $@ $^ $(shell $(PKG_CONFIG) --libs libcap-ng fuse3)
+	$(CC) $(CFLAGS) $(LDFLAGS) -pthread -o $@ $^ $(shell $(PKG_CONFIG) --libs libcap-ng)
 
 MOUNTER_BINS = $(if $(MOUNT_OBJS),$(HELPER_DIR)/nfsv3driver-mount) $(if $(IDMAPFS_OBJS),$(HELPER_DIR)/nfsv3driver-idmapfs)
 ALL_TARGETS += $(MOUNTER_BINS)

@@ -13,7 +13,7 @@
 # otherwise: callers that can do without (test stages) skip on that.
 set -eu
 build="gcc make pkg-config libc6-dev libuv1-dev libhttp-parser-dev libjansson-dev libssl-dev
-       libmount-dev libcap-ng-dev libfuse3-dev fuse3 libldap-dev"
+       libmount-dev libcap-ng-dev libldap-dev"
 docker="docker.io containerd runc iptables tini busybox-static"
 vm="qemu-system-x86 seabios cpio kmod dpkg apt coreutils gzip util-linux gcc"
 bench="fio bindfs python3"

@@ -29,8 +29,10 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/sysmacros.h>
 #include <sys/statvfs.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -104,9 +106,9 @@ static pid_t spawn(uid_t id, const char *const *args, int out_fd, int err_fd)
  * Start idmapfs on MOUNT_ROOT/name over backing and wait for its "ready"
  * line. Its stderr stays ours, so whatever it says shows in the test log.
  */
-static struct instance start_on(const char *name, const char *backing, const char *mode)
+static struct instance start_with(const char *name, const char *backing, const char *mode, const char *option)
 {
-	const char *args[] = {root, backing, name, "1234", "1234", "2000", "2000", mode, NULL};
+	const char *args[] = {root, backing, name, "1234", "1234", "2000", "2000", mode, option, NULL};
 	struct instance inst;
 	struct pollfd pfd;
 	char buf[64];
@@ -145,9 +147,20 @@ static struct instance start_on(const char *name, const char *backing, const cha
 	return inst;
 }
 
+static struct instance start_on(const char *name, const char *backing, const char *mode)
+{
+	return start_with(name, backing, mode, NULL);
+}
+
 static struct instance start(void)
 {
 	return start_on("vol", back, NFSV3_ARG_RW);
+}
+
+/* On the normal path, as on kernels without FUSE passthrough (before 6.9: the cells' 5.15 and 6.8). */
+static struct instance start_without_passthrough(void)
+{
+	return start_with("vol", back, NFSV3_ARG_RW, "passthrough=off");
 }
 
 /* Wait up to timeout_ms for pid to exit; its exit code, or -1 if still running. */
@@ -649,6 +662,10 @@ START_TEST(test_bad_arguments_refused)
 		"2000", "rw");
 	REFUSED(NFSV3_EXIT_REFUSED, "gid \"12a\"", root, back, "v", "1234", "12a", "2000", "2000", "rw");
 	REFUSED(NFSV3_EXIT_REFUSED, "mode", root, back, "v", "1234", "1234", "2000", "2000", "rwx");
+	REFUSED(NFSV3_EXIT_REFUSED, "expected passthrough=auto or passthrough=off", root, back, "v", "1234",
+		"1234", "2000", "2000", "rw", "passthrough=on");
+	REFUSED(NFSV3_EXIT_USAGE, "usage", root, back, "v", "1234", "1234", "2000", "2000", "rw",
+		"passthrough=off", "extra");
 	REFUSED(NFSV3_EXIT_REFUSED, "not a directory", root, file, "v", "1234", "1234", "2000",
 		"2000", "rw");
 	REFUSED(NFSV3_EXIT_REFUSED, "not an absolute path", root, "back", "v", "1234", "1234",
@@ -862,8 +879,8 @@ START_TEST(test_write_only_open_coherent_with_reader)
 END_TEST
 
 /*
- * What a write-only open writes goes straight to the backing, not through
- * the kernel's page cache: a reader's mapping of the file, opened before
+ * On the normal path, what a write-only open writes goes straight to the
+ * backing, not through the kernel's page cache: a reader's mapping of the file, opened before
  * the write, has none of the written pages resident. (Cached write-through
  * would leave all of them there.)
  */
@@ -899,7 +916,8 @@ static int client_write_only_uncached(void)
 
 START_TEST(test_write_only_open_bypasses_page_cache)
 {
-	struct instance inst = start();
+	/* With passthrough the reader maps the backing's own pages, coherent by themselves. */
+	struct instance inst = start_without_passthrough();
 
 	AS(APP, client_write_only_uncached);
 	stop(&inst);
@@ -1029,6 +1047,501 @@ START_TEST(test_no_flush_on_local_backing)
 	/* The trace saw this connection's requests: an empty trace proves nothing. */
 	ck_assert_int_ge(opens, 2);
 	ck_assert_msg(flushes == 0, "%d FUSE_FLUSH requests", flushes);
+	stop(&inst);
+}
+END_TEST
+
+/* ---- passthrough ------------------------------------------------------------------- */
+
+/* Whether this kernel has FUSE passthrough (Linux 6.9). */
+static bool kernel_has_passthrough(void)
+{
+	struct utsname u;
+	unsigned major = 0, minor = 0;
+
+	ck_assert_int_eq(uname(&u), 0);
+	sscanf(u.release, "%u.%u", &major, &minor);
+	return major > 6 || (major == 6 && minor >= 9);
+}
+
+/*
+ * Trace this test's connection (the mount at mnt) in an instance of our
+ * own: true with the instance's directory in dir, false (with a note on
+ * stderr, nothing left behind) where the kernel cannot.
+ */
+static bool trace_begin(const char *test, char *dir, size_t size)
+{
+	char filter[64];
+	struct stat st;
+
+	ck_assert_int_eq(stat(mnt, &st), 0);
+	snprintf(dir, size, "/sys/kernel/tracing/instances/nfsv3-idmapfs-%d", (int)getpid());
+	if (mkdir(dir, 0700) != 0) {
+		fprintf(stderr, "%s: not checked: no trace instance %s: %s\n", test, dir, strerror(errno));
+		return false;
+	}
+	snprintf(filter, sizeof(filter), "connection == %u", (major(st.st_dev) << 20) | minor(st.st_dev));
+	if (!trace_write(dir, "events/fuse/fuse_request_send/filter", filter) ||
+	    !trace_write(dir, "events/fuse/fuse_request_send/enable", "1")) {
+		rmdir(dir);
+		fprintf(stderr, "%s: not checked: no fuse_request_send tracepoint\n", test);
+		return false;
+	}
+	return true;
+}
+
+static void trace_stop(const char *dir)
+{
+	trace_write(dir, "events/fuse/fuse_request_send/enable", "0");
+}
+
+static void trace_end(const char *dir)
+{
+	ck_assert_msg(rmdir(dir) == 0, "rmdir %s: %s", dir, strerror(errno));
+}
+
+#define PT_SIZE (1024 * 1024)
+
+/* A file only the bound uid may read or write, of PT_SIZE bytes of 'b'. */
+static void make_bound_only_file(const char *name)
+{
+	static char data[PT_SIZE];
+	int fd = open(in(back, name), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	memset(data, 'b', sizeof(data));
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, data, sizeof(data)), (ssize_t)sizeof(data));
+	ck_assert_int_eq(fchown(fd, BOUND, BOUND), 0);
+	close(fd);
+}
+
+/* Read it whole, overwrite its first 64 KiB, read that back through a mapping, append through a write-only open. */
+static int client_file_io(void)
+{
+	static char buf[PT_SIZE];
+	int fd = open(in(mnt, "pt"), O_RDWR);
+	char *map;
+
+	EXPECT(fd >= 0);
+	EXPECT(read(fd, buf, sizeof(buf)) == (ssize_t)sizeof(buf));
+	EXPECT(buf[0] == 'b' && buf[sizeof(buf) - 1] == 'b');
+	memset(buf, 'a', 65536);
+	EXPECT(pwrite(fd, buf, 65536, 0) == 65536);
+	map = mmap(NULL, PT_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+	EXPECT(map != MAP_FAILED);
+	EXPECT(map[0] == 'a' && map[65535] == 'a' && map[65536] == 'b');
+	EXPECT(munmap(map, PT_SIZE) == 0);
+	EXPECT(close(fd) == 0);
+	fd = open(in(mnt, "pt"), O_WRONLY | O_APPEND);
+	EXPECT(fd >= 0);
+	EXPECT(write(fd, "end", 3) == 3);
+	EXPECT(close(fd) == 0);
+	return 0;
+}
+
+/* The backing holds what client_file_io wrote. */
+static void expect_file_io_done(void)
+{
+	char head[4] = {0}, tail[4] = {0};
+	struct stat st;
+	int fd = open(in(back, "pt"), O_RDONLY | O_CLOEXEC);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	ck_assert_int_eq(st.st_size, PT_SIZE + 3);
+	ck_assert_int_eq(pread(fd, head, 3, 0), 3);
+	ck_assert_int_eq(pread(fd, tail, 3, PT_SIZE), 3);
+	ck_assert_str_eq(head, "aaa");
+	ck_assert_str_eq(tail, "end");
+	close(fd);
+}
+
+/* The pid of inst's passthrough sentry (a child named idmapfs-pt), 0 if it has none. */
+static pid_t passthrough_sentry_of(pid_t server)
+{
+	struct dirent *entry;
+	DIR *proc = opendir("/proc");
+	pid_t found = 0;
+
+	ck_assert_ptr_nonnull(proc);
+	while ((entry = readdir(proc)) != NULL && found == 0) {
+		char path[300], line[256], name[64] = "";
+		int ppid = -1;
+		FILE *file;
+
+		if (entry->d_name[0] < '1' || entry->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/status", entry->d_name);
+		file = fopen(path, "re");
+		if (file == NULL)
+			continue;
+		while (fgets(line, sizeof(line), file) != NULL) {
+			sscanf(line, "Name: %63s", name);
+			sscanf(line, "PPid: %d", &ppid);
+		}
+		fclose(file);
+		if (ppid == server && strcmp(name, "idmapfs-pt") == 0)
+			found = atoi(entry->d_name);
+	}
+	closedir(proc);
+	return found;
+}
+
+/*
+ * With passthrough (the default, where the kernel has it) a regular file's
+ * reads, writes and mapping never reach the server: the trace shows its
+ * opens and no READ or WRITE. The file is the bound uid's alone (0600).
+ */
+START_TEST(test_passthrough_io_skips_the_server)
+{
+	struct instance inst;
+	char dir[128];
+	int code, opens, reads, writes;
+
+	make_bound_only_file("pt");
+	inst = start();
+	if (!kernel_has_passthrough()) {
+		fprintf(stderr, "test_passthrough_io_skips_the_server: not checked: no FUSE passthrough before Linux 6.9\n");
+		ck_assert_int_eq(passthrough_sentry_of(inst.pid), 0);
+		stop(&inst);
+		return;
+	}
+	if (!trace_begin("test_passthrough_io_skips_the_server", dir, sizeof(dir))) {
+		stop(&inst);
+		return;
+	}
+	code = as_uid(APP, client_file_io);
+	trace_stop(dir);
+	opens = trace_count(dir, "FUSE_OPEN");
+	reads = trace_count(dir, "FUSE_READ");
+	writes = trace_count(dir, "FUSE_WRITE");
+	trace_end(dir);
+	ck_assert_msg(code == 0, "client_file_io as uid %d failed", APP);
+	ck_assert_int_ge(opens, 2);
+	ck_assert_msg(reads == 0 && writes == 0, "%d FUSE_READ and %d FUSE_WRITE requests with passthrough", reads,
+		      writes);
+	expect_file_io_done();
+	stop(&inst);
+}
+END_TEST
+
+/* passthrough=off: the same I/O, all of it served by idmapfs, and no sentry for it. */
+START_TEST(test_passthrough_off_serves_io)
+{
+	struct instance inst;
+	char dir[128];
+	int code, reads, writes;
+
+	make_bound_only_file("pt");
+	inst = start_without_passthrough();
+	ck_assert_int_eq(passthrough_sentry_of(inst.pid), 0);
+	if (!trace_begin("test_passthrough_off_serves_io", dir, sizeof(dir))) {
+		AS(APP, client_file_io);
+		expect_file_io_done();
+		stop(&inst);
+		return;
+	}
+	code = as_uid(APP, client_file_io);
+	trace_stop(dir);
+	reads = trace_count(dir, "FUSE_READ");
+	writes = trace_count(dir, "FUSE_WRITE");
+	trace_end(dir);
+	ck_assert_msg(code == 0, "client_file_io as uid %d failed", APP);
+	ck_assert_msg(reads >= 1 && writes >= 2, "%d FUSE_READ and %d FUSE_WRITE requests without passthrough",
+		      reads, writes);
+	expect_file_io_done();
+	stop(&inst);
+}
+END_TEST
+
+/*
+ * The passthrough sentry holds CAP_SYS_ADMIN alone (the backing-open ioctl
+ * needs it) and has the bound fsuid/fsgid and no groups (the kernel does
+ * the backing I/O with its credentials); it ends with the server.
+ */
+START_TEST(test_passthrough_sentry_privilege)
+{
+	struct instance inst = start();
+	unsigned fs_uid = 0, fs_gid = 0;
+	char value[256];
+	pid_t sentry;
+
+	sentry = passthrough_sentry_of(inst.pid);
+	if (!kernel_has_passthrough()) {
+		ck_assert_int_eq(sentry, 0);
+		stop(&inst);
+		return;
+	}
+	ck_assert_msg(sentry > 0, "no passthrough sentry under idmapfs %d", (int)inst.pid);
+	status_field(sentry, "CapEff", value, sizeof(value));
+	ck_assert_str_eq(value, "0000000000200000");
+	status_field(sentry, "CapPrm", value, sizeof(value));
+	ck_assert_str_eq(value, "0000000000200000");
+	status_field(sentry, "CapInh", value, sizeof(value));
+	ck_assert_str_eq(value, "0000000000000000");
+	status_field(sentry, "NoNewPrivs", value, sizeof(value));
+	ck_assert_str_eq(value, "1");
+	status_field(sentry, "Uid", value, sizeof(value));
+	ck_assert_int_eq(sscanf(value, "%*u %*u %*u %u", &fs_uid), 1);
+	ck_assert_uint_eq(fs_uid, BOUND);
+	status_field(sentry, "Gid", value, sizeof(value));
+	ck_assert_int_eq(sscanf(value, "%*u %*u %*u %u", &fs_gid), 1);
+	ck_assert_uint_eq(fs_gid, BOUND);
+	status_field(sentry, "Groups", value, sizeof(value));
+	ck_assert_str_eq(value, "");
+	stop(&inst);
+	ck_assert_int_eq(kill(sentry, 0), -1);
+}
+END_TEST
+
+/* ---- stress ------------------------------------------------------------------------ */
+
+/* The number of fds pid has open (the server holds one per inode the kernel knows). */
+static int open_fds(pid_t pid)
+{
+	char path[64];
+	struct dirent *entry;
+	DIR *dir;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	ck_assert_ptr_nonnull(dir);
+	while ((entry = readdir(dir)) != NULL)
+		n += entry->d_name[0] != '.';
+	closedir(dir);
+	return n;
+}
+
+/* One of four stress workers: its own directory of lookups, creates, links, renames, listings and unlinks. */
+static int client_stress(int worker)
+{
+	char dir[sizeof(mnt) + 16], a[sizeof(mnt) + 48], b[sizeof(mnt) + 48];
+	struct dirent *entry;
+	struct stat st;
+	DIR *listing;
+
+	snprintf(dir, sizeof(dir), "%s/w%d", mnt, worker);
+	EXPECT(mkdir(dir, 0755) == 0);
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 200; i++) {
+			snprintf(a, sizeof(a), "%s/f%d", dir, i);
+			int fd = open(a, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+			EXPECT(fd >= 0 && close(fd) == 0);
+			EXPECT(stat(a, &st) == 0);
+			if (i % 4 == 0) {
+				snprintf(b, sizeof(b), "%s/l%d", dir, i);
+				EXPECT(link(a, b) == 0);
+			}
+			if (i % 4 == 1) {
+				snprintf(b, sizeof(b), "%s/r%d", dir, i);
+				EXPECT(rename(a, b) == 0);
+			}
+		}
+		/* A listing with attributes (READDIRPLUS) hands the kernel a reference per entry. */
+		listing = opendir(dir);
+		EXPECT(listing != NULL);
+		while ((entry = readdir(listing)) != NULL) {
+			snprintf(a, sizeof(a), "%s/%s", dir, entry->d_name);
+			EXPECT(lstat(a, &st) == 0);
+		}
+		EXPECT(closedir(listing) == 0);
+		for (int i = 0; i < 200; i++) {
+			snprintf(a, sizeof(a), "%s/%c%d", dir, i % 4 == 1 ? 'r' : 'f', i);
+			snprintf(b, sizeof(b), "%s/l%d", dir, i);
+			/* Half go; the other half stay on the backing, known to the kernel until it forgets them. */
+			if (i % 2 == 0 || round < 2)
+				EXPECT(unlink(a) == 0);
+			if (i % 4 == 0 && round < 2)
+				EXPECT(unlink(b) == 0);
+			EXPECT(stat(a, &st) == (i % 2 == 0 || round < 2 ? -1 : 0));
+		}
+	}
+	return 0;
+}
+
+static int client_stress_0(void) { return client_stress(0); }
+static int client_stress_1(void) { return client_stress(1); }
+static int client_stress_2(void) { return client_stress(2); }
+static int client_stress_3(void) { return client_stress(3); }
+
+/*
+ * Lookup references under stress: four clients at once, then the kernel
+ * drops its caches and forgets every inode; the server must then hold no
+ * more fds than when it started (one per inode it still keeps).
+ */
+START_TEST(test_forgets_leave_no_inode_behind)
+{
+	struct instance inst = start();
+	int (*const workers[])(void) = {client_stress_0, client_stress_1, client_stress_2, client_stress_3};
+	pid_t pids[4];
+	int baseline, now = 0, status;
+	struct stat st;
+
+	ck_assert_int_eq(stat(mnt, &st), 0);
+	baseline = open_fds(inst.pid);
+	for (int i = 0; i < 4; i++)
+		pids[i] = spawn_as(APP, workers[i]);
+	for (int i = 0; i < 4; i++) {
+		ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
+		ck_assert_msg(status_code(status) == 0, "stress worker %d failed", i);
+	}
+	ck_assert_int_gt(open_fds(inst.pid), baseline + 100);
+	for (int waited = 0; waited < 5000; waited += 100) {
+		int fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
+
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(write(fd, "2", 1), 1);
+		close(fd);
+		usleep(100000);
+		now = open_fds(inst.pid);
+		if (now <= baseline)
+			break;
+	}
+	ck_assert_msg(now == baseline, "%d fds after every inode was forgotten, %d at start", now, baseline);
+	/* And it still serves. */
+	ck_assert_int_eq(stat(in(mnt, "w3/f3"), &st), 0);
+	stop(&inst);
+}
+END_TEST
+
+/* Whether pid runs (a zombie has exited: the orphan waits for init to reap it). */
+static bool process_alive(pid_t pid)
+{
+	char path[64], line[256], state = 0;
+	FILE *file;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	file = fopen(path, "re");
+	if (file == NULL)
+		return false;
+	if (fgets(line, sizeof(line), file) != NULL && strrchr(line, ')') != NULL)
+		state = strrchr(line, ')')[2];
+	fclose(file);
+	return state != 0 && state != 'Z' && state != 'X';
+}
+
+/* Keep reading the file at its mount path until something fails; exit 0 if that is ENOTCONN or EIO. */
+static int client_read_until_gone(void)
+{
+	static char buf[65536];
+	struct stat st;
+	int fd = open(in(mnt, "busy"), O_RDONLY);
+
+	EXPECT(fd >= 0);
+	for (;;) {
+		if (pread(fd, buf, sizeof(buf), 0) < 0 || fstat(fd, &st) != 0 || stat(in(mnt, "busy"), &st) != 0)
+			return errno == ENOTCONN || errno == EIO || errno == ECONNABORTED ? 0 : 2;
+	}
+}
+
+/* Wait for a lock that is never released; exit 0 when the wait fails as the connection goes. */
+static int client_lock_until_gone(void)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	int fd = open(in(mnt, "busy"), O_RDWR);
+
+	EXPECT(fd >= 0);
+	EXPECT(fcntl(fd, F_SETLKW, &fl) == -1);
+	return errno == ENOTCONN || errno == EIO || errno == ECONNABORTED ? 0 : 2;
+}
+
+/*
+ * SIGKILL of the server alone while apps are busy in the mount, one reading
+ * a file (through passthrough where the kernel has it) and one waiting for
+ * a lock: neither hangs, both see the connection gone, the sentries let go
+ * (the passthrough sentry's /dev/fuse fd would keep the session alive) and
+ * the mount goes.
+ */
+START_TEST(test_killed_server_leaves_no_hung_mount)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	struct instance inst;
+	pid_t reader, locker, pt;
+	int holder, code;
+
+	make_bound_only_file("busy");
+	ck_assert_int_eq(chmod(in(back, "busy"), 0666), 0);
+	inst = start();
+	pt = passthrough_sentry_of(inst.pid);
+	/* Held on the backing: the waiter's OFD lock there conflicts with it. */
+	holder = open(in(back, "busy"), O_RDWR | O_CLOEXEC);
+	ck_assert_int_ge(holder, 0);
+	ck_assert_int_eq(fcntl(holder, F_OFD_SETLK, &fl), 0);
+	reader = spawn_as(APP, client_read_until_gone);
+	locker = spawn_as(APP, client_lock_until_gone);
+	usleep(300000);
+	ck_assert_int_eq(kill(inst.pid, SIGKILL), 0);
+	ck_assert_int_eq(wait_exit(inst.pid, 5000), 128 + SIGKILL);
+	code = wait_exit(reader, 5000);
+	if (code < 0)
+		kill(reader, SIGKILL);
+	ck_assert_msg(code == 0, "the reader %s", code < 0 ? "hangs" : "failed otherwise");
+	code = wait_exit(locker, 5000);
+	if (code < 0)
+		kill(locker, SIGKILL);
+	ck_assert_msg(code == 0, "the lock waiter %s", code < 0 ? "hangs" : "failed otherwise");
+	close(holder);
+	for (int waited = 0; waited < 2000 && mounts_under(inst.mountpoint) != 0; waited += 10)
+		usleep(10000);
+	ck_assert_int_eq(mounts_under(inst.mountpoint), 0);
+	if (pt > 0)
+		ck_assert_msg(!process_alive(pt), "the passthrough sentry %d outlived its server", (int)pt);
+}
+END_TEST
+
+static void on_tick(int sig)
+{
+}
+
+/*
+ * 1000 lock waits, each ended by a periodic timer started just before it at
+ * a different phase, so that the kernel's one FUSE_INTERRUPT per request
+ * reaches the server before, while and after the wait starts. Every wait
+ * must end in EINTR: an interrupt lost before the wait listens would hang
+ * it for good.
+ */
+static int client_interrupt_race(void)
+{
+	struct sigaction sa = {.sa_handler = on_tick};
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	int fd = open(in(mnt, "busy"), O_RDWR);
+
+	EXPECT(fd >= 0);
+	sigemptyset(&sa.sa_mask);
+	EXPECT(sigaction(SIGALRM, &sa, NULL) == 0);
+	for (int i = 0; i < 1000; i++) {
+		struct itimerval t = {.it_interval = {0, 2000}, .it_value = {0, 1 + (i % 200) * 5}};
+		struct itimerval off = {0};
+
+		EXPECT(setitimer(ITIMER_REAL, &t, NULL) == 0);
+		EXPECT(fcntl(fd, F_SETLKW, &fl) == -1 && errno == EINTR);
+		EXPECT(setitimer(ITIMER_REAL, &off, NULL) == 0);
+	}
+	EXPECT(close(fd) == 0);
+	return 0;
+}
+
+START_TEST(test_interrupts_at_every_moment)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	struct instance inst;
+	pid_t client;
+	int holder, code;
+
+	make_bound_only_file("busy");
+	ck_assert_int_eq(chmod(in(back, "busy"), 0666), 0);
+	holder = open(in(back, "busy"), O_RDWR | O_CLOEXEC);
+	ck_assert_int_ge(holder, 0);
+	ck_assert_int_eq(fcntl(holder, F_OFD_SETLK, &fl), 0);
+	inst = start();
+	client = spawn_as(APP, client_interrupt_race);
+	code = wait_exit(client, 30000);
+	if (code < 0)
+		kill(client, SIGKILL);
+	ck_assert_msg(code == 0, "interrupted lock waits %s", code < 0 ? "hang" : "failed");
+	close(holder);
 	stop(&inst);
 }
 END_TEST
@@ -1580,6 +2093,12 @@ static Suite *idmapfs_suite(void)
 		{"operations", test_write_only_open_bypasses_page_cache},
 		{"operations", test_readahead_raised},
 		{"operations", test_no_flush_on_local_backing},
+		{"passthrough", test_passthrough_io_skips_the_server},
+		{"passthrough", test_passthrough_off_serves_io},
+		{"passthrough", test_passthrough_sentry_privilege},
+		{"stress", test_forgets_leave_no_inode_behind},
+		{"stress", test_killed_server_leaves_no_hung_mount},
+		{"stress", test_interrupts_at_every_moment},
 		{"operations", test_rename_flags},
 		{"operations", test_hard_links},
 		{"operations", test_fifo},

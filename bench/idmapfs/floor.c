@@ -9,18 +9,20 @@
  *   sudo floor DIR [N]      DIR: a local directory to compare with and to
  *                           mount the null server under; N lookups (100000)
  *
- * The null server runs twice: blocking in read() like libfuse's loops, and
- * spinning on a non-blocking /dev/fuse, which no request ever waits for.
+ * The null server speaks the protocol on /dev/fuse itself, as idmapfs does,
+ * and runs twice: blocking in read() like idmapfs's workers, and spinning
+ * on a non-blocking /dev/fuse, which no request ever waits for.
  */
-#define FUSE_USE_VERSION 35
 #include <errno.h>
 #include <fcntl.h>
-#include <fuse_lowlevel.h>
+#include <linux/fuse.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -122,72 +124,80 @@ static double pipe_round_trip(long n)
 	return t0;
 }
 
-/* The session being served: the client's last lookup ends it. */
-static struct fuse_session *serving;
-
-static void null_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+/* Answer the request with error and, unless it is one, arg. */
+static void reply(int fd, uint64_t unique, int error, const void *arg, size_t size)
 {
-	struct fuse_entry_param e;
+	struct fuse_out_header out = {.len = (uint32_t)(sizeof(out) + (error ? 0 : size)), .error = -error,
+				      .unique = unique};
+	struct iovec iov[2] = {{&out, sizeof(out)}, {(void *)arg, size}};
 
-	(void)parent;
-	if (strcmp(name, DONE_NAME) == 0)
-		fuse_session_exit(serving);
-	/* ino 0 and no timeout: "no such name", cached for no time at all. */
-	memset(&e, 0, sizeof(e));
-	fuse_reply_entry(req, &e);
+	if (writev(fd, iov, error || size == 0 ? 1 : 2) < 0 && errno != ENOENT)
+		die("writing /dev/fuse");
 }
-
-static void null_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	struct stat st = {.st_ino = ino, .st_mode = S_IFDIR | 0755, .st_nlink = 2};
-
-	(void)fi;
-	if (ino != FUSE_ROOT_ID)
-		fuse_reply_err(req, ENOENT);
-	else
-		fuse_reply_attr(req, &st, 0);
-}
-
-static const struct fuse_lowlevel_ops null_ops = {
-	.lookup = null_lookup,
-	.getattr = null_getattr,
-};
 
 /* Serve until the client's last lookup, blocking in read() or spinning. */
-static void serve(struct fuse_session *se, bool spin)
+static void serve(int fd, bool spin)
 {
-	struct fuse_buf buf = {.mem = NULL};
-	int res;
+	static char buf[FUSE_MIN_READ_BUFFER + 128 * 1024];
+	const struct fuse_in_header *in = (const void *)buf;
+	const char *arg = buf + sizeof(*in);
+	bool done = false;
+	ssize_t n;
 
-	if (!spin) {
-		fuse_session_loop(se);
-		return;
-	}
-	if (fcntl(fuse_session_fd(se), F_SETFL, O_NONBLOCK) != 0)
+	if (spin && fcntl(fd, F_SETFL, O_NONBLOCK) != 0)
 		die("O_NONBLOCK on /dev/fuse");
-	while (!fuse_session_exited(se)) {
-		res = fuse_session_receive_buf(se, &buf);
-		if (res == -EAGAIN || res == -EINTR)
+	while (!done) {
+		n = read(fd, buf, sizeof(buf));
+		if (n < 0 && (errno == EAGAIN || errno == EINTR || errno == ENOENT))
 			continue;
-		if (res <= 0)
+		if (n < (ssize_t)sizeof(*in))
 			break;
-		fuse_session_process_buf(se, &buf);
+		switch (in->opcode) {
+		case FUSE_INIT: {
+			struct fuse_init_out out = {.major = FUSE_KERNEL_VERSION, .minor = FUSE_KERNEL_MINOR_VERSION,
+						    .max_write = 128 * 1024, .time_gran = 1};
+
+			reply(fd, in->unique, 0, &out, sizeof(out));
+			break;
+		}
+		case FUSE_LOOKUP: {
+			/* nodeid 0 and no timeout: "no such name", cached for no time at all. */
+			struct fuse_entry_out out = {0};
+
+			done = strcmp(arg, DONE_NAME) == 0;
+			reply(fd, in->unique, 0, &out, sizeof(out));
+			break;
+		}
+		case FUSE_GETATTR: {
+			struct fuse_attr_out out = {.attr = {.ino = in->nodeid, .mode = S_IFDIR | 0755, .nlink = 2}};
+
+			reply(fd, in->unique, in->nodeid == FUSE_ROOT_ID ? 0 : ENOENT, &out, sizeof(out));
+			break;
+		}
+		case FUSE_FORGET:
+		case FUSE_BATCH_FORGET:
+			break;
+		default:
+			reply(fd, in->unique, ENOSYS, NULL, 0);
+			break;
+		}
 	}
-	free(buf.mem);
 }
 
 /* Microseconds per lookup through a null FUSE server mounted on mnt. */
 static double null_fuse(const char *mnt, long n, bool spin)
 {
-	char *argv[] = {"floor", NULL};
-	struct fuse_args args = FUSE_ARGS_INIT(1, argv);
-	int result[2], status;
+	char opts[128];
+	int result[2], status, fd;
 	double us = 0;
 	pid_t pid;
 
-	serving = fuse_session_new(&args, &null_ops, sizeof(null_ops), NULL);
-	if (serving == NULL || fuse_session_mount(serving, mnt) != 0) {
-		fprintf(stderr, "floor: cannot mount a FUSE file system on %s\n", mnt);
+	fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		die("/dev/fuse");
+	snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=0,group_id=0", fd);
+	if (mount("floor", mnt, "fuse.floor", MS_NOSUID | MS_NODEV, opts) != 0) {
+		fprintf(stderr, "floor: cannot mount a FUSE file system on %s: %s\n", mnt, strerror(errno));
 		exit(1);
 	}
 	if (pipe(result) != 0)
@@ -206,15 +216,15 @@ static double null_fuse(const char *mnt, long n, bool spin)
 		_exit(write(result[1], &us, sizeof(us)) == sizeof(us) ? 0 : 1);
 	}
 	close(result[1]);
-	serve(serving, spin);
+	serve(fd, spin);
 	if (read(result[0], &us, sizeof(us)) != sizeof(us) || waitpid(pid, &status, 0) != pid ||
 	    !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		fprintf(stderr, "floor: the FUSE client failed\n");
 		exit(1);
 	}
 	close(result[0]);
-	fuse_session_unmount(serving);
-	fuse_session_destroy(serving);
+	umount2(mnt, MNT_DETACH);
+	close(fd);
 	return us;
 }
 

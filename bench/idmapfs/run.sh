@@ -1,6 +1,7 @@
 #!/bin/bash
-# idmapfs against the native directory and bindfs, on local directories, each
-# workload run as the app uid. Not a test: it prints a table of seconds (and
+# idmapfs (with FUSE passthrough where the kernel has it, and with
+# passthrough=off: the normal path, as on 5.15/6.8 cells) against the native
+# directory and bindfs, on local directories, each workload run as the app uid. Not a test: it prints a table of seconds (and
 # fio IOPS), idmapfs's peak RSS under fio and its CPU seconds per GiB moved.
 # Timings are the best of REPS runs (default 3): shared machines are noisy,
 # and the best run is the one least disturbed by others.
@@ -33,16 +34,26 @@ done
 
 work=$(mktemp -d "${1:-/var/tmp}/idmapfs-bench.XXXXXX")
 chmod 755 "$work"
-idmapfs_pid=
+idmapfs_pid= nopt_pid=
 cleanup() {
 	set +e
 	[ -n "$idmapfs_pid" ] && kill -TERM "$idmapfs_pid"
+	[ -n "$nopt_pid" ] && kill -TERM "$nopt_pid"
 	mountpoint -q "$work/bindfs" && umount -l "$work/bindfs"
-	for _ in $(seq 50); do
-		mountpoint -q "$work/root/vol" || break
-		sleep 0.1
+	for vol in vol nopt; do
+		for _ in $(seq 50); do
+			mountpoint -q "$work/root/$vol" || break
+			sleep 0.1
+		done
+		mountpoint -q "$work/root/$vol" && umount -l "$work/root/$vol"
 	done
-	mountpoint -q "$work/root/vol" && umount -l "$work/root/vol"
+	# The servers hold fds on the data file system until they have exited.
+	for pid in $idmapfs_pid $nopt_pid; do
+		for _ in $(seq 50); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+	done
 	mountpoint -q "$work/data" && umount "$work/data"
 	# Never remove through a mount that is still there.
 	grep -q " $work/" /proc/self/mountinfo || rm -rf "$work"
@@ -55,21 +66,29 @@ if [ "${OWN_FS:-1}" = 1 ]; then
 	mkfs.ext4 -q "$work/data.img"
 	mount -o loop "$work/data.img" "$work/data"
 fi
-mkdir -p "$work/data/native" "$work/data/back" "$work/data/bback"
+mkdir -p "$work/data/native" "$work/data/back" "$work/data/nback" "$work/data/bback"
 chown $app:$app "$work/data/native"
-chown $bound:$bound "$work/data/back" "$work/data/bback"
+chown $bound:$bound "$work/data/back" "$work/data/nback" "$work/data/bback"
 
 # idmapfs: the helper as the daemon starts it, ready when it says so.
 exec {ready}< <("$idmapfs" "$work/root" "$work/data/back" vol $bound $bound $app $app rw & echo "pid $!"; wait)
 read -r _ idmapfs_pid <&$ready
 read -r line <&$ready
 [ "$line" = ready ] || { echo "run.sh: idmapfs did not start" >&2; exit 1; }
+exec {ready2}< <("$idmapfs" "$work/root" "$work/data/nback" nopt $bound $bound $app $app rw passthrough=off &
+	echo "pid $!"; wait)
+read -r _ nopt_pid <&$ready2
+read -r line <&$ready2
+[ "$line" = ready ] || { echo "run.sh: idmapfs passthrough=off did not start" >&2; exit 1; }
+passthrough=no
+pgrep -P "$idmapfs_pid" -x idmapfs-pt >/dev/null && passthrough=yes
 # bindfs with the same mapping: bound ids on disk show as the app's.
 bindfs -o allow_other --map=$bound/$app:@$bound/@$app "$work/data/bback" "$work/bindfs"
 bindfs_pid=$(pgrep -n -x bindfs)
 
-declare -A target=([native]=$work/data/native [idmapfs]=$work/root/vol [bindfs]=$work/bindfs)
-kinds=(native idmapfs bindfs)
+declare -A target=([native]=$work/data/native [idmapfs]=$work/root/vol [nopt]=$work/root/nopt
+	[bindfs]=$work/bindfs)
+kinds=(native idmapfs nopt bindfs)
 declare -A result
 
 as_app() { setpriv --reuid $app --regid $app --clear-groups "$@"; }
@@ -129,6 +148,7 @@ for _ in $(seq $reps); do
 		timed $kind.write as_app dd if=/dev/zero of="$dir/seq" bs=1M count=$seq_mib conv=fsync status=none
 		drop_caches
 		timed $kind.read as_app dd if="$dir/seq" of=/dev/null bs=1M status=none
+		timed $kind.cached as_app dd if="$dir/seq" of=/dev/null bs=1M status=none
 		as_app rm -f "$dir/seq"
 	done
 done
@@ -150,6 +170,7 @@ done
 for kind in "${kinds[@]}"; do
 	dir=${target[$kind]}
 	[ $kind = idmapfs ] && echo 5 > "/proc/$idmapfs_pid/clear_refs"
+	[ $kind = nopt ] && echo 5 > "/proc/$nopt_pid/clear_refs"
 	[ $kind = bindfs ] && echo 5 > "/proc/$bindfs_pid/clear_refs"
 	as_app fio --name=randrw --directory="$dir" --size=256M --rw=randrw --bs=4k \
 		--ioengine=psync --numjobs=2 --runtime=$fio_seconds --time_based --group_reporting \
@@ -160,24 +181,29 @@ print(int(j['read']['iops'] + j['write']['iops']))")
 	as_app rm -f "$dir"/randrw.*
 done
 idmapfs_rss=$(awk '/VmHWM/ { print $2 }' "/proc/$idmapfs_pid/status")
+nopt_rss=$(awk '/VmHWM/ { print $2 }' "/proc/$nopt_pid/status")
 bindfs_rss=$(awk '/VmHWM/ { print $2 }' "/proc/$bindfs_pid/status")
 
 ratio() { python3 -c "print(f'{$1 / $2:.2f}x')"; }
-printf '%-34s %9s %9s %9s %14s %14s\n' workload native idmapfs bindfs idmapfs/native bindfs/native
+echo "idmapfs: passthrough $passthrough (kernel $(uname -r)); nopt: idmapfs with passthrough=off"
+printf '%-34s %9s %9s %9s %9s %9s %9s %9s\n' workload native idmapfs nopt bindfs idmapfs/n nopt/n bindfs/n
 row() {
 	local key=$1 label=$2
-	printf '%-34s %9s %9s %9s %14s %14s\n' "$label" "${result[native.$key]}" "${result[idmapfs.$key]}" \
-		"${result[bindfs.$key]}" "$(ratio "${result[idmapfs.$key]}" "${result[native.$key]}")" \
+	printf '%-34s %9s %9s %9s %9s %9s %9s %9s\n' "$label" "${result[native.$key]}" "${result[idmapfs.$key]}" \
+		"${result[nopt.$key]}" "${result[bindfs.$key]}" \
+		"$(ratio "${result[idmapfs.$key]}" "${result[native.$key]}")" \
+		"$(ratio "${result[nopt.$key]}" "${result[native.$key]}")" \
 		"$(ratio "${result[bindfs.$key]}" "${result[native.$key]}")"
 }
 row write "seq write ${seq_mib} MiB + fsync (s)"
 row read "seq read ${seq_mib} MiB, cold (s)"
+row cached "seq read ${seq_mib} MiB, cached (s)"
 row meta "$files files create/stat/unlink (s)"
 row untar "untar $tree_files files (s)"
 row readback "read back $tree_files files, cold (s)"
 row fio "fio 4k randrw ${fio_seconds}s (IOPS)"
 echo
-echo "idmapfs peak RSS under fio: ${idmapfs_rss} KiB (bindfs: ${bindfs_rss} KiB)"
+echo "peak RSS under fio: idmapfs ${idmapfs_rss} KiB, nopt ${nopt_rss} KiB, bindfs ${bindfs_rss} KiB"
 echo "idmapfs CPU per GiB moved (seq write + read): ${idmapfs_cpu_seq} s"
 
 # What no FUSE layer can go below on this machine, on the same file system.

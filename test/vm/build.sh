@@ -33,11 +33,10 @@ packages="busybox-static libc6 libgcc-s1 nfs-kernel-server nfs-common rpcbind ne
 	libgssapi-krb5-2 libkrb5-3 libk5crypto3 libkrb5support0 libcom-err2 libkeyutils1
 	libsystemd0 libcap2 libgcrypt20 libgpg-error0 liblzma5 libzstd1 liblz4-1 libnsl2
 	libmount1 libblkid1 libuuid1 libselinux1 libpcre2-8-0 libdevmapper1.02.1 libudev1
-	libssl3 libreadline8 libtinfo6 libevent-2.1-7 fuse3 libfuse3-3 libcap-ng0"
+	libssl3 libreadline8 libtinfo6 libevent-2.1-7 libcap-ng0"
 
 # The guest's userspace from those packages: name -> guest directory.
-binaries="rpcbind rpcinfo rpc.nfsd rpc.mountd exportfs rpc.statd sm-notify mount.nfs
-	fusermount3"
+binaries="rpcbind rpcinfo rpc.nfsd rpc.mountd exportfs rpc.statd sm-notify mount.nfs"
 
 # Modules to load, in dependency order (resolved with modprobe --show-depends).
 modules="sunrpc grace lockd nfs_acl auth_rpcgss nfs nfsv3 nfsv4 nfsd fuse"
