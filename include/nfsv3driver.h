@@ -80,9 +80,14 @@
 #define NFSV3_OPT_EXPERIMENTAL "experimental" /* sent by the CF broker, ignored */
 #define NFSV3_OPT_AUTO_CACHE "auto_cache"   /* sent by the CF broker, ignored */
 
-/* Kernel NFS options every mount starts from (Cloud Foundry's driver's). */
+/*
+ * Kernel NFS options every mount starts from (Cloud Foundry's driver's). No
+ * version: unless the operator's --nfs-options or the binding's version
+ * pins one, the mount helper negotiates, newest first (4.2, 4.1, 4.0, 3), as
+ * mount.nfs does for upstream's driver.
+ */
 #define NFSV3_NFS_DEFAULT_OPTIONS \
-	"rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2,actimeo=0,vers=3,proto=tcp,sec=sys"
+	"rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2,actimeo=0,proto=tcp,sec=sys"
 
 /* ---- Error texts (prefixes; the rest names the value) --------------- */
 

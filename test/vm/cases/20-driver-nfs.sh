@@ -24,7 +24,9 @@ MP2=$(mountpoint_of "$(ok Mount '{"Name":"v2"}')")
 [ "$(kernel_mounts)" = 1 ] || fail "case 3: $(kernel_mounts) kernel mounts for one export"
 kopts=$(driver_mount_list .kernel | cut -d' ' -f4)
 note "kernel mount options: $kopts"
-case $kopts in *vers=3*hard*proto=tcp*|*hard*vers=3*) ;; *) fail "case 3: kernel options $kopts" ;; esac
+# No version in the binding: negotiated, the newest this server offers.
+case ,$kopts, in *,vers=4.2,*) ;; *) fail "case 3: kernel options $kopts (expected vers=4.2, negotiated)" ;; esac
+case ,$kopts, in *,hard,*proto=tcp,*) ;; *) fail "case 3: kernel options $kopts (expected hard, proto=tcp)" ;; esac
 
 # 2: readonly: the kernel refuses writes with EROFS.
 ok Create "{\"Name\":\"ro1\",\"Opts\":{$SRC,\"readonly\":\"true\"}}" >/dev/null
