@@ -19,6 +19,7 @@
 #define NFSV3_HELPER_IDMAPFS "nfsv3driver-idmapfs" /* per-binding FUSE remap */
 #define NFSV3_HELPER_SUBDIR "libexec/nfsv3driver"  /* helpers, relative to PREFIX */
 #define NFSV3_NAME_MAX 255                        /* longest volume name (NAME_MAX) */
+#define NFSV3_UPSTREAM_MAPFS_SUFFIX "_mapfs"      /* upstream's kernel mount of a mapfs binding: <root>/<name>_mapfs */
 
 /* ---- Routes (all POST) ---------------------------------------------- */
 
@@ -98,6 +99,8 @@
 #define NFSV3_ERR_TIMEOUT "timed out after"             /* "timed out after N s <doing what>" */
 #define NFSV3_ERR_UNKNOWN_ROUTE "unknown route"         /* 404 body */
 #define NFSV3_ERR_SHUTTING_DOWN "driver is shutting down"
+/* A volume adopted from upstream's state, which keeps no options, mounted again before any Create */
+#define NFSV3_ERR_UPSTREAM_NO_OPTIONS "volume adopted from upstream's driver without options: create it again"
 /* LDAP identity (username/password bindings) */
 #define NFSV3_ERR_LDAP_OFF "options username and password: this driver has no LDAP server configured"
 #define NFSV3_ERR_LDAP_TOGETHER "options username and uid/gid are not allowed together"

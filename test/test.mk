@@ -15,7 +15,7 @@ HARNESS_OBJS = $(patsubst test/%.c,$(BUILD)/test/%.o,$(wildcard test/harness*.c)
 test_http_OBJS = http
 test_options_OBJS = options error
 test_registry_OBJS = registry options error
-test_state_OBJS = state registry options error metrics
+test_state_OBJS = state upstream registry options error metrics log
 test_metrics_OBJS = metrics
 # Suites with daemon objects also take the daemon's libraries.
 test_suite_objs = $(patsubst %,$(BUILD)/driver/%.o,$($(1)_OBJS))

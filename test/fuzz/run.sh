@@ -14,7 +14,7 @@ fi
 # shellcheck disable=SC2046
 if ! clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -I"$top/include" -I"$top/driver" \
 	$(pkg-config --cflags libuv jansson mount openssl) "$top/test/fuzz/fuzz_request.c" \
-	"$top"/driver/{http,options,registry,state,error,log,metrics}.c -o "$out/fuzz_request" \
+	"$top"/driver/{http,options,registry,state,upstream,error,log,metrics}.c -o "$out/fuzz_request" \
 	$(pkg-config --libs libuv jansson mount openssl) -lhttp_parser >"$out/build.log" 2>&1; then
 	tail -20 "$out/build.log"
 	echo "fuzz: 0 passed, 1 failed (build)"
