@@ -29,5 +29,6 @@ $(BUILD)/test/%.o: test/%.c $(wildcard test/*.h) $(wildcard driver/*.h) include/
 $(BUILD)/test/test_%: $(BUILD)/test/test_%.o $(HARNESS_OBJS) $$(call test_suite_objs,test_$$*)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(call test_suite_libs,test_$*) $(TEST_LIBS)
 
-test: test-deps all $(TEST_BINS)
+test: test-deps
+	@$(MAKE) --no-print-directory all $(TEST_BINS)
 	@NFSV3_BUILD=$(abspath $(BUILD)) test/run-tests.sh $(TEST_BINS)
