@@ -1,5 +1,6 @@
 # nfsv3driver: `make run` builds and starts the driver on development defaults,
-# `make test` builds and passes every test. Both install missing Debian packages.
+# `make test` builds and passes every test. Both install missing Debian packages
+# first (`make deps`, `make test-deps`); `make` and `make install` only build.
 # Each directory contributes its own fragment (driver/driver.mk, ...); this file
 # holds only what they share.
 
@@ -27,7 +28,7 @@ INSTALL_HELPERS :=
 TEST_TARGETS :=
 
 .PHONY: all deps test-deps run test install clean
-all: deps $(BUILD)/.built
+all: $(BUILD)/.built
 
 include driver/driver.mk
 include mounter/mounter.mk
@@ -44,7 +45,8 @@ deps:
 test-deps: deps
 	@packaging/deps.sh test
 
-run: all
+run: deps
+	@$(MAKE) --no-print-directory all
 	@test/dev-run.sh
 
 install: all

@@ -2,7 +2,8 @@
 # unit-test link so that test/test_*.c can link the rest.
 DRIVER_PKGS = libuv jansson mount openssl
 DRIVER_CFLAGS = $(BASE_CFLAGS) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags $(DRIVER_PKGS))
-DRIVER_LIBS = $(shell $(PKG_CONFIG) --libs $(DRIVER_PKGS)) -lhttp_parser -lldap -llber -pthread
+# libldap before the packages: linked statically (the release), it needs OpenSSL after it.
+DRIVER_LIBS = -lhttp_parser -lldap -llber $(shell $(PKG_CONFIG) --libs $(DRIVER_PKGS)) -pthread
 DRIVER_SRCS = $(wildcard driver/*.c)
 # The policy parser is the mount helper's, linked into both.
 DRIVER_OBJS = $(patsubst driver/%.c,$(BUILD)/driver/%.o,$(DRIVER_SRCS)) $(BUILD)/mounter/policy.o

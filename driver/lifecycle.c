@@ -11,6 +11,7 @@
 #include "reconcile.h"
 #include "policy_gate.h"
 #include "supervise.h"
+#include "upstream.h"
 
 static void run_next(struct volume *vol, struct driver *drv);
 
@@ -231,6 +232,7 @@ struct unmount_ctx {
 	struct volume_op *op;
 	void (*then)(struct volume_op *op, const struct helper_result *res);
 	const char *argv[6];
+	char mapfs[NFSV3_NAME_MAX + 1]; /* upstream's: the kernel mount under mapfs, unmounted second */
 };
 
 static void on_unmount_done(const struct helper_result *res, void *data)
@@ -238,6 +240,17 @@ static void on_unmount_done(const struct helper_result *res, void *data)
 	struct unmount_ctx *ctx = data;
 
 	log_helper(ctx->op, ctx->argv, res);
+	/*
+	 * A volume upstream mounted: with its Mountpoint (mapfs, or the kernel
+	 * mount itself) gone, the kernel mount a mapfs binding kept beside it
+	 * goes too (nothing there is success).
+	 */
+	if (res->exit_status == 0 && ctx->op->vol->upstream && ctx->mapfs[0] == '\0' &&
+	    upstream_mapfs_name(ctx->op->vol->name, ctx->mapfs, sizeof(ctx->mapfs))) {
+		ctx->argv[3] = ctx->mapfs;
+		helper_run(ctx->op->drv->helpers, ctx->argv, on_unmount_done, ctx);
+		return;
+	}
 	ctx->then(ctx->op, res);
 	free(ctx);
 }
@@ -302,8 +315,12 @@ static void do_create(struct volume_op *op)
 		clean = options_sanitize(op->opts);
 		same = json_equal(clean, vol->opts);
 		json_decref(clean);
-		/* The same options again change nothing; new ones wait for the unmount. */
-		if (same || volume_refs(vol) > 0 || vol->mounted) {
+		/*
+		 * The same options again change nothing; new ones wait for the
+		 * unmount. A volume adopted from upstream (which kept no options)
+		 * takes them now, as upstream's Create would: its mount stays.
+		 */
+		if (same || (!vol->upstream && (volume_refs(vol) > 0 || vol->mounted))) {
 			/* The same username again brings its password back to a volume not yet proven. */
 			if (same && password && !vol->spec.mapped && !vol->mounted) {
 				volume_hold_password(vol, password);
@@ -463,6 +480,12 @@ static void mark_unmounted(struct volume_op *op)
 	vol->mounted = false;
 	vol->dead = false;
 	vol->idmapfs_pid = 0;
+	if (vol->upstream) {
+		/* Upstream's mount is gone; from now on the volume is ours, or, never created since, forgotten as upstream would. */
+		vol->upstream = false;
+		if (vol->opts && json_object_size(vol->opts) == 0)
+			volume_forget_options(vol);
+	}
 	if (vol->kernel_key) {
 		kernel_release(op->drv, vol->kernel_key);
 		free(vol->kernel_key);
@@ -515,7 +538,8 @@ static void do_mount(struct volume_op *op)
 		finish(op, error_new(ERROR_NOT_FOUND, "%s: %s", NFSV3_ERR_NOT_FOUND, vol->name));
 		return;
 	}
-	if (vol->spec_error) {
+	/* Upstream's mount is held as it is, whatever options the volume has by now. */
+	if (vol->spec_error && !(vol->upstream && vol->mounted)) {
 		finish(op, error_new(vol->spec_error->code, "%s", vol->spec_error->message));
 		return;
 	}
@@ -686,7 +710,7 @@ static void do_dead(struct volume_op *op)
 {
 	struct volume *vol = op->vol;
 
-	if (!vol->mounted || !vol->spec.mapped) {
+	if (!vol->mounted || !vol->spec.mapped || vol->upstream) {
 		finish(op, NULL);
 		return;
 	}

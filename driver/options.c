@@ -263,7 +263,7 @@ static struct error *parse_source(const char *name, const json_t *value, const s
 static struct error *parse_version(const char *name, const json_t *value, struct volume_spec *spec)
 {
 	static const char *const accepted[][2] = {
-		{ "3", "3" }, { "3.0", "3" }, { "4", "4.0" }, { "4.0", "4.0" }, { "4.1", "4.1" }, { "4.2", "4.2" },
+		{ "3", "3" }, { "3.0", "3" }, { "4", "4" }, { "4.0", "4.0" }, { "4.1", "4.1" }, { "4.2", "4.2" },
 	};
 	char *text = NULL;
 	struct error *err = parse_string_value(name, value, "3, 4, 4.0, 4.1 or 4.2", &text);
@@ -472,8 +472,6 @@ struct error *options_parse(const json_t *opts, const struct config *cfg, struct
 	spec->mapped = ctx.uid_set;
 	if (!ctx.cache_set)
 		spec->cache = spec->readonly;
-	if (!spec->version)
-		spec->version = strdup("3");
 	if (spec->kind == SOURCE_LOCAL && spec->nfs_options) {
 		volume_spec_clear(spec);
 		return error_new(ERROR_INVALID, "option nfs_options: only NFS sources take kernel NFS options");
@@ -626,8 +624,12 @@ char *options_kernel_string(const struct volume_spec *spec, const struct config 
 	if (spec->cache)
 		kv_remove(&kv, "actimeo", 7);
 	kv_apply(&kv, spec->nfs_options);
-	snprintf(item, sizeof(item), "vers=%s", spec->version ? spec->version : "3");
-	kv_set(&kv, item, strlen(item));
+	/* The binding's version wins over the operator's; with none anywhere the helper negotiates. */
+	if (spec->version) {
+		kv_remove(&kv, "nfsvers", 7);
+		snprintf(item, sizeof(item), "vers=%s", spec->version);
+		kv_set(&kv, item, strlen(item));
+	}
 	if (spec->port) {
 		snprintf(item, sizeof(item), "port=%u", spec->port);
 		kv_set(&kv, item, strlen(item));

@@ -25,7 +25,7 @@ struct volume_spec {
 	char *username;    /* LDAP user, when given */
 	bool readonly;
 	bool cache;
-	char *version;     /* kernel vers= value: "3", "4.0", "4.1", "4.2" */
+	char *version;     /* kernel vers= value: "3", "4", "4.0", "4.1", "4.2"; NULL: negotiated */
 	char *nfs_options; /* the binding's extra options, checked; NULL when none */
 };
 

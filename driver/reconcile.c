@@ -17,6 +17,7 @@
 #include "log.h"
 #include "supervise.h"
 #include "reconcile.h"
+#include "upstream.h"
 
 struct seen {
 	char **names;
@@ -259,6 +260,21 @@ static const struct stray *kept_idmapfs(const struct stray *strays, size_t n, pi
 	return NULL;
 }
 
+/* Whether name is <volume>_mapfs of a volume still held on upstream's mounts. */
+static bool upstream_keeps(struct driver *drv, const char *name)
+{
+	size_t len = strlen(name), suffix = strlen(NFSV3_UPSTREAM_MAPFS_SUFFIX);
+	char base[NFSV3_NAME_MAX + 1];
+	struct volume *vol;
+
+	if (len <= suffix || len - suffix >= sizeof(base) || strcmp(name + len - suffix, NFSV3_UPSTREAM_MAPFS_SUFFIX) != 0)
+		return false;
+	memcpy(base, name, len - suffix);
+	base[len - suffix] = '\0';
+	vol = registry_find(&drv->reg, base);
+	return vol && vol->upstream && vol->mounted;
+}
+
 int reconcile(struct driver *drv, const char *mountinfo_path, struct error **errp)
 {
 	struct seen seen = { 0 }, keys = { 0 };
@@ -279,7 +295,19 @@ int reconcile(struct driver *drv, const char *mountinfo_path, struct error **err
 	}
 	for (vol = registry_first(&drv->reg); vol; vol = registry_next(&drv->reg, vol)) {
 		bool live = seen_has(&seen, vol->name);
-		if (vol->mounted && live) {
+		if (vol->upstream && vol->mounted && live) {
+			/* Upstream's mount, held as it is (no kernel key, no idmapfs of ours). */
+			log_info("reconcile.upstream-adopted", json_pack("{s:s, s:i}", "volume", vol->name, "references",
+									 (int)volume_refs(vol)));
+		} else if (vol->upstream) {
+			log_info("reconcile.upstream-gone", json_pack("{s:s}", "volume", vol->name));
+			vol->mounted = false;
+			vol->upstream = false;
+			volume_clear_refs(vol);
+			if (vol->opts && json_object_size(vol->opts) == 0)
+				volume_forget_options(vol);
+			changes++;
+		} else if (vol->mounted && live) {
 			log_info("reconcile.adopted", json_pack("{s:s, s:i}", "volume", vol->name, "references",
 								(int)volume_refs(vol)));
 			if (vol->kernel_key)
@@ -313,6 +341,8 @@ int reconcile(struct driver *drv, const char *mountinfo_path, struct error **err
 	for (size_t i = 0; i < seen.n; i++) {
 		vol = registry_find(&drv->reg, seen.names[i]);
 		if (vol && vol->mounted)
+			continue;
+		if (upstream_keeps(drv, seen.names[i]))
 			continue;
 		log_info("reconcile.purging",
 			 json_pack("{s:s, s:s}", "volume", seen.names[i], "reason",

@@ -28,6 +28,8 @@ struct volume {
 	struct secret *password; /* LDAP: the binding's password until Mount proves it (lifecycle.c owns it) */
 	bool mounted;            /* Mountpoint is live */
 	bool dead;               /* its idmapfs died: the next Mount mounts again */
+	bool upstream;           /* mounted by upstream's driver before a switch in place (upstream.h):
+	                          * held as it is, unmounted as upstream mounted it */
 	char **ids;              /* Docker Mount IDs holding it */
 	size_t n_ids, cap_ids;
 	unsigned count;          /* Mounts without an ID holding it */

@@ -13,6 +13,7 @@
 #include "nfsv3driver.h"
 #include "metrics.h"
 #include "state.h"
+#include "upstream.h"
 
 /* Field names of the state document (ours alone, not the wire's). */
 #define S_VERSION "version"
@@ -28,6 +29,7 @@
 #define S_LDAP_GID "ldap_gid"
 #define S_LAST_USED "last_used" /* unix seconds of its last operation: the sweep's clock */
 #define S_DOCKER "docker"       /* created by a Docker client: never swept */
+#define S_UPSTREAM "upstream" /* adopted from upstream's state: its mount is upstream's (upstream.h) */
 
 json_t *state_serialize(struct registry *reg)
 {
@@ -51,6 +53,8 @@ json_t *state_serialize(struct registry *reg)
 			json_object_set_new(entry, S_LAST_USED, json_integer((json_int_t)vol->last_used));
 		if (vol->docker)
 			json_object_set_new(entry, S_DOCKER, json_true());
+		if (vol->upstream)
+			json_object_set_new(entry, S_UPSTREAM, json_true());
 		if (vol->spec.username && vol->spec.mapped) {
 			json_object_set_new(entry, S_LDAP_UID, json_integer(vol->spec.uid));
 			json_object_set_new(entry, S_LDAP_GID, json_integer(vol->spec.gid));
@@ -78,7 +82,7 @@ static struct error *deserialize_entry(size_t index, const json_t *entry, struct
 		     *count = json_object_get(entry, S_COUNT), *key = json_object_get(entry, S_KERNEL_KEY),
 		     *pid = json_object_get(entry, S_IDMAPFS_PID), *ldap_uid = json_object_get(entry, S_LDAP_UID),
 		     *ldap_gid = json_object_get(entry, S_LDAP_GID), *last_used = json_object_get(entry, S_LAST_USED),
-		     *docker = json_object_get(entry, S_DOCKER), *id;
+		     *docker = json_object_get(entry, S_DOCKER), *upstream = json_object_get(entry, S_UPSTREAM), *id;
 	struct volume_spec spec;
 	struct error *err;
 	struct volume *vol;
@@ -113,6 +117,8 @@ static struct error *deserialize_entry(size_t index, const json_t *entry, struct
 		return entry_invalid(index, "last_used: expected a time in seconds since 1970");
 	if (docker && !json_is_boolean(docker))
 		return entry_invalid(index, "docker: expected true or false");
+	if (upstream && !json_is_true(upstream))
+		return entry_invalid(index, "upstream: expected true, or no such field");
 
 	if (!(vol = registry_get(reg, json_string_value(name))))
 		return error_new(ERROR_INTERNAL, "out of memory");
@@ -125,8 +131,14 @@ static struct error *deserialize_entry(size_t index, const json_t *entry, struct
 		spec.uid = (uint32_t)json_integer_value(ldap_uid);
 		spec.gid = (uint32_t)json_integer_value(ldap_gid);
 	}
+	/* Adopted from upstream's state and not created again since: no options to parse. */
+	if (upstream && err && json_object_size(opts) == 0) {
+		error_free(err);
+		err = error_new(ERROR_INVALID, "%s", NFSV3_ERR_UPSTREAM_NO_OPTIONS);
+	}
 	volume_set_options(vol, opts, err ? NULL : &spec, err);
 	vol->mounted = json_is_true(mounted);
+	vol->upstream = upstream != NULL;
 	json_array_foreach(ids, i, id)
 		if (volume_add_ref(vol, json_string_value(id)) < 0)
 			return error_new(ERROR_INTERNAL, "out of memory");
@@ -149,6 +161,8 @@ struct error *state_deserialize(const json_t *doc, struct registry *reg, const s
 
 	if (!json_is_object(doc))
 		return error_new(ERROR_INVALID, "expected a JSON object");
+	if (upstream_state_recognised(doc))
+		return upstream_state_import(doc, reg, cfg);
 	version = json_object_get(doc, S_VERSION);
 	if (!json_is_integer(version) || json_integer_value(version) != STATE_FORMAT_VERSION)
 		return error_new(ERROR_INVALID, "version: expected %d", STATE_FORMAT_VERSION);

@@ -19,6 +19,7 @@
 #define NFSV3_HELPER_IDMAPFS "nfsv3driver-idmapfs" /* per-binding FUSE remap */
 #define NFSV3_HELPER_SUBDIR "libexec/nfsv3driver"  /* helpers, relative to PREFIX */
 #define NFSV3_NAME_MAX 255                        /* longest volume name (NAME_MAX) */
+#define NFSV3_UPSTREAM_MAPFS_SUFFIX "_mapfs"      /* upstream's kernel mount of a mapfs binding: <root>/<name>_mapfs */
 
 /* ---- Routes (all POST) ---------------------------------------------- */
 
@@ -80,9 +81,14 @@
 #define NFSV3_OPT_EXPERIMENTAL "experimental" /* sent by the CF broker, ignored */
 #define NFSV3_OPT_AUTO_CACHE "auto_cache"   /* sent by the CF broker, ignored */
 
-/* Kernel NFS options every mount starts from (Cloud Foundry's driver's). */
+/*
+ * Kernel NFS options every mount starts from (Cloud Foundry's driver's). No
+ * version: unless the operator's --nfs-options or the binding's version
+ * pins one, the mount helper negotiates, newest first (4.2, 4.1, 4.0, 3), as
+ * mount.nfs does for upstream's driver.
+ */
 #define NFSV3_NFS_DEFAULT_OPTIONS \
-	"rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2,actimeo=0,vers=3,proto=tcp,sec=sys"
+	"rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2,actimeo=0,proto=tcp,sec=sys"
 
 /* ---- Error texts (prefixes; the rest names the value) --------------- */
 
@@ -93,6 +99,8 @@
 #define NFSV3_ERR_TIMEOUT "timed out after"             /* "timed out after N s <doing what>" */
 #define NFSV3_ERR_UNKNOWN_ROUTE "unknown route"         /* 404 body */
 #define NFSV3_ERR_SHUTTING_DOWN "driver is shutting down"
+/* A volume adopted from upstream's state, which keeps no options, mounted again before any Create */
+#define NFSV3_ERR_UPSTREAM_NO_OPTIONS "volume adopted from upstream's driver without options: create it again"
 /* LDAP identity (username/password bindings) */
 #define NFSV3_ERR_LDAP_OFF "options username and password: this driver has no LDAP server configured"
 #define NFSV3_ERR_LDAP_TOGETHER "options username and uid/gid are not allowed together"

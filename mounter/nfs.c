@@ -534,7 +534,90 @@ static noreturn void die_mount(const struct nfs_request *req, int errnum, const 
 	die(code, "mounting %s: %s", req->source, explain(errnum));
 }
 
+/* ---- versions ---------------------------------------------------------- */
+
+/*
+ * What a mount tries, newest first, when OPTIONS pins no version: the
+ * kernel itself never negotiates (with no vers it takes v3; vers=4 it takes
+ * as 4.0), mount.nfs does it in userspace, and upstream's driver (through
+ * mount.nfs) gets the newest the server offers. vers=4 (or nfsvers=4) tries
+ * the 4.x rows only; any other vers is that version alone.
+ */
+static const char *const negotiated[] = {"4.2", "4.1", "4.0", "3"};
+#define N_NEGOTIATED (sizeof(negotiated) / sizeof(negotiated[0]))
+#define FIRST_V3 3 /* negotiated[FIRST_V3] is "3" */
+
+/*
+ * Take the vers/nfsvers option out of req (the last one given wins, as in
+ * the kernel) and say which rows of negotiated[] to try: [*first, *last).
+ * A pinned version that is not a row ("4.0" is, "3" is) is tried alone
+ * through *pinned.
+ */
+static void plan_versions(struct nfs_request *req, size_t *first, size_t *last, const char **pinned)
+{
+	static char value[VALUE_MAX + 1];
+	bool given = false;
+	size_t kept = 0;
+
+	for (size_t i = 0; i < req->n_options; i++) {
+		if (strcmp(req->options[i].key, "vers") == 0 || strcmp(req->options[i].key, "nfsvers") == 0) {
+			snprintf(value, sizeof(value), "%s", req->options[i].value);
+			given = true;
+			continue;
+		}
+		req->options[kept++] = req->options[i];
+	}
+	req->n_options = kept;
+	*pinned = NULL;
+	*first = 0;
+	*last = N_NEGOTIATED;
+	if (!given)
+		return;
+	if (strcmp(value, "4") == 0) {
+		*last = FIRST_V3;
+		return;
+	}
+	*pinned = value;
+	*first = *last = 0;
+}
+
+/*
+ * Whether a mount refused at version may try the next row down, and which:
+ * returns the next row's index, or N_NEGOTIATED to stop. A version the
+ * server or this kernel does not offer (EPROTONOSUPPORT: the RPC program or
+ * minor version mismatched; EINVAL: the kernel refused the version, or an
+ * option with it such as udp with v4) goes one row down. What says the
+ * server has no NFSv4 for this path (ENOENT: not in its v4 pseudo-root;
+ * EACCES/EPERM: v4 refused by policy; ECONNREFUSED: nothing on 2049, a v3
+ * server reached through rpcbind) goes straight to v3, whose own answer
+ * then stands. Anything else (a timeout above all) ends the negotiation.
+ */
+static size_t next_version(size_t row, size_t last, int errnum)
+{
+	bool v4 = row < FIRST_V3;
+
+	switch (errnum) {
+	case EPROTONOSUPPORT:
+	case EPFNOSUPPORT:
+	case EINVAL:
+		return row + 1 < last ? row + 1 : N_NEGOTIATED;
+	case ENOENT:
+	case EACCES:
+	case EPERM:
+	case ECONNREFUSED:
+		return v4 && FIRST_V3 < last ? FIRST_V3 : N_NEGOTIATED;
+	default:
+		return N_NEGOTIATED;
+	}
+}
+
 /* ---- mounting ---------------------------------------------------------- */
+
+/* What one failed attempt left: the errno and the kernel's own words. */
+struct attempt {
+	int errnum;
+	char log[KERNEL_LOG_MAX];
+};
 
 /* fsconfig one option; dies with the kernel's text on refusal. */
 static void config(int fs_fd, const struct nfs_request *req, unsigned cmd, const char *key, const char *value)
@@ -555,9 +638,9 @@ static void config(int fs_fd, const struct nfs_request *req, unsigned cmd, const
 /*
  * For kernels before 5.2 (no fsopen). The option string is rebuilt from the
  * checked options and the checked address, and the target is reached through
- * the pinned fd, so nothing is resolved twice.
+ * the pinned fd, so nothing is resolved twice. 0, or -1 with a->errnum.
  */
-static void mount_legacy(const struct nfs_request *req, int target_fd)
+static int mount_legacy(const struct nfs_request *req, const char *version, int target_fd, struct attempt *a)
 {
 	unsigned long flags = MS_NOSUID | MS_NODEV;
 	char data[OPTIONS_MAX + 128], target[64];
@@ -578,6 +661,8 @@ static void mount_legacy(const struct nfs_request *req, int target_fd)
 					opt->value[0] ? "=" : "");
 		len += (size_t)snprintf(data + len, sizeof(data) - len, "%s,", opt->value);
 	}
+	if (version != NULL)
+		len += (size_t)snprintf(data + len, sizeof(data) - len, "vers=%s,", version);
 	snprintf(data + len, sizeof(data) - len, "addr=%s", req->addr);
 	if (req->attrs & MOUNT_ATTR_NOEXEC)
 		flags |= MS_NOEXEC;
@@ -588,8 +673,55 @@ static void mount_legacy(const struct nfs_request *req, int target_fd)
 	if (req->attrs & MOUNT_ATTR_RELATIME)
 		flags |= MS_RELATIME;
 	snprintf(target, sizeof(target), "/proc/self/fd/%d", target_fd);
-	if (mount(req->source, target, "nfs", flags, data) != 0)
-		die_mount(req, errno, NULL);
+	if (mount(req->source, target, "nfs", flags, data) == 0)
+		return 0;
+	a->errnum = errno;
+	a->log[0] = '\0';
+	return -1;
+}
+
+/*
+ * One attempt with the new mount API at version (NULL: none given, the
+ * kernel's v3). Returns the detached mount's fd, or -1 with *a filled when
+ * the kernel or the server refused; an option the kernel cannot parse dies
+ * (that is no question of version).
+ */
+static int mount_new(int fs_fd, const struct nfs_request *req, const char *version, struct attempt *a)
+{
+	int mnt_fd;
+
+	config(fs_fd, req, FSCONFIG_SET_STRING, "source", req->source);
+	if (version != NULL && fsconfig(fs_fd, FSCONFIG_SET_STRING, "vers", version, 0) != 0) {
+		a->errnum = errno;
+		privilege_read_kernel_log(fs_fd, "nfs", a->log, sizeof(a->log));
+		return -1;
+	}
+	for (size_t i = 0; i < req->n_options; i++) {
+		const struct nfs_option *opt = &req->options[i];
+
+		if (opt->rule->kind == OPT_FLAG)
+			config(fs_fd, req, FSCONFIG_SET_FLAG, opt->key, NULL);
+		else
+			config(fs_fd, req, FSCONFIG_SET_STRING, opt->key, opt->value);
+	}
+	config(fs_fd, req, FSCONFIG_SET_STRING, "addr", req->addr);
+
+	/* The network part: the MOUNT call (v3), the NFS client, the root file handle. */
+	if (fsconfig(fs_fd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) != 0) {
+		a->errnum = errno;
+		privilege_read_kernel_log(fs_fd, "nfs", a->log, sizeof(a->log));
+		return -1;
+	}
+	mnt_fd = fsmount(fs_fd, FSMOUNT_CLOEXEC, req->attrs);
+	if (mnt_fd < 0) {
+		int errnum = errno;
+		char log[KERNEL_LOG_MAX];
+
+		privilege_read_kernel_log(fs_fd, "nfs", log, sizeof(log));
+		die(NFSV3_EXIT_MOUNT, "mounting %s: fsmount: %s%s%s", req->source, strerror(errnum),
+		    log[0] ? ": " : "", log);
+	}
+	return mnt_fd;
 }
 
 /*
@@ -601,62 +733,77 @@ static void mount_legacy(const struct nfs_request *req, int target_fd)
  * (check_policy), the mountpoint (open_target).
  * Then builds a detached NFS mount with nosuid and nodev (and whatever
  * further restrictions OPTIONS asked for) so that it is never visible
- * without them, and moves it onto the checked mountpoint fd. On failure it
- * prints the kernel's own words and exits NFSV3_EXIT_SERVER when the server
- * refused or could not be reached, NFSV3_EXIT_MOUNT when the kernel refused.
+ * without them, and moves it onto the checked mountpoint fd. With no
+ * version in OPTIONS it negotiates (plan_versions, next_version): each
+ * attempt is a fresh file system context, and only the refusals that mean
+ * "not this version" go on to the next. On failure it prints the kernel's
+ * own words (of the last attempt, with the versions tried) and exits
+ * NFSV3_EXIT_SERVER when the server refused or could not be reached,
+ * NFSV3_EXIT_MOUNT when the kernel refused.
  */
 int verb_nfs(int root_fd, int argc, char **argv)
 {
 	struct nfs_request req = {.key = argv[0], .source = argv[1], .addr = argv[2]};
-	char log[KERNEL_LOG_MAX];
-	int target_fd, fs_fd, mnt_fd;
+	struct attempt a = {0};
+	const char *pinned, *version = NULL;
+	char tried[64] = "";
+	size_t row, last;
+	int target_fd, fs_fd, mnt_fd = -1;
+	bool legacy;
 
+	(void)argc;
 	check_key(req.key);
 	check_source(req.source);
 	check_addr(req.addr);
 	parse_options(argv[3], &req);
 	check_policy(&req);
+	plan_versions(&req, &row, &last, &pinned);
 	target_fd = open_target(root_fd, req.key);
 
 	fs_fd = fsopen("nfs", FSOPEN_CLOEXEC);
-	if (fs_fd < 0 && errno == ENOSYS) {
-		mount_legacy(&req, target_fd);
-		privilege_keep_mountpoint();
-		return NFSV3_EXIT_OK;
-	}
-	if (fs_fd < 0)
+	legacy = fs_fd < 0 && errno == ENOSYS;
+	if (fs_fd < 0 && !legacy)
 		die_mount(&req, errno, NULL);
+	if (fs_fd >= 0)
+		close(fs_fd);
+	for (;;) {
+		version = pinned != NULL ? pinned : negotiated[row];
+		if (pinned == NULL)
+			snprintf(tried + strlen(tried), sizeof(tried) - strlen(tried), "%s%s", tried[0] ? ", " : "",
+				 version);
+		if (legacy) {
+			if (mount_legacy(&req, version, target_fd, &a) == 0)
+				break;
+		} else {
+			fs_fd = fsopen("nfs", FSOPEN_CLOEXEC);
+			if (fs_fd < 0)
+				die_mount(&req, errno, NULL);
+			mnt_fd = mount_new(fs_fd, &req, version, &a);
+			close(fs_fd);
+			if (mnt_fd >= 0)
+				break;
+		}
+		if (pinned != NULL || (row = next_version(row, last, a.errnum)) == N_NEGOTIATED) {
+			if (tried[0] != '\0' && strchr(tried, ',') != NULL) {
+				size_t n = strlen(a.log);
 
-	config(fs_fd, &req, FSCONFIG_SET_STRING, "source", req.source);
-	for (size_t i = 0; i < req.n_options; i++) {
-		const struct nfs_option *opt = &req.options[i];
+				snprintf(a.log + n, sizeof(a.log) - n, "%s(NFS versions tried: %s)", n ? " " : "", tried);
+				if (n == 0) {
+					char explained[KERNEL_LOG_MAX];
 
-		if (opt->rule->kind == OPT_FLAG)
-			config(fs_fd, &req, FSCONFIG_SET_FLAG, opt->key, NULL);
-		else
-			config(fs_fd, &req, FSCONFIG_SET_STRING, opt->key, opt->value);
+					snprintf(explained, sizeof(explained), "%s %s", explain(a.errnum), a.log);
+					snprintf(a.log, sizeof(a.log), "%s", explained);
+				}
+			}
+			die_mount(&req, a.errnum, a.log);
+		}
 	}
-	config(fs_fd, &req, FSCONFIG_SET_STRING, "addr", req.addr);
-
-	/* The network part: the MOUNT call, the NFS client, the root file handle. */
-	if (fsconfig(fs_fd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) != 0) {
-		int errnum = errno;
-
-		privilege_read_kernel_log(fs_fd, "nfs", log, sizeof(log));
-		die_mount(&req, errnum, log);
+	if (!legacy) {
+		if (move_mount(mnt_fd, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0)
+			die_errno(NFSV3_EXIT_MOUNT, "mounting %s on %s/%s", req.source, NFSV3_KERNEL_DIR, req.key);
+		close(mnt_fd);
 	}
-	mnt_fd = fsmount(fs_fd, FSMOUNT_CLOEXEC, req.attrs);
-	if (mnt_fd < 0) {
-		int errnum = errno;
-
-		privilege_read_kernel_log(fs_fd, "nfs", log, sizeof(log));
-		die(NFSV3_EXIT_MOUNT, "mounting %s: fsmount: %s%s%s", req.source, strerror(errnum),
-		    log[0] ? ": " : "", log);
-	}
-	if (move_mount(mnt_fd, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0)
-		die_errno(NFSV3_EXIT_MOUNT, "mounting %s on %s/%s", req.source, NFSV3_KERNEL_DIR, req.key);
+	/* Which version the server and this kernel settled on shows in mountinfo (vers=). */
 	privilege_keep_mountpoint();
-	close(mnt_fd);
-	close(fs_fd);
 	return NFSV3_EXIT_OK;
 }

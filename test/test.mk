@@ -15,7 +15,7 @@ HARNESS_OBJS = $(patsubst test/%.c,$(BUILD)/test/%.o,$(wildcard test/harness*.c)
 test_http_OBJS = http
 test_options_OBJS = options error
 test_registry_OBJS = registry options error
-test_state_OBJS = state registry options error metrics
+test_state_OBJS = state upstream registry options error metrics log
 test_metrics_OBJS = metrics
 # The policy parser lives with the mount helper (both sides link it).
 $(BUILD)/test/test_policy: $(BUILD)/mounter/policy.o
@@ -31,10 +31,6 @@ $(BUILD)/test/%.o: test/%.c $(wildcard test/*.h) $(wildcard driver/*.h) include/
 $(BUILD)/test/test_%: $(BUILD)/test/test_%.o $(HARNESS_OBJS) $$(call test_suite_objs,test_$$*)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(call test_suite_libs,test_$*) $(TEST_LIBS)
 
-# The misbehaving clients of test/clients/run.sh (and bench/clients).
-$(BUILD)/test/clients/storm: test/clients/storm.c
-	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -pthread -o $@ $< -pthread
-
-test: test-deps all $(TEST_BINS) $(BUILD)/test/clients/storm
+test: test-deps
+	@$(MAKE) --no-print-directory all $(TEST_BINS) $(BUILD)/test/clients/storm
 	@NFSV3_BUILD=$(abspath $(BUILD)) test/run-tests.sh $(TEST_BINS)

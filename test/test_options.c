@@ -45,7 +45,8 @@ START_TEST(nfs_url_with_port_and_ids)
 	ck_assert(spec.mapped);
 	ck_assert_uint_eq(spec.uid, 1234);
 	ck_assert_uint_eq(spec.gid, 1234);
-	ck_assert_str_eq(spec.version, "3");
+	/* No version: the mount helper negotiates (4.2 down to 3). */
+	ck_assert_ptr_null(spec.version);
 	ck_assert(!spec.readonly && !spec.cache);
 	volume_spec_clear(&spec);
 }
@@ -81,7 +82,8 @@ START_TEST(values_as_strings_numbers_booleans)
 	ck_assert_str_eq(spec.version, "3");
 	volume_spec_clear(&spec);
 	ck_assert_ptr_null(parse_text("{\"source\":\"h:/e\",\"version\":4}", &spec));
-	ck_assert_str_eq(spec.version, "4.0");
+	/* "4" is any 4.x, negotiated newest first (as mount.nfs), not the kernel's 4.0. */
+	ck_assert_str_eq(spec.version, "4");
 	volume_spec_clear(&spec);
 }
 END_TEST
@@ -194,17 +196,30 @@ START_TEST(kernel_string_layers_defaults_operator_binding)
 
 	ck_assert_ptr_null(parse_text("{\"source\":\"h:/e\"}", &spec));
 	text = options_kernel_string(&spec, &cfg, false);
-	ck_assert_str_eq(text, "rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2,actimeo=0,vers=3,proto=tcp,sec=sys");
+	ck_assert_str_eq(text, "rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2,actimeo=0,proto=tcp,sec=sys");
+	free(text);
+	volume_spec_clear(&spec);
+
+	/* The operator pins a version; the binding's own replaces it, under either spelling. */
+	cfg.nfs_options = "nfsvers=4.1";
+	ck_assert_ptr_null(parse_text("{\"source\":\"h:/e\"}", &spec));
+	text = options_kernel_string(&spec, &cfg, false);
+	ck_assert_str_eq(text, "rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2,actimeo=0,proto=tcp,sec=sys,nfsvers=4.1");
+	free(text);
+	volume_spec_clear(&spec);
+	ck_assert_ptr_null(parse_text("{\"source\":\"h:/e\",\"version\":\"3\"}", &spec));
+	text = options_kernel_string(&spec, &cfg, false);
+	ck_assert_str_eq(text, "rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2,actimeo=0,proto=tcp,sec=sys,vers=3");
 	free(text);
 	volume_spec_clear(&spec);
 
 	cfg.nfs_options = "nolock,timeo=100";
 	ck_assert_ptr_null(parse_text("{\"source\":\"nfs://h:2050/e\",\"cache\":true,\"nfs_options\":\"soft,lock\",\"version\":\"4.1\"}", &spec));
 	text = options_kernel_string(&spec, &cfg, false);
-	ck_assert_str_eq(text, "rsize=1048576,wsize=1048576,timeo=100,retrans=2,vers=4.1,proto=tcp,sec=sys,soft,lock,port=2050");
+	ck_assert_str_eq(text, "rsize=1048576,wsize=1048576,timeo=100,retrans=2,proto=tcp,sec=sys,soft,lock,vers=4.1,port=2050");
 	free(text);
 	text = options_kernel_string(&spec, &cfg, true);
-	ck_assert_str_eq(text, "rsize=1048576,wsize=1048576,timeo=100,retrans=2,vers=4.1,proto=tcp6,sec=sys,soft,lock,port=2050");
+	ck_assert_str_eq(text, "rsize=1048576,wsize=1048576,timeo=100,retrans=2,proto=tcp6,sec=sys,soft,lock,vers=4.1,port=2050");
 	free(text);
 	volume_spec_clear(&spec);
 	cfg.nfs_options = NULL;

@@ -11,8 +11,8 @@ driver_start
 mkdir -p /srv/export/native /srv/export/mapped
 chown 2000:2000 /srv/export/native
 chown 1234:1234 /srv/export/mapped
-ok Create '{"Name":"native","Opts":{"source":"nfs://127.0.0.1/srv/export"}}' >/dev/null
-ok Create '{"Name":"mapped","Opts":{"source":"nfs://127.0.0.1/srv/export","uid":"1234","gid":"1234"}}' >/dev/null
+ok Create '{"Name":"native","Opts":{"source":"nfs://127.0.0.1/srv/export","version":"3"}}' >/dev/null
+ok Create '{"Name":"mapped","Opts":{"source":"nfs://127.0.0.1/srv/export","version":"3","uid":"1234","gid":"1234"}}' >/dev/null
 N=$(mountpoint_of "$(ok Mount '{"Name":"native"}')")/native
 M=$(mountpoint_of "$(ok Mount '{"Name":"mapped"}')")/mapped
 IO=/vm/bin/iobench

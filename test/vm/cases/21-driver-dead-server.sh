@@ -3,7 +3,8 @@
 # volume whose server died still unmounts.
 . /vm/lib.sh
 HELPER_TIMEOUT=5 driver_start
-ok Create '{"Name":"h1","Opts":{"source":"nfs://127.0.0.1/srv/export"}}' >/dev/null
+# Version 3: stopping mountd silences the MOUNT call, which NFSv4 does not make.
+ok Create '{"Name":"h1","Opts":{"source":"nfs://127.0.0.1/srv/export","version":"3"}}' >/dev/null
 
 mountd=$(pidof rpc.mountd) || fail "no rpc.mountd"
 kill -STOP $mountd
