@@ -143,6 +143,13 @@ class TemplateTest < Minitest::Test
 		end
 	end
 
+	def test_idmapfs_passthrough
+		refute_includes args(render), '--no-idmapfs-passthrough'
+		refute_includes args(render('idmapfs_passthrough' => true)), '--no-idmapfs-passthrough'
+		assert_includes args(render('idmapfs_passthrough' => false)), '--no-idmapfs-passthrough'
+		['yes', 'false', 0, ''].each { |v| refused({ 'idmapfs_passthrough' => v }, 'idmapfs_passthrough', /expected true or false/) }
+	end
+
 	def test_log_level_and_time_format
 		%w[debug info error].each { |l| assert_equal l, args(render('log_level' => l))[args(render('log_level' => l)).index('--log-level') + 1] }
 		f = render('log_level' => 'fatal', 'log_time_format' => 'unix-epoch')
