@@ -113,7 +113,6 @@ bool reconcile_is_mounted(struct driver *drv, const char *name)
 
 #define STRAYS_MAX 4096
 #define STRAY_WAIT_MS 5000
-#define SENTRY_COMM "idmapfs-sentry\n"
 
 struct stray {
 	pid_t pid;
@@ -152,8 +151,8 @@ static const char *base_name(const char *path)
 /*
  * Our helpers on this mount root, found by their command line: the mount
  * helper (argv: helper VERB MOUNT_ROOT ...) and idmapfs servers (argv:
- * helper MOUNT_ROOT BACKING NAME ...); an idmapfs's unmount sentry shares
- * its command line and is told apart by its name. At start the daemon has
+ * helper MOUNT_ROOT BACKING NAME ...); an idmapfs's sentries (unmount,
+ * passthrough) share its command line and are told apart by their names. At start the daemon has
  * no children, so every one found was started by a daemon before it.
  */
 static size_t find_strays(struct driver *drv, struct stray *out, size_t max)
@@ -180,9 +179,11 @@ static size_t find_strays(struct driver *drv, struct stray *out, size_t max)
 			       strcmp(argv[1], drv->cfg->mount_root) == 0;
 		if (!helper && !idmapfs)
 			continue;
-		if (idmapfs && read_argv((pid_t)pid, "comm", comm, sizeof(comm), comm_argv, 1) == 1 &&
-		    strcmp(comm, SENTRY_COMM) == 0)
-			continue;
+		if (idmapfs && read_argv((pid_t)pid, "comm", comm, sizeof(comm), comm_argv, 1) == 1) {
+			comm[strcspn(comm, "\n")] = '\0';
+			if (strcmp(comm, NFSV3_IDMAPFS_SENTRY_COMM) == 0 || strcmp(comm, NFSV3_IDMAPFS_PT_COMM) == 0)
+				continue;
+		}
 		out[n] = (struct stray){ .pid = (pid_t)pid, .idmapfs = idmapfs };
 		snprintf(out[n].name, sizeof(out[n].name), "%s", idmapfs ? argv[3] : argv[1]);
 		/* Opened before any judgement: the pid cannot be reused under us from here on. */

@@ -134,7 +134,10 @@
  *       mount the NFS export on MOUNT_ROOT/.kernel/KERNEL_KEY (issue 3).
  *
  *   nfsv3driver-idmapfs MOUNT_ROOT BACKING_DIR NAME UID GID APP_UID APP_GID rw|ro
+ *                       [passthrough=auto|off]
  *       serve the remap of BACKING_DIR on MOUNT_ROOT/NAME until unmounted.
+ *       Its children share its command line and are told apart by their
+ *       process names (below): the daemon supervises the server alone.
  *
  * On failure a helper prints exactly one line on stderr,
  * "<prog>: <what failed>: <why>", and exits with one of these codes.
@@ -146,6 +149,8 @@
 #define NFSV3_ARG_RO "ro"
 #define NFSV3_ARG_LAZY "lazy"
 #define NFSV3_ARG_FORCE "force"
+#define NFSV3_IDMAPFS_SENTRY_COMM "idmapfs-sentry" /* the unmount sentry */
+#define NFSV3_IDMAPFS_PT_COMM "idmapfs-pt"         /* the passthrough sentry */
 
 enum nfsv3_exit {
 	NFSV3_EXIT_OK = 0,        /* done */

@@ -452,7 +452,7 @@ static noreturn void run_sentry(int pipe_fd, int mount_fd, uint64_t id)
 	close_all_but(pipe_fd, mount_fd);
 	if (chdir("/") != 0)
 		die_errno(NFSV3_EXIT_INTERNAL, "unmount sentry: cannot leave the working directory");
-	prctl(PR_SET_NAME, "idmapfs-sentry", 0, 0, 0);
+	prctl(PR_SET_NAME, NFSV3_IDMAPFS_SENTRY_COMM, 0, 0, 0);
 	privilege_keep_only(keep, 1);
 	mountinfo = fopen("/proc/self/mountinfo", "re");
 	if (mountinfo == NULL)

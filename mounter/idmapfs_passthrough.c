@@ -76,7 +76,7 @@ static noreturn void run_sentry(int sock, int fuse_fd, uid_t uid, gid_t gid)
 		close_range((unsigned)sock + 1, (unsigned)fuse_fd - 1, 0);
 		close_range((unsigned)fuse_fd + 1, ~0U, 0);
 	}
-	prctl(PR_SET_NAME, "idmapfs-pt", 0, 0, 0);
+	prctl(PR_SET_NAME, NFSV3_IDMAPFS_PT_COMM, 0, 0, 0);
 	/* The identity the kernel will do the backing I/O as; needs SETUID/SETGID, dropped next. */
 	idmapfs_become_bound(uid, gid);
 	privilege_keep_only(keep, 1);

@@ -252,7 +252,10 @@ static int idmapfs_serving(const char *name)
 				state = '?';
 			fclose(f);
 		}
-		if (strncmp(comm, "idmapfs-sentry", 14) != 0 && state != 'Z')
+		comm[strcspn(comm, "\n")] = '\0';
+		/* Its sentries (unmount, passthrough) share its command line. */
+		if (strcmp(comm, NFSV3_IDMAPFS_SENTRY_COMM) != 0 && strcmp(comm, NFSV3_IDMAPFS_PT_COMM) != 0 &&
+		    state != 'Z')
 			n++;
 	}
 	closedir(proc);
