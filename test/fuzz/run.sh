@@ -19,15 +19,16 @@ if ! command -v clang >/dev/null; then
 	exit 1
 fi
 flags="-g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined"
-incs="-I$top/include -I$top/driver $(pkg-config --cflags libuv jansson mount openssl)"
+incs="-I$top/include -I$top/driver -I$top/mounter $(pkg-config --cflags libuv jansson mount openssl)"
 libs="$(pkg-config --libs libuv jansson mount openssl) -lhttp_parser -lldap -llber -pthread"
-# The daemon's objects once (main.c aside), then one link per target.
+# The daemon's objects once (main.c aside; the policy parser it shares with
+# the mount helper), then one link per target.
 objs=()
-for c in "$top"/driver/*.c; do
+for c in "$top"/driver/*.c "$top"/mounter/policy.c; do
 	[ "$(basename "$c")" = main.c ] && continue
 	o=$out/obj/$(basename "$c" .c).o
 	# shellcheck disable=SC2086
-	if [ ! -e "$o" ] || [ "$c" -nt "$o" ] || [ -n "$(find "$top/driver" "$top/include" -name '*.h' -newer "$o")" ]; then
+	if [ ! -e "$o" ] || [ "$c" -nt "$o" ] || [ -n "$(find "$top/driver" "$top/mounter" "$top/include" -name '*.h' -newer "$o")" ]; then
 		clang $flags $incs -c "$c" -o "$o" >>"$out/build.log" 2>&1 || { tail -20 "$out/build.log"; echo "fuzz: 0 passed, 1 failed (build of $c)"; exit 1; }
 	fi
 	objs+=("$o")
