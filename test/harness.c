@@ -84,6 +84,27 @@ int daemon_log_count(const struct daemon *dm, const char *text)
 	return n;
 }
 
+/* The last few hundred bytes of a log, on one line, for a failure message. */
+static const char *log_tail(const char *path)
+{
+	static char tail[600];
+	FILE *f = fopen(path, "re");
+	size_t n = 0;
+
+	tail[0] = '\0';
+	if (!f)
+		return "(unreadable)";
+	if (fseek(f, -(long)(sizeof(tail) - 1), SEEK_END) != 0)
+		rewind(f);
+	n = fread(tail, 1, sizeof(tail) - 1, f);
+	fclose(f);
+	tail[n] = '\0';
+	for (size_t i = 0; i < n; i++)
+		if (tail[i] == '\n')
+			tail[i] = '|';
+	return tail;
+}
+
 void daemon_start(struct daemon *dm)
 {
 	char listen_tcp[64], admin[64], extra[1024];
@@ -137,11 +158,11 @@ void daemon_start(struct daemon *dm)
 			return;
 		if (waitpid(dm->pid, &status, WNOHANG) == dm->pid) {
 			dm->pid = 0;
-			ck_abort_msg("daemon exited at start, status %d; log %s", status, dm->log);
+			ck_abort_msg("daemon exited at start, status %d; log %s ends: %s", status, dm->log, log_tail(dm->log));
 		}
 		usleep(10000);
 	}
-	ck_abort_msg("daemon did not print driver-server.started within 5 s; log %s", dm->log);
+	ck_abort_msg("daemon did not print driver-server.started within 5 s; log %s ends: %s", dm->log, log_tail(dm->log));
 }
 
 int daemon_stop(struct daemon *dm)

@@ -152,8 +152,10 @@ START_TEST(unreadable_file_moved_aside)
 			_exit(3);
 		registry_init(&reg);
 		err = state_load(path, &reg, &cfg);
-		_exit(!err ? 4 : !strstr(err->message, "cannot open it: Permission denied") ? 5
-			     : !strstr(err->message, "moved aside") ? 6 : 0);
+		int code = !err ? 4 : !strstr(err->message, "cannot open it: Permission denied") ? 5
+				 : !strstr(err->message, "moved aside") ? 6 : 0;
+		error_free(err);
+		_exit(code);
 	}
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
