@@ -2,10 +2,12 @@
  * The FUSE transport: requests read from /dev/fuse, decoded, handed to the
  * operations; replies written back. No library between us and the kernel.
  *
- * Workers: the main thread serves, and a worker that takes a request when
- * no other is idle starts one more, up to the session's limit (a blocked
- * lock wait or a slow backing call holds its worker). Workers live until
- * the session ends.
+ * Workers: the loop starts one, and a worker that takes a request when no
+ * other is idle starts one more, up to the session's limit (a blocked lock
+ * wait or a slow backing call holds its worker). Workers live until the
+ * session ends. The thread that runs the loop serves nothing: it takes the
+ * stop signals, whose handler must run even while every worker is stuck in
+ * a backing call that no signal but SIGKILL ends.
  *
  * Memory: each worker owns one request buffer, max_write plus room for
  * the header (the kernel refuses reads into anything smaller), mapped so
@@ -27,6 +29,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "idmapfs.h"
@@ -43,6 +46,18 @@
 /* Interrupts for requests not waiting yet, remembered until they are. */
 #define IDMAPFS_PENDING_INTERRUPTS 32
 #define IDMAPFS_WORKER_STACK (256 * 1024)
+/*
+ * Once the kernel ends the session, how long the last worker may take to
+ * finish its backing call. One stuck there (a dead NFS server on a hard
+ * mount waits for good) is left to the process's exit.
+ */
+#define IDMAPFS_WORKER_END_WAIT_S 2
+
+/* What a worker serves: the request's unique and the caller's thread id (0: idle). */
+struct idmapfs_inflight {
+	atomic_uint_fast64_t unique;
+	atomic_uint pid;
+};
 
 struct idmapfs_session {
 	int fd;
@@ -62,6 +77,10 @@ struct idmapfs_session {
 	uint64_t pending[IDMAPFS_PENDING_INTERRUPTS];
 	unsigned pending_next;
 	atomic_uint npending;
+	/* One per worker, claimed when it starts (max_workers of them). */
+	struct idmapfs_inflight *inflight;
+	atomic_uint ninflight;
+	bool workers_left;           /* the loop returned with a worker still in a backing call */
 	pthread_attr_t attr;
 };
 
@@ -528,10 +547,66 @@ void req_on_interrupt(struct idmapfs_req *req, void (*fn)(struct idmapfs_req *, 
 }
 
 /*
- * FUSE_INTERRUPT for unique: wake its wait if it waits; else remember it
- * for when it does (it may be about to), in a ring that forgets the oldest
- * (a request that ended without waiting leaves one there; its reply clears
- * it when it ends after).
+ * Is the thread tid dying (SIGKILL pending: killed, or a fatal signal that
+ * ends its process)? From /proc/TID/status, which anyone may read.
+ */
+static bool being_killed(pid_t tid)
+{
+	char path[64], status[4096];
+	const char *fields[] = {"\nSigPnd:", "\nShdPnd:"};
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, status, sizeof(status) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	status[n] = '\0';
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		const char *at = strstr(status, fields[i]);
+
+		if (at != NULL && (strtoull(at + strlen(fields[i]), NULL, 16) & (1ULL << (SIGKILL - 1))) != 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The caller of the request a worker serves is being killed: answer EINTR
+ * for it now, so that it can die. The kernel waits for an answer to a
+ * request it has handed over, even for a killed caller, and the worker may
+ * be stuck in its backing call for good (a dead NFS server on a hard mount,
+ * where only the caller's own kill would end the wait). The worker's own
+ * reply, whenever it comes, finds the request gone (ENOENT), which every
+ * operation already takes as an interrupted request.
+ */
+static bool answer_for_killed_caller(struct idmapfs_session *se, uint64_t unique)
+{
+	struct fuse_out_header out = {.len = sizeof(out), .error = -EINTR, .unique = unique};
+	unsigned n = atomic_load(&se->ninflight);
+	pid_t pid = 0;
+
+	for (unsigned i = 0; i < n && i < se->max_workers; i++) {
+		if (atomic_load(&se->inflight[i].unique) == unique)
+			pid = (pid_t)atomic_load(&se->inflight[i].pid);
+	}
+	if (pid <= 0 || !being_killed(pid))
+		return false;
+	/* ENOENT: the worker answered meanwhile. */
+	if (write(se->fd, &out, sizeof(out)) < 0 && errno != ENOENT && errno != ENODEV)
+		fprintf(stderr, "%s: cannot answer for a killed caller: %s\n", NFSV3_HELPER_IDMAPFS, strerror(errno));
+	return true;
+}
+
+/*
+ * FUSE_INTERRUPT for unique: wake its wait if it waits; answer it if its
+ * caller is being killed; else remember it for when it waits (it may be
+ * about to), in a ring that forgets the oldest (a request that ended
+ * without waiting leaves one there; its reply clears it when it ends after).
  */
 static void interrupt(struct idmapfs_session *se, uint64_t unique)
 {
@@ -544,7 +619,7 @@ static void interrupt(struct idmapfs_session *se, uint64_t unique)
 			break;
 		}
 	}
-	if (req == NULL) {
+	if (req == NULL && !answer_for_killed_caller(se, unique)) {
 		unsigned i = se->pending_next++ % IDMAPFS_PENDING_INTERRUPTS;
 
 		if (se->pending[i] == 0)
@@ -986,6 +1061,9 @@ static void spawn_worker(struct idmapfs_session *se)
 static void serve(struct idmapfs_session *se)
 {
 	char *buf = mmap(NULL, se->bufsize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	unsigned slot = atomic_fetch_add(&se->ninflight, 1);
+	struct idmapfs_inflight *serving = slot < se->max_workers ? &se->inflight[slot] : NULL;
+	const struct fuse_in_header *in = (const void *)buf;
 	ssize_t n;
 
 	if (buf == MAP_FAILED) {
@@ -1007,7 +1085,13 @@ static void serve(struct idmapfs_session *se)
 		}
 		if (atomic_fetch_sub(&se->idle, 1) == 1)
 			spawn_worker(se);
+		if (serving != NULL && (size_t)n >= sizeof(*in)) {
+			atomic_store(&serving->pid, in->pid);
+			atomic_store(&serving->unique, in->unique);
+		}
 		dispatch(se, buf, (size_t)n);
+		if (serving != NULL)
+			atomic_store(&serving->unique, 0);
 		atomic_fetch_add(&se->idle, 1);
 	}
 	munmap(buf, se->bufsize);
@@ -1045,6 +1129,11 @@ struct idmapfs_session *idmapfs_session_new(int fuse_fd, struct idmapfs *fs, uns
 	if (se->bufsize < FUSE_MIN_READ_BUFFER)
 		se->bufsize = FUSE_MIN_READ_BUFFER;
 	se->bufsize = (se->bufsize + (size_t)page - 1) & ~((size_t)page - 1);
+	se->inflight = calloc(workers, sizeof(*se->inflight));
+	if (se->inflight == NULL) {
+		free(se);
+		return NULL;
+	}
 	pthread_mutex_init(&se->lock, NULL);
 	pthread_cond_init(&se->done, NULL);
 	pthread_mutex_init(&se->intr_lock, NULL);
@@ -1090,16 +1179,39 @@ bool idmapfs_session_init(struct idmapfs_session *se)
 
 int idmapfs_session_loop(struct idmapfs_session *se)
 {
-	atomic_store(&se->workers, 1);
-	atomic_store(&se->idle, 1);
-	serve(se);
-	atomic_fetch_sub(&se->idle, 1);
+	struct timespec until = {0};
+
+	spawn_worker(se);
 	pthread_mutex_lock(&se->lock);
-	atomic_fetch_sub(&se->workers, 1);
-	while (atomic_load(&se->workers) > 0)
-		pthread_cond_wait(&se->done, &se->lock);
+	if (atomic_load(&se->workers) == 0) {
+		pthread_mutex_unlock(&se->lock);
+		return EAGAIN;
+	}
+	/* Until the kernel ends the session (a worker sees ENODEV), then a while for the rest. */
+	while (atomic_load(&se->workers) > 0) {
+		if (!atomic_load(&se->ended)) {
+			pthread_cond_wait(&se->done, &se->lock);
+			continue;
+		}
+		if (until.tv_sec == 0) {
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += IDMAPFS_WORKER_END_WAIT_S;
+		}
+		if (pthread_cond_timedwait(&se->done, &se->lock, &until) == ETIMEDOUT) {
+			se->workers_left = atomic_load(&se->workers) > 0;
+			break;
+		}
+	}
 	pthread_mutex_unlock(&se->lock);
+	if (se->workers_left)
+		fprintf(stderr, "%s: the session ended with %u worker(s) stuck in the backing filesystem; exiting without them\n",
+			NFSV3_HELPER_IDMAPFS, atomic_load(&se->workers));
 	return atomic_load(&se->error);
+}
+
+bool idmapfs_session_workers_left(const struct idmapfs_session *se)
+{
+	return se->workers_left;
 }
 
 void idmapfs_session_destroy(struct idmapfs_session *se)
@@ -1108,5 +1220,6 @@ void idmapfs_session_destroy(struct idmapfs_session *se)
 	pthread_mutex_destroy(&se->lock);
 	pthread_cond_destroy(&se->done);
 	pthread_mutex_destroy(&se->intr_lock);
+	free(se->inflight);
 	free(se);
 }

@@ -91,6 +91,12 @@ bool idmapfs_session_init(struct idmapfs_session *se);
 const struct idmapfs_conn *idmapfs_session_conn(const struct idmapfs_session *se);
 /* Serve until the kernel ends the session; 0, or an errno. */
 int idmapfs_session_loop(struct idmapfs_session *se);
+/*
+ * After the loop: a worker is still stuck in a backing call and still uses
+ * the session, the fd and the inode table, so none may be freed; the
+ * process's exit ends it.
+ */
+bool idmapfs_session_workers_left(const struct idmapfs_session *se);
 void idmapfs_session_destroy(struct idmapfs_session *se);
 
 /* ---- for the operations ----------------------------------------------- */

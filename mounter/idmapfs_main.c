@@ -673,10 +673,12 @@ int main(int argc, char **argv)
 	dup2(null_fd, STDOUT_FILENO);
 
 	err = idmapfs_session_loop(se);
-	idmapfs_session_destroy(se);
-	close(fuse_fd);
-	idmapfs_table_destroy(&fs.table);
-	close(fs.root.fd);
+	if (!idmapfs_session_workers_left(se)) {
+		idmapfs_session_destroy(se);
+		close(fuse_fd);
+		idmapfs_table_destroy(&fs.table);
+		close(fs.root.fd);
+	}
 	/* EOF on the pipe; waiting for the sentry means that when we exit, the mount is gone. */
 	if (fs.pt_sock >= 0) {
 		close(fs.pt_sock);

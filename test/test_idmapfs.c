@@ -1491,6 +1491,45 @@ START_TEST(test_killed_server_leaves_no_hung_mount)
 }
 END_TEST
 
+/* In the client child: look up a name the mount has not seen (a backing call). */
+static int client_stat_unseen_name(void)
+{
+	struct stat st;
+
+	stat(in(mnt, "unseen"), &st);
+	return 0;
+}
+
+/*
+ * A backing call that never returns (here the backing is another idmapfs,
+ * stopped; on a cell a dead NFS server under a hard mount) and an app
+ * killed while it waits on it: the kernel waits for an answer even for a
+ * killed caller, so idmapfs answers for it and the app dies at once, as
+ * over the plain kernel mount. Stopped then, idmapfs detaches and exits
+ * though its worker is still stuck, leaving neither mount nor process.
+ */
+START_TEST(test_killed_caller_of_a_stuck_backing_call)
+{
+	struct instance inner = start_on("inner", back, NFSV3_ARG_RW);
+	struct instance outer = start_on("vol", inner.mountpoint, NFSV3_ARG_RW);
+	pid_t app;
+	int code;
+
+	ck_assert_int_eq(kill(inner.pid, SIGSTOP), 0);
+	app = spawn_as(APP, client_stat_unseen_name);
+	usleep(300000);
+	ck_assert_msg(wait_exit(app, 0) == -1, "the lookup did not wait for the stopped backing");
+	ck_assert_int_eq(kill(app, SIGKILL), 0);
+	code = wait_exit(app, 3000);
+	ck_assert_msg(code == 128 + SIGKILL, "the killed app %s", code < 0 ? "still waits" : "ended otherwise");
+	ck_assert_int_eq(kill(outer.pid, SIGTERM), 0);
+	ck_assert_int_eq(wait_exit(outer.pid, 5000), 0);
+	ck_assert_int_eq(mounts_under(outer.mountpoint), 0);
+	ck_assert_int_eq(kill(inner.pid, SIGCONT), 0);
+	stop(&inner);
+}
+END_TEST
+
 static void on_tick(int sig)
 {
 }
@@ -2098,6 +2137,7 @@ static Suite *idmapfs_suite(void)
 		{"passthrough", test_passthrough_sentry_privilege},
 		{"stress", test_forgets_leave_no_inode_behind},
 		{"stress", test_killed_server_leaves_no_hung_mount},
+		{"stress", test_killed_caller_of_a_stuck_backing_call},
 		{"stress", test_interrupts_at_every_moment},
 		{"operations", test_rename_flags},
 		{"operations", test_hard_links},
