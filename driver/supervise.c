@@ -31,8 +31,8 @@ struct watched {
 	bool child;          /* ours by uv_spawn (else adopted through a pidfd) */
 	bool ready, stopping, exited;
 	bool reaped;         /* exit seen before ready: judged once stderr is read */
-	bool killed;         /* killed at its start deadline: answered once reaped */
-	bool holds_slot;     /* one of the helper pool's --max-parallel slots, until the start ends */
+	bool killed;         /* killed at its start deadline: answered once reaped (or after KILL_GRACE_MS) */
+	bool holds_slot;     /* one of the helper pool's --max-parallel slots: until ready, or reaped */
 	bool resumed;        /* sent SIGCONT at the last look, and still stopped */
 	char how[64];
 	/* Its command line, kept until the launch (which waits for a slot). */
@@ -90,7 +90,7 @@ static void release(struct watched *w)
 	free(w);
 }
 
-/* The start is over (ready, failed or killed): the next may launch. */
+/* The start is over (ready, or the process reaped): the next may launch. */
 static void release_slot(struct watched *w)
 {
 	if (!w->holds_slot)
@@ -131,7 +131,6 @@ static void answer(struct watched *w, struct error *err)
 {
 	supervise_ready_cb cb = w->cb;
 
-	release_slot(w);
 	w->cb = NULL;
 	if (cb)
 		cb(err, err ? 0 : w->pid, w->data);
@@ -166,7 +165,6 @@ static void answer_timeout(struct watched *w)
 	if (w->cb)
 		answer(w, error_new(ERROR_TIMEOUT, "%s %u s starting idmapfs for volume %s", NFSV3_ERR_TIMEOUT,
 				    w->drv->cfg->helper_timeout_s, w->name));
-	release_slot(w);
 }
 
 static void on_exit_cb(uv_process_t *process, int64_t status, int signal)
@@ -182,7 +180,9 @@ static void on_exit_cb(uv_process_t *process, int64_t status, int signal)
 		return;
 	}
 	/* Reaped: nothing of it can mount any more, so the caller's cleanup
-	 * finds the mount table as it will stay. */
+	 * finds the mount table as it will stay. A dying process is still
+	 * load on the cell: its slot is held until now, as a helper's is. */
+	release_slot(w);
 	if (w->killed)
 		answer_timeout(w);
 	/* A failed start: its one line of error may still be in the pipe. */
@@ -220,6 +220,7 @@ static void on_out(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
 	if (!w->ready && !w->killed && strstr(w->out_buf, READY_LINE "\n")) {
 		w->ready = true;
 		uv_timer_stop(&w->deadline);
+		release_slot(w);
 		metrics_observe(METRIC_HELPER_IDMAPFS, (double)(uv_hrtime() - w->started_ns) / 1e9);
 		log_info("idmapfs.ready", json_pack("{s:s, s:i}", "volume", w->name, "pid", (int)w->pid));
 		answer(w, NULL);
@@ -252,7 +253,7 @@ static void on_deadline(uv_timer_t *timer)
 		return;
 	}
 	if (w->killed) {
-		/* Not reaped within the grace: answer anyway. */
+		/* Not reaped within the grace: answer anyway (it keeps its slot). */
 		answer_timeout(w);
 		return;
 	}
@@ -424,6 +425,7 @@ static void on_slot(void *data)
 	rc = uv_spawn(drv->loop, &w->process, &options);
 	if (rc < 0) {
 		w->exited = true;
+		release_slot(w);
 		answer(w, error_new(ERROR_MOUNT, "cannot start %s: %s", argv[0], uv_strerror(rc)));
 		close_all(w);
 		return;
