@@ -1,11 +1,14 @@
-# A start storm of mapped bindings over NFSv3: 50 Mounts of uid 1234
-# bindings at once with --max-parallel 8 (idmapfs starts wait for a slot as
-# helpers do, each with its deadline from its own launch). Every Mount
-# succeeds and serves as the bound uid, List agrees with the mount table,
-# and 50 Unmounts at once leave no mount and no idmapfs behind.
+# A start storm of mapped bindings over NFSv3: 100 Mounts of uid 1234
+# bindings at once with --max-parallel 4 and a 2 s deadline. idmapfs starts
+# wait for a slot as helpers do, each deadline from its own launch, so every
+# Mount succeeds (an idmapfs start takes a few hundred ms here; when all 100
+# were launched at once, each took longer than the deadline and was killed
+# with its mount left behind). Each serves as the bound uid, List agrees
+# with the mount table, and 100 Unmounts at once leave no mount and no
+# idmapfs behind.
 . /vm/lib.sh
-N=50
-driver_start --max-parallel 8
+N=100
+HELPER_TIMEOUT=2 driver_start --max-parallel 4
 mkdir -p /srv/export/storm && chown 1234:1234 /srv/export/storm
 opts='{"source":"nfs://127.0.0.1/srv/export/storm","uid":"1234","gid":"1234","version":"3"}'
 
@@ -35,7 +38,7 @@ servers=$(idmapfs_servers)
 listed=$(call List '{}' | grep -o '"Mountpoint":"/[^"]*"' | wc -l)
 [ "$listed" = $N ] || fail "List shows $listed mounted volumes, expected $N"
 # The first and the last served as the bound uid.
-for v in s000 s049; do
+for v in s000 s099; do
 	vm-runas 2000 2000 sh -c "echo $v >$DRIVER_ROOT/$v/$v" || fail "write through $v as the app"
 	[ "$(stat -c %u:%g /srv/export/storm/$v)" = 1234:1234 ] || fail "$v's file on the server: $(stat -c %u:%g /srv/export/storm/$v)"
 done
