@@ -52,3 +52,18 @@ $(BUILD)/bench/sweepbench: bench/sweep/sweepbench.c
 
 bench-sweep: all $(BUILD)/bench/sweepbench
 	bench/sweep/run.sh $(BUILD)
+
+# A start storm: 250 mapped bindings mounted at once over NFSv3 in the VM;
+# errors, Mount latency, the daemon's peak RSS, the idmapfs processes' PSS.
+# Not part of `make bench` (a VM boot, minutes under TCG).
+.PHONY: bench-storm
+bench-storm: all
+	bench/storm-nfs/run.sh
+
+# Misbehaving clients (2,000 idle, 2,000 slowloris, 100 MB bodies, 10,000
+# pipelined requests unread) against a local daemon, with a probe List every
+# 100 ms: its latency and the daemon's RSS per storm. Not part of `make bench`.
+.PHONY: bench-clients
+bench-clients: all $(BUILD)/test/clients/storm
+	@packaging/deps.sh test
+	bench/clients/run.sh $(BUILD)

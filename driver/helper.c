@@ -17,6 +17,7 @@
 
 struct helper_job {
 	struct helper_pool *pool;
+	helper_slot_cb granted;   /* a slot for the caller's own process (no argv), or NULL */
 	char *argv[HELPER_MAX_ARGS + 1];
 	helper_done_cb done;
 	void *data;
@@ -37,6 +38,7 @@ struct helper_job {
 struct helper_pool {
 	uv_loop_t *loop;
 	unsigned max_parallel, timeout_s, running;
+	bool starting;            /* in start_next: a slot released meanwhile is taken up by its loop */
 	struct helper_job *wait_head, *wait_tail;
 };
 
@@ -234,6 +236,9 @@ static void start_job(struct helper_job *job)
 	struct helper_pool *pool = job->pool;
 	int rc, err_fd = -1;
 
+	/* The deadline runs from this launch: the loop's time may be stale
+	 * after the launches before it in this turn. */
+	uv_update_time(pool->loop);
 	job->started_ms = uv_now(pool->loop);
 	pool->running++;
 	uv_pipe_init(pool->loop, &job->err_pipe, 0);
@@ -260,13 +265,55 @@ static void start_job(struct helper_job *job)
 
 static void start_next(struct helper_pool *pool)
 {
+	if (pool->starting)
+		return;
+	pool->starting = true;
 	while (pool->wait_head && pool->running < pool->max_parallel) {
 		struct helper_job *job = pool->wait_head;
 		pool->wait_head = job->next;
 		if (!pool->wait_head)
 			pool->wait_tail = NULL;
-		start_job(job);
+		if (job->granted) {
+			helper_slot_cb granted = job->granted;
+			void *data = job->data;
+			pool->running++;
+			free(job);
+			granted(data);
+		} else {
+			start_job(job);
+		}
 	}
+	pool->starting = false;
+}
+
+static void enqueue(struct helper_pool *pool, struct helper_job *job)
+{
+	if (pool->wait_tail)
+		pool->wait_tail->next = job;
+	else
+		pool->wait_head = job;
+	pool->wait_tail = job;
+	start_next(pool);
+}
+
+bool helper_slot_wait(struct helper_pool *pool, helper_slot_cb granted, void *data)
+{
+	struct helper_job *job = calloc(1, sizeof(*job));
+
+	if (!job)
+		return false;
+	job->pool = pool;
+	job->pidfd = -1;
+	job->granted = granted;
+	job->data = data;
+	enqueue(pool, job);
+	return true;
+}
+
+void helper_slot_release(struct helper_pool *pool)
+{
+	pool->running--;
+	start_next(pool);
 }
 
 void helper_run(struct helper_pool *pool, const char *const *argv, helper_done_cb done, void *data)
@@ -286,10 +333,5 @@ void helper_run(struct helper_pool *pool, const char *const *argv, helper_done_c
 	job->pidfd = -1;
 	job->done = done;
 	job->data = data;
-	if (pool->wait_tail)
-		pool->wait_tail->next = job;
-	else
-		pool->wait_head = job;
-	pool->wait_tail = job;
-	start_next(pool);
+	enqueue(pool, job);
 }

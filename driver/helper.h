@@ -1,9 +1,12 @@
 /*
  * Running the privileged helpers: posix_spawn with a fixed argv and a minimal
  * environment, in a process group of their own, at most max_parallel at once
- * (the rest wait in arrival order), each under a deadline. At the deadline
- * the whole group is killed; the callback runs once the process is reaped,
- * with timed_out set, so that the caller can clean up after it.
+ * (the rest wait in arrival order), each under a deadline that runs from its
+ * own launch. At the deadline the whole group is killed; the callback runs
+ * once the process is reaped, with timed_out set, so that the caller can
+ * clean up after it. A caller that starts a process of its own (idmapfs)
+ * takes one of the same max_parallel slots for the start, in the same
+ * queue.
  */
 #ifndef NFSV3_HELPER_H
 #define NFSV3_HELPER_H
@@ -39,5 +42,15 @@ void helper_pool_free(struct helper_pool *pool);
  * HELPER_MAX_ARGS; copied). done runs exactly once, on the loop.
  */
 void helper_run(struct helper_pool *pool, const char *const *argv, helper_done_cb done, void *data);
+
+/*
+ * Wait in turn for one of the max_parallel slots: granted runs on the loop
+ * once it is the caller's (possibly before this returns), and the caller
+ * gives it back with helper_slot_release, exactly once. False (and granted
+ * never runs) when out of memory.
+ */
+typedef void (*helper_slot_cb)(void *data);
+bool helper_slot_wait(struct helper_pool *pool, helper_slot_cb granted, void *data);
+void helper_slot_release(struct helper_pool *pool);
 
 #endif

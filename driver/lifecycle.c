@@ -393,6 +393,7 @@ static void mount_ctx_done(struct mount_ctx *ctx, pid_t idmapfs_pid, double elap
 	finish(op, NULL);
 }
 
+/* After a bind killed at its deadline, or an idmapfs start that failed with its mount left. */
 static void after_late_bind_cleanup(struct volume_op *op, const struct helper_result *res)
 {
 	struct mount_ctx *ctx = op->data_private;
@@ -429,12 +430,30 @@ static void on_bind_done(const struct helper_result *res, void *data)
 static void on_idmapfs_ready(struct error *err, pid_t pid, void *data)
 {
 	struct mount_ctx *ctx = data;
+	struct volume_op *op = ctx->op;
 
-	if (err) {
-		mount_ctx_fail(ctx, error_wrap(err, "mounting volume %s", ctx->op->vol->name));
+	if (!err) {
+		mount_ctx_done(ctx, pid, 0);
 		return;
 	}
-	mount_ctx_done(ctx, pid, 0);
+	op->err = error_wrap(err, "mounting volume %s", op->vol->name);
+	/*
+	 * An idmapfs killed at its start deadline dies with its sentry, which
+	 * would have detached its mount: the FUSE mount it may have made stays
+	 * attached with no server ("Transport endpoint is not connected"). So
+	 * would one that died some other way with its sentry. Answer now; the
+	 * volume stays busy until the Mountpoint is detached.
+	 */
+	if (op->err->code == ERROR_TIMEOUT || reconcile_is_mounted(op->drv, op->vol->name)) {
+		log_info("mount.start-cleanup", json_pack("{s:s, s:s}", "volume", op->vol->name, "error", op->err->message));
+		if (op->done)
+			op->done(op, op->err);
+		op->done = NULL;
+		op->data_private = ctx;
+		run_unmount(op, true, after_late_bind_cleanup);
+		return;
+	}
+	mount_ctx_fail(ctx, op->err);
 }
 
 /* The backing directory is ready: bind it, or serve it through idmapfs. */

@@ -50,7 +50,7 @@ static const char usage_text[] =
 	"  --drivers-path DIR                  write DIR/NAME.json for volman\n"
 	"  --mount-root DIR                    mountpoints, .kernel/ and the state file (required)\n"
 	"  --helper-timeout SECONDS            deadline of every helper run (default 30)\n"
-	"  --max-parallel N                    helpers running at once (default 16)\n"
+	"  --max-parallel N                    helpers and idmapfs starts running at once (default 16)\n"
 	"  --app-uid UID, --app-gid GID        the ids apps run as (default 2000)\n"
 	"  --nfs-options LIST                  operator's default kernel NFS options\n"
 	"  --allowed-nfs-options LIST          option names a binding's nfs_options may use\n"

@@ -16,6 +16,9 @@
 
 #define READY_LINE "ready"
 #define STDERR_GRACE_MS 200
+/* How long a start killed at its deadline may take to be reaped before
+ * the timeout is answered anyway (one stuck in the kernel). */
+#define KILL_GRACE_MS 1000
 /* How often every idmapfs's run state is looked at. A stopped one is
  * resumed at once; one that SIGCONT does not resume is killed at the next
  * look, so an app waits on a stopped idmapfs for at most twice this. */
@@ -28,8 +31,14 @@ struct watched {
 	bool child;          /* ours by uv_spawn (else adopted through a pidfd) */
 	bool ready, stopping, exited;
 	bool reaped;         /* exit seen before ready: judged once stderr is read */
+	bool killed;         /* killed at its start deadline: answered once reaped (or after KILL_GRACE_MS) */
+	bool holds_slot;     /* one of the helper pool's --max-parallel slots: until ready, or reaped */
 	bool resumed;        /* sent SIGCONT at the last look, and still stopped */
 	char how[64];
+	/* Its command line, kept until the launch (which waits for a slot). */
+	char *backing;
+	char uid[16], gid[16], app_uid[16], app_gid[16];
+	bool readonly;
 	supervise_ready_cb cb; /* until ready */
 	void *data;
 	uv_process_t process;
@@ -76,8 +85,18 @@ static void release(struct watched *w)
 		uv_timer_stop(&stop_check);
 	if (w->pidfd >= 0)
 		close(w->pidfd);
+	free(w->backing);
 	free(w->name);
 	free(w);
+}
+
+/* The start is over (ready, or the process reaped): the next may launch. */
+static void release_slot(struct watched *w)
+{
+	if (!w->holds_slot)
+		return;
+	w->holds_slot = false;
+	helper_slot_release(w->drv->helpers);
 }
 
 static void on_closed(uv_handle_t *handle)
@@ -140,6 +159,14 @@ static void on_gone(struct watched *w, const char *how)
 
 static void on_deadline(uv_timer_t *timer);
 
+/* Killed at its start deadline. The caller detaches whatever it mounted. */
+static void answer_timeout(struct watched *w)
+{
+	if (w->cb)
+		answer(w, error_new(ERROR_TIMEOUT, "%s %u s starting idmapfs for volume %s", NFSV3_ERR_TIMEOUT,
+				    w->drv->cfg->helper_timeout_s, w->name));
+}
+
 static void on_exit_cb(uv_process_t *process, int64_t status, int signal)
 {
 	struct watched *w = process->data;
@@ -152,6 +179,12 @@ static void on_exit_cb(uv_process_t *process, int64_t status, int signal)
 		on_gone(w, w->how);
 		return;
 	}
+	/* Reaped: nothing of it can mount any more, so the caller's cleanup
+	 * finds the mount table as it will stay. A dying process is still
+	 * load on the cell: its slot is held until now, as a helper's is. */
+	release_slot(w);
+	if (w->killed)
+		answer_timeout(w);
 	/* A failed start: its one line of error may still be in the pipe. */
 	w->reaped = true;
 	uv_timer_stop(&w->deadline);
@@ -183,9 +216,11 @@ static void on_out(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
 		return;
 	w->out_len += (size_t)n;
 	w->out_buf[w->out_len] = '\0';
-	if (!w->ready && strstr(w->out_buf, READY_LINE "\n")) {
+	/* One killed at its deadline is not ready, whatever it wrote before it died. */
+	if (!w->ready && !w->killed && strstr(w->out_buf, READY_LINE "\n")) {
 		w->ready = true;
 		uv_timer_stop(&w->deadline);
+		release_slot(w);
 		metrics_observe(METRIC_HELPER_IDMAPFS, (double)(uv_hrtime() - w->started_ns) / 1e9);
 		log_info("idmapfs.ready", json_pack("{s:s, s:i}", "volume", w->name, "pid", (int)w->pid));
 		answer(w, NULL);
@@ -217,11 +252,19 @@ static void on_deadline(uv_timer_t *timer)
 			on_gone(w, w->how);
 		return;
 	}
-	w->stopping = true;
+	if (w->killed) {
+		/* Not reaped within the grace: answer anyway (it keeps its slot). */
+		answer_timeout(w);
+		return;
+	}
+	/* The whole group: its sentries too, so nothing detaches or serves
+	 * behind the caller's back; the caller detaches what it mounted. */
+	w->killed = w->stopping = true;
 	kill(-w->pid, SIGKILL);
 	metrics_count(METRIC_HELPER_TIMEOUTS);
-	answer(w, error_new(ERROR_TIMEOUT, "%s %u s starting idmapfs for volume %s", NFSV3_ERR_TIMEOUT,
-			    w->drv->cfg->helper_timeout_s, w->name));
+	log_error("idmapfs.start-deadline-expired", json_pack("{s:s, s:i, s:i}", "volume", w->name, "pid", (int)w->pid,
+							      "timeout_s", (int)w->drv->cfg->helper_timeout_s));
+	uv_timer_start(&w->deadline, on_deadline, KILL_GRACE_MS, 0);
 }
 
 /* The run state of pid from /proc/<pid>/stat ('R', 'S', 'D', 'T' stopped,
@@ -297,42 +340,69 @@ static void stop_check_start(struct driver *drv)
 		uv_timer_start(&stop_check, on_stop_check, STOP_CHECK_MS, STOP_CHECK_MS);
 }
 
+static void on_slot(void *data);
+
 void supervise_start(struct driver *drv, const char *name, const char *backing, const struct volume_spec *spec,
 		     supervise_ready_cb cb, void *data)
 {
-	char uid[16], gid[16], app_uid[16], app_gid[16];
-	uv_process_options_t options = { 0 };
-	uv_stdio_container_t stdio[3];
-	char *argv[11];
 	struct watched *w = calloc(1, sizeof(*w));
-	int rc;
 
-	if (!w || !(w->name = strdup(name))) {
+	if (!w || !(w->name = strdup(name)) || !(w->backing = strdup(backing))) {
+		if (w)
+			free(w->name);
 		free(w);
 		cb(error_new(ERROR_INTERNAL, "out of memory"), 0, data);
 		return;
 	}
-	snprintf(uid, sizeof(uid), "%u", spec->uid);
-	snprintf(gid, sizeof(gid), "%u", spec->gid);
-	snprintf(app_uid, sizeof(app_uid), "%u", (unsigned)drv->cfg->app_uid);
-	snprintf(app_gid, sizeof(app_gid), "%u", (unsigned)drv->cfg->app_gid);
-	argv[0] = drv->idmapfs_helper;
-	argv[1] = (char *)drv->cfg->mount_root;
-	argv[2] = (char *)backing;
-	argv[3] = w->name;
-	argv[4] = uid;
-	argv[5] = gid;
-	argv[6] = app_uid;
-	argv[7] = app_gid;
-	argv[8] = spec->readonly ? NFSV3_ARG_RO : NFSV3_ARG_RW;
-	argv[9] = drv->cfg->idmapfs_passthrough_off ? "passthrough=off" : NULL;
-	argv[10] = NULL;
-
+	snprintf(w->uid, sizeof(w->uid), "%u", spec->uid);
+	snprintf(w->gid, sizeof(w->gid), "%u", spec->gid);
+	snprintf(w->app_uid, sizeof(w->app_uid), "%u", (unsigned)drv->cfg->app_uid);
+	snprintf(w->app_gid, sizeof(w->app_gid), "%u", (unsigned)drv->cfg->app_gid);
+	w->readonly = spec->readonly;
 	w->drv = drv;
 	w->child = true;
 	w->pidfd = -1;
 	w->cb = cb;
 	w->data = data;
+	/*
+	 * A start is as much work for the cell as a helper run (a fork, a
+	 * FUSE mount, the backing directory opened on the server): it waits
+	 * for one of the same --max-parallel slots, and its deadline runs
+	 * from its launch, so a storm of starts is served in turn rather than
+	 * all at once and all too late.
+	 */
+	if (!helper_slot_wait(drv->helpers, on_slot, w)) {
+		w->cb = NULL;
+		free(w->backing);
+		free(w->name);
+		free(w);
+		cb(error_new(ERROR_INTERNAL, "out of memory"), 0, data);
+	}
+}
+
+/* Its turn: launch it. Only now is it watched (and seen by supervise_stop). */
+static void on_slot(void *data)
+{
+	struct watched *w = data;
+	struct driver *drv = w->drv;
+	uv_process_options_t options = { 0 };
+	uv_stdio_container_t stdio[3];
+	char *argv[11];
+	int rc;
+
+	w->holds_slot = true;
+	argv[0] = drv->idmapfs_helper;
+	argv[1] = (char *)drv->cfg->mount_root;
+	argv[2] = w->backing;
+	argv[3] = w->name;
+	argv[4] = w->uid;
+	argv[5] = w->gid;
+	argv[6] = w->app_uid;
+	argv[7] = w->app_gid;
+	argv[8] = w->readonly ? NFSV3_ARG_RO : NFSV3_ARG_RW;
+	argv[9] = drv->cfg->idmapfs_passthrough_off ? "passthrough=off" : NULL;
+	argv[10] = NULL;
+
 	uv_pipe_init(drv->loop, &w->out, 0);
 	uv_pipe_init(drv->loop, &w->err, 0);
 	uv_timer_init(drv->loop, &w->deadline);
@@ -355,6 +425,7 @@ void supervise_start(struct driver *drv, const char *name, const char *backing, 
 	rc = uv_spawn(drv->loop, &w->process, &options);
 	if (rc < 0) {
 		w->exited = true;
+		release_slot(w);
 		answer(w, error_new(ERROR_MOUNT, "cannot start %s: %s", argv[0], uv_strerror(rc)));
 		close_all(w);
 		return;
@@ -364,6 +435,8 @@ void supervise_start(struct driver *drv, const char *name, const char *backing, 
 	stop_check_start(drv);
 	uv_read_start((uv_stream_t *)&w->out, on_alloc, on_out);
 	uv_read_start((uv_stream_t *)&w->err, on_alloc, on_err);
+	/* From this launch: the loop's time may be stale after the forks before it. */
+	uv_update_time(drv->loop);
 	uv_timer_start(&w->deadline, on_deadline, (uint64_t)drv->cfg->helper_timeout_s * 1000, 0);
 }
 
@@ -371,7 +444,8 @@ void supervise_stop(struct driver *drv, const char *name)
 {
 	struct watched *w = find_live(name);
 
-	if (!w)
+	/* One killed or reaped already is not to be signalled again: its pid may be reused. */
+	if (!w || w->killed || w->reaped)
 		return;
 	w->stopping = true;
 	/* idmapfs detaches lazily and exits once the last open file closes. */

@@ -1,7 +1,9 @@
 /*
  * Supervising idmapfs, the long-lived per-binding remap: started with
- * uv_spawn in a session of its own (so that it outlives a daemon restart),
- * ready when it writes "ready" on stdout within the helper deadline, and
+ * uv_spawn in a session of its own (so that it outlives a daemon restart)
+ * once one of the helper pool's --max-parallel slots is free, ready when it
+ * writes "ready" on stdout within the helper deadline from that launch (else
+ * its process group is killed, and the caller detaches what it mounted), and
  * watched until it exits: through its process handle while it is our child,
  * through a pidfd once a restarted daemon has adopted it. Only processes we
  * started or adopted by the pid in the state (checked against /proc) are

@@ -98,7 +98,18 @@ struct starter {
 	char name[NAME_LEN];
 	bool mapped;
 	bool created, mounted; /* answered with success before the daemon died */
+	bool answered;         /* Mount was answered at all */
+	bool finished;         /* its thread is done (start_all) */
+	char err[512];         /* Mount's Err as sent (a SafeError is JSON in a string) */
+	double mount_ms;       /* from Mount's request to its answer */
 };
+
+static double now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
 
 static void *run_starter(void *data)
 {
@@ -118,9 +129,13 @@ static void *run_starter(void *data)
 	if (!s->created)
 		return NULL;
 	snprintf(body, sizeof(body), "{\"Name\":\"%s\"}", s->name);
+	double t0 = now_ms();
 	if (!(a = try_call(NFSV3_ROUTE_MOUNT, body)))
 		return NULL;
+	s->mount_ms = now_ms() - t0;
+	s->answered = true;
 	s->mounted = strcmp(answer_err(a), "") == 0;
+	snprintf(s->err, sizeof(s->err), "%s", json_string_value(json_object_get(a, "Err")) ?: "");
 	json_decref(a);
 	return NULL;
 }
@@ -173,7 +188,8 @@ static void storm_and_kill(struct starter *s, const char *prefix, bool mapped, i
 	for (int i = 0; i < STORM; i++) {
 		snprintf(s[i].name, NAME_LEN, "%s%02d", prefix, i);
 		s[i].mapped = mapped;
-		s[i].created = s[i].mounted = false;
+		s[i].created = s[i].mounted = s[i].answered = false;
+		s[i].err[0] = '\0';
 		ck_assert_int_eq(pthread_create(&s[i].thread, NULL, run_starter, &s[i]), 0);
 	}
 	usleep((useconds_t)delay_ms * 1000);
@@ -423,6 +439,208 @@ START_TEST(sigkill_during_a_start_storm)
 	fprintf(stderr, "faults: %s, kills at %d and %d ms (%d helpers frozen): %d Mounts answered, %d of %d mounted "
 		"after the restart\n", mapped ? "mapped" : "plain", delay[0], delay[1], n_frozen, answered, mounted, 2 * STORM);
 	unmount_and_remove_all(s, 2 * STORM);
+	assert_alive();
+}
+END_TEST
+
+/* ---- mapped start storms: idmapfs starts share --max-parallel ---- */
+
+#define MAPPED_STORM 200
+#define STORM_PARALLEL 4
+#define DEADLINE_STORM 8
+#define DEADLINE_PARALLEL 2
+
+static void expect_unmounted(const char *name);
+
+/*
+ * idmapfs processes the daemon started that are still alive: its own
+ * children, so that a sentry an idmapfs is forking (which has its parent's
+ * name and command line until it renames itself) never counts.
+ */
+static int idmapfs_children(void)
+{
+	DIR *proc = opendir("/proc");
+	struct dirent *de;
+	int n = 0;
+
+	ck_assert_ptr_nonnull(proc);
+	while ((de = readdir(proc))) {
+		char path[300], buf[4096], state = '?';
+		int ppid = 0, fd;
+		ssize_t len;
+		FILE *f;
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		if (!(f = fopen(path, "re")))
+			continue;
+		if (fscanf(f, "%*d (%*[^)]) %c %d", &state, &ppid) != 2)
+			ppid = 0;
+		fclose(f);
+		if (ppid != d.pid || state == 'Z')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+			continue;
+		len = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (len <= 0)
+			continue;
+		buf[len] = '\0';
+		if (strstr(buf, NFSV3_HELPER_IDMAPFS) && strlen(buf) + 1 < (size_t)len && strcmp(buf + strlen(buf) + 1, d.root) == 0)
+			n++;
+	}
+	closedir(proc);
+	return n;
+}
+
+static void *run_starter_to_end(void *data)
+{
+	struct starter *s = data;
+
+	run_starter(s);
+	__atomic_store_n(&s->finished, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static int compare_doubles(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+/*
+ * n container starts (Create, then Mount) at once, each on a thread of its
+ * own; returns once all are answered. While they run, the most idmapfs
+ * processes of the daemon's seen alive at one look goes in *most_idmapfs.
+ */
+static void start_all(struct starter *s, int n, const char *prefix, bool mapped, int *most_idmapfs)
+{
+	*most_idmapfs = 0;
+	for (int i = 0; i < n; i++) {
+		snprintf(s[i].name, NAME_LEN, "%s%03d", prefix, i);
+		s[i].mapped = mapped;
+		s[i].created = s[i].mounted = s[i].answered = s[i].finished = false;
+		s[i].err[0] = '\0';
+		ck_assert_int_eq(pthread_create(&s[i].thread, NULL, run_starter_to_end, &s[i]), 0);
+	}
+	for (;;) {
+		int answered = 0, serving = idmapfs_children();
+		if (serving > *most_idmapfs)
+			*most_idmapfs = serving;
+		for (int i = 0; i < n; i++)
+			answered += __atomic_load_n(&s[i].finished, __ATOMIC_ACQUIRE);
+		if (answered == n)
+			break;
+		usleep(20000);
+	}
+	for (int i = 0; i < n; i++)
+		pthread_join(s[i].thread, NULL);
+}
+
+/* Mount answers' p50, p99 and max (ms) on stderr, after what. */
+static void report_latency(const struct starter *s, int n, const char *what)
+{
+	double ms[MAPPED_STORM];
+
+	for (int i = 0; i < n; i++)
+		ms[i] = s[i].mount_ms;
+	qsort(ms, (size_t)n, sizeof(ms[0]), compare_doubles);
+	fprintf(stderr, "faults: %s: Mount p50 %.0f ms, p99 %.0f ms, max %.0f ms\n", what, ms[n / 2],
+		ms[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1], ms[n - 1]);
+}
+
+/*
+ * 200 mapped container starts at once with --max-parallel 4 and a start
+ * deadline of 3 s: idmapfs starts wait for a slot like helpers do, and each
+ * start's deadline runs from its own launch, so every one is answered with
+ * success, even though all 200 together take far longer than 3 s. (Before,
+ * every idmapfs was launched at once: on two cores most missed the deadline
+ * and were killed with their FUSE mount left attached.)
+ */
+START_TEST(mapped_start_storm_within_max_parallel)
+{
+	static struct starter s[MAPPED_STORM];
+	char opts[128];
+	int most, failed = 0;
+
+	snprintf(opts, sizeof(opts), "--max-parallel %d --helper-timeout 3", STORM_PARALLEL);
+	start_daemon(opts);
+	start_all(s, MAPPED_STORM, "s", true, &most);
+	for (int i = 0; i < MAPPED_STORM; i++) {
+		ck_assert_msg(s[i].created && s[i].answered, "%s: Create %d, Mount answered %d", s[i].name, s[i].created,
+			      s[i].answered);
+		if (!s[i].mounted && failed++ < 5)
+			fprintf(stderr, "faults: Mount %s: %s\n", s[i].name, s[i].err);
+	}
+	report_latency(s, MAPPED_STORM, "200 mapped Mounts at once, --max-parallel 4");
+	ck_assert_msg(failed == 0, "%d of %d mapped Mounts failed", failed, MAPPED_STORM);
+	ck_assert_int_eq(check_agreement(s, MAPPED_STORM, true), MAPPED_STORM);
+	unmount_and_remove_all(s, MAPPED_STORM);
+	assert_alive();
+}
+END_TEST
+
+/*
+ * idmapfs starts that never become ready: a stand-in that runs the real
+ * idmapfs with its stdout (where "ready" goes) on /dev/null, so each one
+ * mounts and serves but is killed at its start deadline. Eight at once with
+ * --max-parallel 2: at most two are alive at any look, each is answered
+ * with a SafeError naming the timeout (the last ones only after the first
+ * have had their full second each), and none leaves a mount, a directory or
+ * an idmapfs behind; List and the state file agree with the mount table.
+ */
+START_TEST(idmapfs_killed_at_its_start_deadline_leaves_nothing_mounted)
+{
+	static struct starter s[DEADLINE_STORM];
+	char dir[512], path[600], opts[1024], want[128];
+	int most;
+	FILE *f;
+
+	daemon_init(&d, NULL);
+	snprintf(dir, sizeof(dir), "%s/helpers", d.dir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	snprintf(path, sizeof(path), "%s/" NFSV3_HELPER_MOUNT, dir);
+	ck_assert_int_eq(symlink(harness_build_path("libexec/nfsv3driver/" NFSV3_HELPER_MOUNT), path), 0);
+	snprintf(path, sizeof(path), "%s/" NFSV3_HELPER_IDMAPFS, dir);
+	ck_assert_ptr_nonnull(f = fopen(path, "w"));
+	fprintf(f, "#!/bin/sh\nexec %s \"$@\" >/dev/null\n", harness_build_path("libexec/nfsv3driver/" NFSV3_HELPER_IDMAPFS));
+	fclose(f);
+	chmod(path, 0755);
+	snprintf(opts, sizeof(opts), "--helper-dir %s --max-parallel %d --helper-timeout 1", dir, DEADLINE_PARALLEL);
+	snprintf(d.extra, sizeof(d.extra), "%s", opts);
+	snprintf(src, sizeof(src), "%s/src", d.dir);
+	make_source_dir(src);
+	chmod(src, 0777);
+	daemon_start(&d);
+
+	start_all(s, DEADLINE_STORM, "k", true, &most);
+	snprintf(want, sizeof(want), "%s 1 s starting idmapfs for volume", NFSV3_ERR_TIMEOUT);
+	for (int i = 0; i < DEADLINE_STORM; i++) {
+		ck_assert_msg(s[i].created && s[i].answered && !s[i].mounted, "%s: Create %d, answered %d, mounted %d",
+			      s[i].name, s[i].created, s[i].answered, s[i].mounted);
+		ck_assert_msg(strncmp(s[i].err, "{\"SafeDescription\":", 19) == 0 && strstr(s[i].err, want),
+			      "%s: Err %s", s[i].name, s[i].err);
+	}
+	report_latency(s, DEADLINE_STORM, "8 idmapfs starts killed at a 1 s deadline, --max-parallel 2");
+	ck_assert_msg(most <= DEADLINE_PARALLEL, "%d idmapfs starting at once (--max-parallel %d)", most,
+		      DEADLINE_PARALLEL);
+	/* In turn, two at a time, a second each from their own launch. */
+	double slowest = 0;
+	for (int i = 0; i < DEADLINE_STORM; i++)
+		slowest = s[i].mount_ms > slowest ? s[i].mount_ms : slowest;
+	ck_assert_msg(slowest >= 1000.0 * (DEADLINE_STORM / DEADLINE_PARALLEL) - 300,
+		      "the last start was answered after %.0f ms: the starts were not queued", slowest);
+	ck_assert_int_eq(check_agreement(s, DEADLINE_STORM, true), 0);
+	for (int i = 0; i < DEADLINE_STORM; i++) {
+		expect_unmounted(s[i].name);
+		path_join(path, sizeof(path), d.root, s[i].name);
+		ck_assert_msg(access(path, F_OK) != 0, "%s is left behind", path);
+	}
+	ck_assert_int_eq(mounts_under(d.root), 0);
+	ck_assert_int_eq(idmapfs_serving(NULL), 0);
+	unmount_and_remove_all(s, DEADLINE_STORM);
 	assert_alive();
 }
 END_TEST
@@ -791,11 +1009,15 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("faults");
-	TCase *storm = tcase_create("storm"), *disk = tcase_create("disk"), *sweep = tcase_create("sweep");
+	TCase *storm = tcase_create("storm"), *start_storm = tcase_create("start-storm"), *disk = tcase_create("disk"), *sweep = tcase_create("sweep");
 
 	tcase_add_checked_fixture(storm, NULL, fixture_teardown);
 	tcase_set_timeout(storm, 300);
 	tcase_add_loop_test(storm, sigkill_during_a_start_storm, 0, 2 * N_KILL_CASES);
+	tcase_add_checked_fixture(start_storm, NULL, fixture_teardown);
+	tcase_set_timeout(start_storm, 300);
+	tcase_add_test(start_storm, mapped_start_storm_within_max_parallel);
+	tcase_add_test(start_storm, idmapfs_killed_at_its_start_deadline_leaves_nothing_mounted);
 	tcase_add_checked_fixture(disk, NULL, fixture_teardown);
 	tcase_add_test(disk, disk_full_when_the_state_is_written);
 	tcase_add_test(disk, read_only_mount_root_when_the_state_is_written);
@@ -805,6 +1027,7 @@ int main(void)
 	tcase_add_test(sweep, sweep_zero_means_never);
 	tcase_add_test(sweep, sweep_flag_is_checked);
 	suite_add_tcase(s, storm);
+	suite_add_tcase(s, start_storm);
 	suite_add_tcase(s, disk);
 	suite_add_tcase(s, sweep);
 	return harness_run(s);

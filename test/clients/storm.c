@@ -4,12 +4,12 @@
  *
  *   storm --target ADDR --probe ADDR [--probe ADDR...] --pid PID
  *         --storm idle|slowloris|body|chunked|pipeline|none [--count N]
- *         [--seconds S] [--probe-ms MS]
+ *         [--seconds S] [--probe-ms MS] [--trickle-ms MS]
  *
  * ADDR is tcp://127.0.0.1:PORT or unix:/path. The storms:
  *   idle       N connections opened at once (default 2000), nothing sent
  *   slowloris  N connections (default 1000) whose request headers arrive one
- *              byte a second and never end
+ *              byte every --trickle-ms (default 1000) and never end
  *   body       POSTs announcing and sending N MiB (default 100), one after
  *              another until the time is up
  *   chunked    the same as chunked bodies, with no announced length
@@ -62,7 +62,7 @@ struct address {
 static struct address target, probes[MAX_PROBES];
 static unsigned n_probes;
 static int daemon_pid;
-static unsigned probe_ms = 100;
+static unsigned probe_ms = 100, trickle_ms = 1000;
 static volatile bool storm_started, storm_done;
 
 static double samples[MAX_SAMPLES];
@@ -325,9 +325,9 @@ static void storm_connections(unsigned count, unsigned seconds, bool trickle, ch
 	storm_started = true;
 	double end = now_ms() + seconds * 1000.0;
 	unsigned sent = 0;
-	/* Each second, one more byte of a header that never ends. */
+	/* Each --trickle-ms, one more byte of a header that never ends. */
 	while (now_ms() < end) {
-		sleep_until(now_ms() + 1000 < end ? now_ms() + 1000 : end);
+		sleep_until(now_ms() + trickle_ms < end ? now_ms() + trickle_ms : end);
 		if (!trickle)
 			continue;
 		for (unsigned i = 0; i < count; i++) {
@@ -351,10 +351,13 @@ static void storm_connections(unsigned count, unsigned seconds, bool trickle, ch
 	free(fds);
 }
 
-/* Read what the server answered, without waiting long. */
-static void read_answer(int fd, char *out, size_t size, int wait_ms)
+/* Read what the server answered, without waiting long; true when the
+ * server closed the connection after it (end of stream or a reset). */
+static bool read_answer(int fd, char *out, size_t size, int wait_ms)
 {
+	static char rest[4096];
 	size_t got = 0;
+	bool closed = false;
 	out[0] = '\0';
 	double end = now_ms() + wait_ms;
 	while (got < size - 1) {
@@ -363,9 +366,19 @@ static void read_answer(int fd, char *out, size_t size, int wait_ms)
 		if (left <= 0 || poll(&p, 1, left) != 1)
 			break;
 		ssize_t n = recv(fd, out + got, size - 1 - got, 0);
-		if (n <= 0)
+		if (n <= 0) {
+			closed = true;
 			break;
+		}
 		got += n;
+	}
+	/* Past the answer (or a full buffer): does the server close? */
+	while (!closed) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int left = (int)(end - now_ms());
+		if (left <= 0 || poll(&p, 1, left) != 1)
+			break;
+		closed = recv(fd, rest, sizeof(rest), 0) <= 0;
 	}
 	out[got] = '\0';
 	char *eol = strstr(out, "\r\n");
@@ -374,11 +387,13 @@ static void read_answer(int fd, char *out, size_t size, int wait_ms)
 	for (char *c = out; *c; c++)
 		if (*c == ' ')
 			*c = '_';
+	return closed;
 }
 
 /* One POST of mib MiB; what became of it goes to *stop, the answer's status
  * line to answer. Returns the body bytes the server took. */
-static uint64_t send_body(unsigned mib, bool chunked, double end, const char **stop, char *answer, size_t size)
+static uint64_t send_body(unsigned mib, bool chunked, double end, const char **stop, char *answer, size_t size,
+			  bool *closed)
 {
 	int fd = connect_to(&target);
 	if (fd < 0)
@@ -420,7 +435,7 @@ static uint64_t send_body(unsigned mib, bool chunked, double end, const char **s
 		}
 		sent += n;
 	}
-	read_answer(fd, answer, size, 2000);
+	*closed = read_answer(fd, answer, size, 2000);
 	close(fd);
 	return sent;
 }
@@ -430,19 +445,22 @@ static void storm_body(unsigned mib, unsigned seconds, bool chunked, char *resul
 {
 	storm_started = true;
 	double t0 = now_ms(), end = t0 + seconds * 1000.0;
-	unsigned bodies = 0, refused = 0;
+	unsigned bodies = 0, refused = 0, closed_after = 0;
+	bool closed;
 	uint64_t sent = 0;
 	const char *stop = "none";
 	char answer[512] = "";
 	do {
-		sent += send_body(mib, chunked, end, &stop, answer, sizeof(answer));
+		sent += send_body(mib, chunked, end, &stop, answer, sizeof(answer), &closed);
 		bodies++;
 		if (strncmp(answer, "HTTP/1.1_413", 12) == 0)
 			refused++;
+		closed_after += closed;
 	} while (now_ms() < end);
 	storm_done = true;
-	snprintf(result, size, "body_mib=%u bodies=%u answered_413=%u sent_mib=%.0f last_send_ended=%s last_answer=%s", mib,
-		 bodies, refused, sent / 1048576.0, stop, answer[0] ? answer : "none");
+	snprintf(result, size,
+		 "body_mib=%u bodies=%u answered_413=%u closed_after_answer=%u sent_mib=%.0f last_send_ended=%s last_answer=%s",
+		 mib, bodies, refused, closed_after, sent / 1048576.0, stop, answer[0] ? answer : "none");
 }
 
 static void storm_pipeline(unsigned count, unsigned seconds, char *result, size_t size)
@@ -519,12 +537,16 @@ int main(int argc, char **argv)
 			seconds = strtoul(value, NULL, 10);
 		else if (strcmp(arg, "--probe-ms") == 0)
 			probe_ms = strtoul(value, NULL, 10);
+		else if (strcmp(arg, "--trickle-ms") == 0) {
+			if ((trickle_ms = strtoul(value, NULL, 10)) == 0)
+				die("--trickle-ms needs a positive number");
+		}
 		else
 			die("unknown argument %s", arg);
 	}
 	if (!storm || !target.len || !n_probes || daemon_pid <= 0)
 		die("usage: storm --target ADDR --probe ADDR --pid PID --storm idle|slowloris|body|chunked|pipeline|none "
-		    "[--count N] [--seconds S] [--probe-ms MS]");
+		    "[--count N] [--seconds S] [--probe-ms MS] [--trickle-ms MS]");
 	signal(SIGPIPE, SIG_IGN);
 	struct rlimit lim;
 	if (getrlimit(RLIMIT_NOFILE, &lim) == 0) {
