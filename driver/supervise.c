@@ -53,14 +53,9 @@ struct watched {
 	struct watched *next;
 };
 
-static struct watched *watched_list;
-static uv_timer_t stop_check;
-static bool stop_check_open;
-
-
-static struct watched *find_live(const char *name)
+static struct watched *find_live(struct driver *drv, const char *name)
 {
-	for (struct watched *w = watched_list; w; w = w->next)
+	for (struct watched *w = drv->watched; w; w = w->next)
 		if (!w->exited && strcmp(w->name, name) == 0)
 			return w;
 	return NULL;
@@ -68,7 +63,7 @@ static struct watched *find_live(const char *name)
 
 static void unlink_watched(struct watched *w)
 {
-	for (struct watched **link = &watched_list; *link; link = &(*link)->next) {
+	for (struct watched **link = &w->drv->watched; *link; link = &(*link)->next) {
 		if (*link == w) {
 			*link = w->next;
 			return;
@@ -81,8 +76,8 @@ static void release(struct watched *w)
 	if (--w->open_handles > 0)
 		return;
 	unlink_watched(w);
-	if (!watched_list && stop_check_open)
-		uv_timer_stop(&stop_check);
+	if (!w->drv->watched && w->drv->stop_check_open)
+		uv_timer_stop(&w->drv->stop_check);
 	if (w->pidfd >= 0)
 		close(w->pidfd);
 	free(w->backing);
@@ -297,7 +292,9 @@ static char run_state(pid_t pid)
  */
 static void on_stop_check(uv_timer_t *timer)
 {
-	for (struct watched *w = watched_list; w; w = w->next) {
+	struct driver *drv = timer->data;
+
+	for (struct watched *w = drv->watched; w; w = w->next) {
 		/* One being stopped too: SIGTERM waits for SIGCONT. */
 		if (w->exited || !w->ready)
 			continue;
@@ -331,13 +328,14 @@ static void on_stop_check(uv_timer_t *timer)
  * the loop alive by itself. */
 static void stop_check_start(struct driver *drv)
 {
-	if (!stop_check_open) {
-		uv_timer_init(drv->loop, &stop_check);
-		uv_unref((uv_handle_t *)&stop_check);
-		stop_check_open = true;
+	if (!drv->stop_check_open) {
+		uv_timer_init(drv->loop, &drv->stop_check);
+		drv->stop_check.data = drv;
+		uv_unref((uv_handle_t *)&drv->stop_check);
+		drv->stop_check_open = true;
 	}
-	if (!uv_is_active((uv_handle_t *)&stop_check))
-		uv_timer_start(&stop_check, on_stop_check, STOP_CHECK_MS, STOP_CHECK_MS);
+	if (!uv_is_active((uv_handle_t *)&drv->stop_check))
+		uv_timer_start(&drv->stop_check, on_stop_check, STOP_CHECK_MS, STOP_CHECK_MS);
 }
 
 static void on_slot(void *data);
@@ -420,8 +418,8 @@ static void on_slot(void *data)
 	options.flags = UV_PROCESS_DETACHED;
 	options.stdio = stdio;
 	options.stdio_count = 3;
-	w->next = watched_list;
-	watched_list = w;
+	w->next = drv->watched;
+	drv->watched = w;
 	rc = uv_spawn(drv->loop, &w->process, &options);
 	if (rc < 0) {
 		w->exited = true;
@@ -442,7 +440,7 @@ static void on_slot(void *data)
 
 void supervise_stop(struct driver *drv, const char *name)
 {
-	struct watched *w = find_live(name);
+	struct watched *w = find_live(drv, name);
 
 	/* One killed or reaped already is not to be signalled again: its pid may be reused. */
 	if (!w || w->killed || w->reaped)
@@ -507,27 +505,27 @@ bool supervise_adopt(struct driver *drv, const char *name, pid_t pid)
 	uv_poll_init(drv->loop, &w->poll, pidfd);
 	w->poll.data = w;
 	uv_poll_start(&w->poll, UV_READABLE, on_pidfd);
-	w->next = watched_list;
-	watched_list = w;
+	w->next = drv->watched;
+	drv->watched = w;
 	stop_check_start(drv);
 	metrics_count(METRIC_IDMAPFS_ADOPTIONS);
 	log_info("idmapfs.adopted", json_pack("{s:s, s:i}", "volume", name, "pid", (int)pid));
 	return true;
 }
 
-void supervise_let_go(void)
+void supervise_let_go(struct driver *drv)
 {
 	/* Closing a process handle does not signal the process: each idmapfs
 	 * keeps serving, and the next daemon adopts it from the state. */
-	for (struct watched *w = watched_list, *next; w; w = next) {
+	for (struct watched *w = drv->watched, *next; w; w = next) {
 		next = w->next;
 		if (!w->exited) {
 			w->exited = true;
 			close_all(w);
 		}
 	}
-	if (stop_check_open) {
-		stop_check_open = false;
-		uv_close((uv_handle_t *)&stop_check, NULL);
+	if (drv->stop_check_open) {
+		drv->stop_check_open = false;
+		uv_close((uv_handle_t *)&drv->stop_check, NULL);
 	}
 }

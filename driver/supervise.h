@@ -35,7 +35,6 @@ void supervise_stop(struct driver *drv, const char *name);
 bool supervise_adopt(struct driver *drv, const char *name, pid_t pid);
 
 /* At exit: stop watching, leave every idmapfs serving. */
-void supervise_let_go(void);
-
+void supervise_let_go(struct driver *drv);
 
 #endif
