@@ -9,7 +9,6 @@
 
 #include "nfsv3driver.h"
 #include "helper.h"
-#include "lifecycle.h"
 #include "log.h"
 #include "metrics.h"
 #include "supervise.h"
@@ -40,6 +39,7 @@ struct watched {
 	char uid[16], gid[16], app_uid[16], app_gid[16];
 	bool readonly;
 	supervise_ready_cb cb; /* until ready */
+	supervise_died_cb died; /* once ready */
 	void *data;
 	uv_process_t process;
 	uv_pipe_t out, err;
@@ -145,7 +145,8 @@ static void on_gone(struct watched *w, const char *how)
 	} else if (!w->stopping) {
 		metrics_count(METRIC_IDMAPFS_DEATHS);
 		log_error("idmapfs.died", json_pack("{s:s, s:i, s:s}", "volume", w->name, "pid", (int)w->pid, "how", how));
-		lifecycle_submit_internal(drv, OP_DEAD, w->name);
+		if (w->died)
+			w->died(drv, w->name);
 	} else {
 		log_info("idmapfs.exited", json_pack("{s:s, s:i}", "volume", w->name, "pid", (int)w->pid));
 	}
@@ -341,7 +342,7 @@ static void stop_check_start(struct driver *drv)
 static void on_slot(void *data);
 
 void supervise_start(struct driver *drv, const char *name, const char *backing, const struct volume_spec *spec,
-		     supervise_ready_cb cb, void *data)
+		     supervise_ready_cb cb, supervise_died_cb died, void *data)
 {
 	struct watched *w = calloc(1, sizeof(*w));
 
@@ -361,6 +362,7 @@ void supervise_start(struct driver *drv, const char *name, const char *backing, 
 	w->child = true;
 	w->pidfd = -1;
 	w->cb = cb;
+	w->died = died;
 	w->data = data;
 	/*
 	 * A start is as much work for the cell as a helper run (a fork, a
@@ -483,7 +485,7 @@ static bool is_our_idmapfs(struct driver *drv, pid_t pid, const char *name)
 	       strcmp(args[1], drv->cfg->mount_root) == 0 && strcmp(args[3], name) == 0;
 }
 
-bool supervise_adopt(struct driver *drv, const char *name, pid_t pid)
+bool supervise_adopt(struct driver *drv, const char *name, pid_t pid, supervise_died_cb died)
 {
 	struct watched *w = NULL;
 	int pidfd;
@@ -502,6 +504,7 @@ bool supervise_adopt(struct driver *drv, const char *name, pid_t pid)
 	w->pid = pid;
 	w->pidfd = pidfd;
 	w->ready = true;
+	w->died = died;
 	uv_poll_init(drv->loop, &w->poll, pidfd);
 	w->poll.data = w;
 	uv_poll_start(&w->poll, UV_READABLE, on_pidfd);

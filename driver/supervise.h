@@ -20,19 +20,24 @@
 #include "options.h"
 
 typedef void (*supervise_ready_cb)(struct error *err, pid_t pid, void *data);
+/* A watched idmapfs exited after it was ready, and was not asked to. */
+typedef void (*supervise_died_cb)(struct driver *drv, const char *name);
 
-/* Start idmapfs serving backing on <mount-root>/<name> for spec's ids. */
+/*
+ * Start idmapfs serving backing on <mount-root>/<name> for spec's ids. cb
+ * runs once, when it is ready or has failed; died, if it dies after that.
+ */
 void supervise_start(struct driver *drv, const char *name, const char *backing, const struct volume_spec *spec,
-		     supervise_ready_cb cb, void *data);
+		     supervise_ready_cb cb, supervise_died_cb died, void *data);
 
 /* Ask the named volume's idmapfs, if one is watched, to detach and exit (SIGTERM). */
 void supervise_stop(struct driver *drv, const char *name);
 
 /*
  * After a restart: watch pid for name if it is alive and is our idmapfs for
- * that name. Returns false (and watches nothing) otherwise.
+ * that name; died runs if it exits unasked. Returns false (and watches nothing) otherwise.
  */
-bool supervise_adopt(struct driver *drv, const char *name, pid_t pid);
+bool supervise_adopt(struct driver *drv, const char *name, pid_t pid, supervise_died_cb died);
 
 /* At exit: stop watching, leave every idmapfs serving. */
 void supervise_let_go(struct driver *drv);
