@@ -1,11 +1,11 @@
 /*
  * Supervising idmapfs, the long-lived per-binding remap: started with
- * uv_spawn in a session of its own (so that it outlives a daemon restart)
+ * process.c in a session of its own (so that it outlives a daemon restart)
  * once one of the helper pool's --max-parallel slots is free, ready when it
  * writes "ready" on stdout within the helper deadline from that launch (else
  * its process group is killed, and the caller detaches what it mounted), and
- * watched until it exits: through its process handle while it is our child,
- * through a pidfd once a restarted daemon has adopted it. Only processes we
+ * watched through a pidfd until it exits, whether it is our child or a
+ * restarted daemon has adopted it. Only processes we
  * started or adopted by the pid in the state (checked against /proc) are
  * ever signalled.
  */
