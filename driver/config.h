@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "log.h"
+
 #define CONFIG_MAX_LISTEN 8
 
 struct config {
@@ -29,6 +31,7 @@ struct config {
 	bool ldap;                  /* --ldap-host given: username/password bindings resolved */
 	unsigned forget_unmounted_after_s; /* the sweep: forget volman's unmounted volumes unused this long; 0 never */
 	bool idmapfs_passthrough_off; /* --no-idmapfs-passthrough: idmapfs serves all file I/O itself */
+	enum log_level log_level;   /* --log-level: handed to log_setup, which alone keeps it */
 };
 
 #endif

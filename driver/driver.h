@@ -13,6 +13,8 @@
 #include "state.h"
 
 struct http_server;
+struct kernel_mount;
+struct watched;
 
 struct driver {
 	uv_loop_t *loop;
@@ -29,6 +31,10 @@ struct driver {
 	unsigned ops_in_flight;        /* submitted and not yet answered */
 	void (*on_idle)(struct driver *drv); /* called when ops_in_flight drops to 0 */
 	struct http_server *plugin_server, *admin_server; /* the listeners (main.c); /metrics counts their connections */
+	struct kernel_mount *kernel_mounts; /* the shared kernel mounts (kernel.c) */
+	struct watched *watched;       /* every idmapfs started or adopted, until it is gone (supervise.c) */
+	uv_timer_t stop_check;         /* the look at idmapfs run states (supervise.c), open when stop_check_open */
+	bool stop_check_open;
 };
 
 #endif

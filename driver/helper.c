@@ -1,8 +1,3 @@
-#include <errno.h>
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,6 +7,7 @@
 #include "helper.h"
 #include "log.h"
 #include "metrics.h"
+#include "process.h"
 
 #define STDERR_GRACE_MS 200
 
@@ -21,16 +17,9 @@ struct helper_job {
 	char *argv[HELPER_MAX_ARGS + 1];
 	helper_done_cb done;
 	void *data;
-	pid_t pid;
-	int pidfd;
-	bool polling;             /* exit_poll is initialised (the helper started) */
-	uv_poll_t exit_poll;      /* the pidfd: readable once the helper has exited */
-	uv_pipe_t err_pipe;
-	uv_timer_t deadline;
-	int open_handles;       /* closed in on_handle_closed; the job is freed at 0 */
+	struct process proc;
 	bool exited, pipe_done;
 	struct helper_result result;
-	size_t message_len;
 	uint64_t started_ms;
 	struct helper_job *next; /* waiting list */
 };
@@ -64,9 +53,6 @@ void helper_pool_free(struct helper_pool *pool)
 
 static void job_free(struct helper_job *job)
 {
-	if (job->pidfd >= 0)
-		close(job->pidfd);
-
 	for (char **a = job->argv; *a; a++)
 		free(*a);
 	free(job);
@@ -86,12 +72,10 @@ static void finish(struct helper_job *job)
 	job->done(&job->result, job->data);
 }
 
-static void on_handle_closed(uv_handle_t *handle)
+static void on_helper_closed(struct process *proc)
 {
-	struct helper_job *job = handle->data;
+	struct helper_job *job = proc->data;
 
-	if (--job->open_handles > 0)
-		return;
 	job->pool->running--;
 	finish(job);
 	start_next(job->pool);
@@ -101,166 +85,82 @@ static void on_handle_closed(uv_handle_t *handle)
 /* The job ends when the process is reaped and its stderr is closed. */
 static void maybe_close(struct helper_job *job)
 {
-	if (!job->exited || !job->pipe_done)
-		return;
-	uv_close((uv_handle_t *)&job->deadline, on_handle_closed);
-	if (job->polling)
-		uv_close((uv_handle_t *)&job->exit_poll, on_handle_closed);
-	uv_close((uv_handle_t *)&job->err_pipe, on_handle_closed);
+	if (job->exited && job->pipe_done)
+		process_close(&job->proc);
 }
 
-static void on_deadline(uv_timer_t *timer);
-
-static void on_pidfd(uv_poll_t *poll, int status, int events)
+static void on_helper_exit(struct process *proc, int exit_status, int term_signal)
 {
-	struct helper_job *job = poll->data;
-	siginfo_t info = { 0 };
+	struct helper_job *job = proc->data;
 
-	if (waitid((idtype_t)P_PIDFD, (id_t)job->pidfd, &info, WEXITED | WNOHANG) < 0 || info.si_pid == 0)
-		return;
-	uv_poll_stop(poll);
-	job->result.exit_status = info.si_code == CLD_EXITED ? info.si_status : -1;
-	job->result.term_signal = info.si_code == CLD_EXITED ? 0 : info.si_status;
+	job->result.exit_status = exit_status;
+	job->result.term_signal = term_signal;
 	job->exited = true;
-	uv_timer_stop(&job->deadline);
+	process_timer_stop(proc);
 	/* Its last words may still be in the pipe: read until EOF, but a
 	 * grandchild holding stderr open must not keep the job open. */
 	if (!job->pipe_done)
-		uv_timer_start(&job->deadline, on_deadline, STDERR_GRACE_MS, 0);
+		process_timer_start(proc, STDERR_GRACE_MS);
 	maybe_close(job);
 }
 
-static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+static void on_helper_output(struct process *proc, int fd, size_t len)
 {
-	struct helper_job *job = handle->data;
-	size_t room = sizeof(job->result.message) - 1 - job->message_len;
+	struct helper_job *job = proc->data;
 
-	/* Once full, read into a scratch buffer and drop it. */
-	static char scratch[256];
-	if (room == 0) {
-		*buf = uv_buf_init(scratch, sizeof(scratch));
-		return;
-	}
-	*buf = uv_buf_init(job->result.message + job->message_len, (unsigned)room);
-}
-
-static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
-{
-	struct helper_job *job = stream->data;
-
-	if (n > 0 && buf->base != job->result.message + job->message_len)
-		return;
-	if (n > 0) {
-		job->message_len += (size_t)n;
-		job->result.message[job->message_len] = '\0';
-		return;
-	}
-	if (n < 0) {
-		uv_read_stop(stream);
+	if (len == 0) {
 		job->pipe_done = true;
 		maybe_close(job);
 	}
 }
 
-static void on_deadline(uv_timer_t *timer)
+static void on_deadline(struct process *proc)
 {
-	struct helper_job *job = timer->data;
+	struct helper_job *job = proc->data;
 
 	if (job->exited) {
-		uv_read_stop((uv_stream_t *)&job->err_pipe);
+		process_stop_reading(proc, STDERR_FILENO);
 		job->pipe_done = true;
 		maybe_close(job);
 		return;
 	}
 	job->result.timed_out = true;
-	/* The helper leads its own process group (UV_PROCESS_DETACHED). */
-	if (kill(-job->pid, SIGKILL) < 0)
-		kill(job->pid, SIGKILL);
+	/* The helper leads its own process group. */
+	process_kill_group(proc, SIGKILL);
 	log_error("helper.deadline-expired",
-		  json_pack("{s:s, s:i, s:i}", "helper", job->argv[0], "pid", (int)job->pid, "timeout_s",
+		  json_pack("{s:s, s:i, s:i}", "helper", job->argv[0], "pid", (int)process_pid(proc), "timeout_s",
 			    (int)job->pool->timeout_s));
-}
-
-/*
- * posix_spawn, not uv_spawn: glibc's is a vfork-style clone that copies no
- * page tables, where libuv forks; with a helper per Mount and Unmount, the
- * fork's page-table copy and copy-on-write faults were most of the loop's
- * time. The helper leads a process group of its own (the deadline kills the
- * group), has default signal dispositions and an empty mask, /dev/null for
- * stdin and stdout, and a pipe for stderr. Its exit is watched through a
- * pidfd; libuv's SIGCHLD handling only reaps the children it spawned.
- */
-static int spawn_helper(struct helper_job *job, int *err_fd)
-{
-	posix_spawn_file_actions_t actions;
-	posix_spawnattr_t attr;
-	sigset_t none, all;
-	int pipe_fds[2], rc;
-
-	if (pipe2(pipe_fds, O_CLOEXEC) < 0)
-		return -errno;
-	posix_spawn_file_actions_init(&actions);
-	posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-	posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDERR_FILENO);
-	posix_spawnattr_init(&attr);
-	sigemptyset(&none);
-	sigfillset(&all);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &all);
-	posix_spawnattr_setpgroup(&attr, 0);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	rc = posix_spawn(&job->pid, job->argv[0], &actions, &attr, job->argv, helper_env);
-	posix_spawn_file_actions_destroy(&actions);
-	posix_spawnattr_destroy(&attr);
-	close(pipe_fds[1]);
-	if (rc != 0) {
-		close(pipe_fds[0]);
-		return -rc;
-	}
-	job->pidfd = (int)syscall(SYS_pidfd_open, job->pid, 0);
-	if (job->pidfd < 0) {
-		/* Our own unreaped child always has a pidfd; never leave one unwatched. */
-		rc = errno;
-		kill(-job->pid, SIGKILL);
-		waitpid(job->pid, NULL, 0);
-		close(pipe_fds[0]);
-		return -rc;
-	}
-	*err_fd = pipe_fds[0];
-	return 0;
 }
 
 static void start_job(struct helper_job *job)
 {
 	struct helper_pool *pool = job->pool;
-	int rc, err_fd = -1;
+	struct process_spawn_options options = { .argv = (const char *const *)job->argv, .env = helper_env };
+	int rc;
 
 	/* The deadline runs from this launch: the loop's time may be stale
 	 * after the launches before it in this turn. */
 	uv_update_time(pool->loop);
 	job->started_ms = uv_now(pool->loop);
 	pool->running++;
-	uv_pipe_init(pool->loop, &job->err_pipe, 0);
-	uv_timer_init(pool->loop, &job->deadline);
-	job->err_pipe.data = job->deadline.data = job->exit_poll.data = job;
-	job->open_handles = 3;
-	rc = spawn_helper(job, &err_fd);
+	process_init(&job->proc, pool->loop);
+	job->proc.data = job;
+	job->proc.on_exit = on_helper_exit;
+	job->proc.on_output = on_helper_output;
+	job->proc.on_timer = on_deadline;
+	job->proc.on_closed = on_helper_closed;
+	job->proc.buf[STDERR_FILENO] = job->result.message;
+	job->proc.cap[STDERR_FILENO] = sizeof(job->result.message);
+	rc = process_spawn(&job->proc, &options);
 	if (rc < 0) {
 		snprintf(job->result.message, sizeof(job->result.message), "cannot start %s: %s", job->argv[0],
 			 strerror(-rc));
 		job->result.exit_status = -1;
 		job->exited = job->pipe_done = true;
-		job->open_handles = 2;
 		maybe_close(job);
 		return;
 	}
-	uv_pipe_open(&job->err_pipe, err_fd);
-	uv_poll_init(pool->loop, &job->exit_poll, job->pidfd);
-	job->polling = true;
-	uv_poll_start(&job->exit_poll, UV_READABLE, on_pidfd);
-	uv_read_start((uv_stream_t *)&job->err_pipe, on_alloc, on_read);
-	uv_timer_start(&job->deadline, on_deadline, (uint64_t)pool->timeout_s * 1000, 0);
+	process_timer_start(&job->proc, (uint64_t)pool->timeout_s * 1000);
 }
 
 static void start_next(struct helper_pool *pool)
@@ -303,7 +203,6 @@ bool helper_slot_wait(struct helper_pool *pool, helper_slot_cb granted, void *da
 	if (!job)
 		return false;
 	job->pool = pool;
-	job->pidfd = -1;
 	job->granted = granted;
 	job->data = data;
 	enqueue(pool, job);
@@ -330,7 +229,6 @@ void helper_run(struct helper_pool *pool, const char *const *argv, helper_done_c
 	for (i = 0; argv[i] && i < HELPER_MAX_ARGS; i++)
 		job->argv[i] = strdup(argv[i]);
 	job->pool = pool;
-	job->pidfd = -1;
 	job->done = done;
 	job->data = data;
 	enqueue(pool, job);

@@ -1,5 +1,5 @@
 /*
- * Running the privileged helpers: posix_spawn with a fixed argv and a minimal
+ * Running the privileged helpers (spawned and watched by process.c) with a fixed argv and a minimal
  * environment, in a process group of their own, at most max_parallel at once
  * (the rest wait in arrival order), each under a deadline that runs from its
  * own launch. At the deadline the whole group is killed; the callback runs

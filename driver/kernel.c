@@ -29,19 +29,17 @@ struct kernel_mount {
 	struct kernel_mount *next;
 };
 
-static struct kernel_mount *table;
-
-static struct kernel_mount *km_find(const char *key)
+static struct kernel_mount *km_find(struct driver *drv, const char *key)
 {
-	for (struct kernel_mount *km = table; km; km = km->next)
+	for (struct kernel_mount *km = drv->kernel_mounts; km; km = km->next)
 		if (strcmp(km->key, key) == 0)
 			return km;
 	return NULL;
 }
 
-static struct kernel_mount *km_get(const char *key)
+static struct kernel_mount *km_get(struct driver *drv, const char *key)
 {
-	struct kernel_mount *km = km_find(key);
+	struct kernel_mount *km = km_find(drv, key);
 
 	if (km)
 		return km;
@@ -49,14 +47,14 @@ static struct kernel_mount *km_get(const char *key)
 	if (!km)
 		return NULL;
 	snprintf(km->key, sizeof(km->key), "%s", key);
-	km->next = table;
-	table = km;
+	km->next = drv->kernel_mounts;
+	drv->kernel_mounts = km;
 	return km;
 }
 
-static void km_forget(struct kernel_mount *km)
+static void km_forget(struct driver *drv, struct kernel_mount *km)
 {
-	for (struct kernel_mount **link = &table; *link; link = &(*link)->next) {
+	for (struct kernel_mount **link = &drv->kernel_mounts; *link; link = &(*link)->next) {
 		if (*link == km) {
 			*link = km->next;
 			free(km->source);
@@ -68,22 +66,23 @@ static void km_forget(struct kernel_mount *km)
 	}
 }
 
-void kernel_free_all(void)
+void kernel_free_all(struct driver *drv)
 {
-	while (table)
-		km_forget(table);
+	while (drv->kernel_mounts)
+		km_forget(drv, drv->kernel_mounts);
 }
 
 unsigned kernel_users(struct driver *drv, const char *key)
 {
-	struct kernel_mount *km = km_find(key);
+	struct kernel_mount *km = km_find(drv, key);
+
 	return km ? km->users : 0;
 }
 
-void kernel_count(uint64_t *mounts, uint64_t *users)
+void kernel_count(const struct driver *drv, uint64_t *mounts, uint64_t *users)
 {
 	*mounts = *users = 0;
-	for (struct kernel_mount *km = table; km; km = km->next) {
+	for (const struct kernel_mount *km = drv->kernel_mounts; km; km = km->next) {
 		if (km->state != KM_MOUNTED)
 			continue;
 		++*mounts;
@@ -93,7 +92,7 @@ void kernel_count(uint64_t *mounts, uint64_t *users)
 
 void kernel_adopt(struct driver *drv, const char *key)
 {
-	struct kernel_mount *km = km_get(key);
+	struct kernel_mount *km = km_get(drv, key);
 
 	if (!km)
 		return;
@@ -141,7 +140,7 @@ static void km_settle(struct driver *drv, struct kernel_mount *km, struct error 
 	if (km->state == KM_MOUNTED && km->users == 0)
 		km_start_unmount(drv, km);
 	else if (km->state == KM_ABSENT && !km->waiters)
-		km_forget(km);
+		km_forget(drv, km);
 }
 
 static void on_km_unmounted(const struct helper_result *res, void *data)
@@ -166,7 +165,7 @@ static void on_km_unmounted(const struct helper_result *res, void *data)
 		else
 			km_settle(drv, km, NULL);
 	} else if (km->state == KM_ABSENT) {
-		km_forget(km);
+		km_forget(drv, km);
 	}
 }
 
@@ -258,7 +257,7 @@ static void acquire_key(struct driver *drv, const char *addr, const struct volum
 		return;
 	}
 	make_key(addr, spec->path, options, key);
-	km = km_get(key);
+	km = km_get(drv, key);
 	w = calloc(1, sizeof(*w));
 	if (!km || !w) {
 		free(options);
@@ -293,7 +292,7 @@ static void acquire_key(struct driver *drv, const char *addr, const struct volum
 
 void kernel_release(struct driver *drv, const char *key)
 {
-	struct kernel_mount *km = km_find(key);
+	struct kernel_mount *km = km_find(drv, key);
 
 	if (km && km->users > 0)
 		km->users--;
@@ -405,7 +404,7 @@ void kernel_acquire(struct driver *drv, const struct volume_spec *spec, kernel_c
 
 void kernel_purge(struct driver *drv, const char *key)
 {
-	struct kernel_mount *km = km_get(key);
+	struct kernel_mount *km = km_get(drv, key);
 
 	if (!km || km->users > 0 || km->state != KM_ABSENT)
 		return;

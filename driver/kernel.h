@@ -38,9 +38,9 @@ void kernel_purge(struct driver *drv, const char *key);
 unsigned kernel_users(struct driver *drv, const char *key);
 
 /* Kernel mounts held now, and the volume mounts bound to them (for /metrics). */
-void kernel_count(uint64_t *mounts, uint64_t *users);
+void kernel_count(const struct driver *drv, uint64_t *mounts, uint64_t *users);
 
 /* Free the table at exit. */
-void kernel_free_all(void);
+void kernel_free_all(struct driver *drv);
 
 #endif

@@ -8,7 +8,7 @@
 #include "kernel.h"
 #include "log.h"
 #include "metrics.h"
-#include "reconcile.h"
+#include "mountinfo.h"
 #include "policy_gate.h"
 #include "supervise.h"
 #include "upstream.h"
@@ -100,7 +100,7 @@ static void after_undo_unmount(struct volume_op *op, const struct helper_result 
 	struct volume *vol = op->vol;
 
 	/* The helper may fail after the detach (a read-only root keeps the directory): the mount table decides. */
-	if (res->exit_status == 0 || !reconcile_is_mounted(op->drv, vol->name)) {
+	if (res->exit_status == 0 || !mountinfo_is_mounted(op->drv->cfg->mount_root, vol->name)) {
 		mark_unmounted(op);
 		log_info("mount.undone", json_pack("{s:s}", "volume", vol->name));
 		append_outcome(op, "was not mounted", "");
@@ -427,6 +427,12 @@ static void on_bind_done(const struct helper_result *res, void *data)
 	mount_ctx_done(ctx, 0, res->elapsed_ms);
 }
 
+/* A watched idmapfs died after it was ready: detach the dead mount. */
+static void on_idmapfs_died(struct driver *drv, const char *name)
+{
+	lifecycle_submit_internal(drv, OP_DEAD, name);
+}
+
 static void on_idmapfs_ready(struct error *err, pid_t pid, void *data)
 {
 	struct mount_ctx *ctx = data;
@@ -444,7 +450,7 @@ static void on_idmapfs_ready(struct error *err, pid_t pid, void *data)
 	 * would one that died some other way with its sentry. Answer now; the
 	 * volume stays busy until the Mountpoint is detached.
 	 */
-	if (op->err->code == ERROR_TIMEOUT || reconcile_is_mounted(op->drv, op->vol->name)) {
+	if (op->err->code == ERROR_TIMEOUT || mountinfo_is_mounted(op->drv->cfg->mount_root, op->vol->name)) {
 		log_info("mount.start-cleanup", json_pack("{s:s, s:s}", "volume", op->vol->name, "error", op->err->message));
 		if (op->done)
 			op->done(op, op->err);
@@ -463,7 +469,7 @@ static void mount_backing(struct mount_ctx *ctx)
 	struct volume *vol = op->vol;
 
 	if (vol->spec.mapped) {
-		supervise_start(op->drv, vol->name, ctx->backing, &vol->spec, on_idmapfs_ready, ctx);
+		supervise_start(op->drv, vol->name, ctx->backing, &vol->spec, on_idmapfs_ready, on_idmapfs_died, ctx);
 		return;
 	}
 	ctx->argv[0] = op->drv->mount_helper;
@@ -753,6 +759,11 @@ void lifecycle_submit_internal(struct driver *drv, enum op_kind kind, const char
 
 	if (op)
 		op_submit(op);
+}
+
+bool lifecycle_adopt_idmapfs(struct driver *drv, const char *name, pid_t pid)
+{
+	return supervise_adopt(drv, name, pid, on_idmapfs_died);
 }
 
 /* ---- the sweep ---- */

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 #include <jansson.h>
 
@@ -58,6 +59,13 @@ void op_submit(struct volume_op *op);
 
 /* Queue an operation of the driver's own (purge, dead idmapfs); failures are logged. */
 void lifecycle_submit_internal(struct driver *drv, enum op_kind kind, const char *name);
+
+/*
+ * After a restart: watch the idmapfs pid that the state records for name
+ * (see supervise_adopt); its death is then handled as one of an idmapfs
+ * started here. False when it is not alive or not ours.
+ */
+bool lifecycle_adopt_idmapfs(struct driver *drv, const char *name, pid_t pid);
 
 /*
  * Forget every volume a volman client created that has been unmounted,

@@ -11,6 +11,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,7 +139,12 @@ static const struct option long_options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-static struct {
+/*
+ * What main owns: the configuration, the shared context every module is
+ * handed (drv), and the handles only main uses. main holds the one there is;
+ * callbacks reach it through their handle's data, or from drv.
+ */
+struct daemon {
 	struct config cfg;
 	struct directory_config ldap;
 	struct driver drv;
@@ -151,9 +157,12 @@ static struct {
 	const char *policy; /* --policy, or NULL */
 	char policy_env[PATH_MAX + sizeof(NFSV3_POLICY_ENV "=")];
 	int closing;
-} d;
+};
 
-static enum log_level log_min_level = LOG_INFO;
+static struct daemon *daemon_of(struct driver *drv)
+{
+	return (struct daemon *)((char *)drv - offsetof(struct daemon, drv));
+}
 
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void usage_error(const char *fmt, ...)
@@ -261,8 +270,9 @@ static void check_tls_args(const struct config *cfg)
 			usage_error("TLS file %s: %s", files[i], strerror(errno));
 }
 
-static void parse_args(int argc, char **argv, struct config *cfg, const char **helper_dir)
+static void parse_args(struct daemon *d, int argc, char **argv, const char **helper_dir)
 {
+	struct config *cfg = &d->cfg;
 	const char *why;
 	int level, opt, index;
 
@@ -274,8 +284,9 @@ static void parse_args(int argc, char **argv, struct config *cfg, const char **h
 		.app_gid = 2000,
 		.allowed_nfs_options = DEFAULT_ALLOWED_NFS_OPTIONS,
 		.forget_unmounted_after_s = DEFAULT_FORGET_UNMOUNTED_AFTER_S,
+		.log_level = LOG_INFO,
 	};
-	directory_config_init(&d.ldap);
+	directory_config_init(&d->ldap);
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "", long_options, &index)) != -1) {
 		switch (opt) {
@@ -305,7 +316,7 @@ static void parse_args(int argc, char **argv, struct config *cfg, const char **h
 		case OPT_LOG_LEVEL:
 			if ((level = log_level_parse(optarg)) < 0)
 				usage_error("--log-level \"%s\": expected debug, info or error", optarg);
-			log_min_level = (enum log_level)level;
+			cfg->log_level = (enum log_level)level;
 			break;
 		case OPT_ALLOW_LOCAL: cfg->allow_local_sources = true; break;
 		case OPT_NO_PASSTHROUGH: cfg->idmapfs_passthrough_off = true; break;
@@ -325,10 +336,10 @@ static void parse_args(int argc, char **argv, struct config *cfg, const char **h
 		case OPT_POLICY:
 			if (optarg[0] != '/')
 				usage_error("--policy \"%s\": expected an absolute path", optarg);
-			d.policy = optarg;
+			d->policy = optarg;
 			break;
 		case OPT_LDAP:
-			if ((why = directory_config_set(&d.ldap, long_options[index].name, optarg ? optarg : "")))
+			if ((why = directory_config_set(&d->ldap, long_options[index].name, optarg ? optarg : "")))
 				usage_error("--%s \"%s\": %s", long_options[index].name, optarg ? optarg : "", why);
 			break;
 		case OPT_HELP: fputs(usage_text, stdout); exit(0);
@@ -343,7 +354,7 @@ static void parse_args(int argc, char **argv, struct config *cfg, const char **h
 		usage_error("give at least one --listen unix:PATH or --listen tcp://HOST:PORT");
 	if (!cfg->mount_root || cfg->mount_root[0] != '/')
 		usage_error("--mount-root: an absolute directory is required");
-	cfg->ldap = directory_configured(&d.ldap);
+	cfg->ldap = directory_configured(&d->ldap);
 	check_tls_args(cfg);
 }
 
@@ -369,8 +380,9 @@ static json_t *spec_tls_config(const struct config *cfg)
 }
 
 /* volman reads <drivers-path>/<name>.json: written whole or not at all. */
-static int write_spec_file(const struct config *cfg)
+static int write_spec_file(struct daemon *d)
 {
+	const struct config *cfg = &d->cfg;
 	const char *tcp = NULL;
 	char url[512], tmp[PATH_MAX + 8];
 	json_t *spec, *tls = json_null();
@@ -387,16 +399,16 @@ static int write_spec_file(const struct config *cfg)
 		return -1;
 	spec = json_pack("{s:s, s:s, s:o, s:b}", NFSV3_F_NAME, cfg->name, NFSV3_F_SPEC_ADDR, url, NFSV3_F_SPEC_TLS,
 			 tls, NFSV3_F_SPEC_UNIQUE, 1);
-	snprintf(d.spec_path, sizeof(d.spec_path), "%s/%s.json", cfg->drivers_path, cfg->name);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", d.spec_path);
+	snprintf(d->spec_path, sizeof(d->spec_path), "%s/%s.json", cfg->drivers_path, cfg->name);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", d->spec_path);
 	rc = json_dump_file(spec, tmp, JSON_COMPACT);
 	json_decref(spec);
-	if (rc == 0 && (chmod(tmp, 0644) != 0 || rename(tmp, d.spec_path) != 0))
+	if (rc == 0 && (chmod(tmp, 0644) != 0 || rename(tmp, d->spec_path) != 0))
 		rc = -1;
 	if (rc != 0) {
-		log_error("spec-file.write-failed", json_pack("{s:s, s:s}", "path", d.spec_path, "error", strerror(errno)));
+		log_error("spec-file.write-failed", json_pack("{s:s, s:s}", "path", d->spec_path, "error", strerror(errno)));
 		unlink(tmp);
-		d.spec_path[0] = '\0';
+		d->spec_path[0] = '\0';
 	}
 	return rc;
 }
@@ -425,17 +437,18 @@ static void log_expiry(const char *which, const char *path, time_t not_after)
 
 static void check_expiry(uv_timer_t *timer)
 {
+	struct daemon *d = timer->data;
 	time_t not_after;
 
-	if (d.tls && tls_not_after(d.tls, &not_after) == 0)
-		log_expiry("server", d.cfg.tls_cert, not_after);
-	if (d.cfg.tls_client_cert && tls_file_not_after(d.cfg.tls_client_cert, &not_after) == 0)
-		log_expiry("client", d.cfg.tls_client_cert, not_after);
+	if (d->tls && tls_not_after(d->tls, &not_after) == 0)
+		log_expiry("server", d->cfg.tls_cert, not_after);
+	if (d->cfg.tls_client_cert && tls_file_not_after(d->cfg.tls_client_cert, &not_after) == 0)
+		log_expiry("client", d->cfg.tls_client_cert, not_after);
 }
 
-static SSL_CTX *load_tls(char *why, size_t why_len)
+static SSL_CTX *load_tls(const struct daemon *d, char *why, size_t why_len)
 {
-	struct tls_files files = { d.cfg.tls_cert, d.cfg.tls_key, d.cfg.tls_ca };
+	struct tls_files files = { d->cfg.tls_cert, d->cfg.tls_key, d->cfg.tls_ca };
 	return tls_context_new(&files, why, why_len);
 }
 
@@ -458,23 +471,24 @@ static void on_tls_refusal(enum http_refusal reason, const char *detail, const c
  * policy is read again too (policy_gate.c), for the bindings mounted next. */
 static void on_sighup(uv_signal_t *handle, int signum)
 {
+	struct daemon *d = handle->data;
 	char why[512];
 	SSL_CTX *ctx;
 
 	policy_gate_reload();
-	if (!d.tls)
+	if (!d->tls)
 		return;
-	if (!(ctx = load_tls(why, sizeof(why)))) {
+	if (!(ctx = load_tls(d, why, sizeof(why)))) {
 		log_error("tls.reload-failed", json_pack("{s:s, s:s}", "error", why, "kept", "the certificates loaded before"));
 		return;
 	}
-	SSL_CTX_free(d.tls);
-	d.tls = ctx;
-	http_server_set_tls(d.drv.plugin_server, ctx);
-	if (d.drv.admin_server)
-		http_server_set_tls(d.drv.admin_server, ctx);
+	SSL_CTX_free(d->tls);
+	d->tls = ctx;
+	http_server_set_tls(d->drv.plugin_server, ctx);
+	if (d->drv.admin_server)
+		http_server_set_tls(d->drv.admin_server, ctx);
 	log_info("tls.reloaded", NULL);
-	check_expiry(&d.expiry_timer);
+	check_expiry(&d->expiry_timer);
 }
 
 static void on_handle_closed(uv_handle_t *handle)
@@ -484,32 +498,33 @@ static void on_handle_closed(uv_handle_t *handle)
 
 static void on_server_closed(void *data)
 {
-	(void)data;
-	if (--d.closing == 0) {
-		uv_close((uv_handle_t *)&d.sigterm, on_handle_closed);
-		uv_close((uv_handle_t *)&d.sigint, on_handle_closed);
-		uv_close((uv_handle_t *)&d.shutdown_timer, on_handle_closed);
-		uv_close((uv_handle_t *)&d.sighup, on_handle_closed);
-		uv_close((uv_handle_t *)&d.expiry_timer, on_handle_closed);
-		uv_close((uv_handle_t *)&d.sweep_timer, on_handle_closed);
+	struct daemon *d = data;
+
+	if (--d->closing == 0) {
+		uv_close((uv_handle_t *)&d->sigterm, on_handle_closed);
+		uv_close((uv_handle_t *)&d->sigint, on_handle_closed);
+		uv_close((uv_handle_t *)&d->shutdown_timer, on_handle_closed);
+		uv_close((uv_handle_t *)&d->sighup, on_handle_closed);
+		uv_close((uv_handle_t *)&d->expiry_timer, on_handle_closed);
+		uv_close((uv_handle_t *)&d->sweep_timer, on_handle_closed);
 	}
 }
 
 /* Everything answered, and every change on disk before its answer: close. */
-static void finish_shutdown(void)
+static void finish_shutdown(struct daemon *d)
 {
-	if (d.closing)
+	if (d->closing)
 		return;
-	uv_timer_stop(&d.shutdown_timer);
-	uv_timer_stop(&d.sweep_timer);
-	if (d.spec_path[0])
-		unlink(d.spec_path);
-	supervise_let_go();
+	uv_timer_stop(&d->shutdown_timer);
+	uv_timer_stop(&d->sweep_timer);
+	if (d->spec_path[0])
+		unlink(d->spec_path);
+	supervise_let_go(&d->drv);
 	log_info("driver-server.stopped", NULL);
-	d.closing = d.drv.admin_server ? 2 : 1;
-	http_server_close(d.drv.plugin_server, on_server_closed, NULL);
-	if (d.drv.admin_server)
-		http_server_close(d.drv.admin_server, on_server_closed, NULL);
+	d->closing = d->drv.admin_server ? 2 : 1;
+	http_server_close(d->drv.plugin_server, on_server_closed, d);
+	if (d->drv.admin_server)
+		http_server_close(d->drv.admin_server, on_server_closed, d);
 }
 
 /*
@@ -520,12 +535,14 @@ static void finish_shutdown(void)
 static void on_idle(struct driver *drv)
 {
 	if (drv->stopping && drv->ops_in_flight == 0 && state_writer_idle(drv->state))
-		finish_shutdown();
+		finish_shutdown(daemon_of(drv));
 }
 
 static void on_shutdown_timeout(uv_timer_t *timer)
 {
-	log_error("driver-server.shutdown-timeout", json_pack("{s:i}", "operations_in_flight", (int)d.drv.ops_in_flight));
+	struct daemon *d = timer->data;
+
+	log_error("driver-server.shutdown-timeout", json_pack("{s:i}", "operations_in_flight", (int)d->drv.ops_in_flight));
 	/* Operations still running keep their helpers; the state says what
 	 * they had done, and the next start reconciles the rest. */
 	uv_stop(timer->loop);
@@ -533,54 +550,56 @@ static void on_shutdown_timeout(uv_timer_t *timer)
 
 static void on_signal(uv_signal_t *handle, int signum)
 {
-	if (d.drv.stopping)
+	struct daemon *d = handle->data;
+
+	if (d->drv.stopping)
 		return;
-	d.drv.stopping = true;
+	d->drv.stopping = true;
 	log_info("driver-server.stopping", json_pack("{s:i, s:i}", "signal", signum, "operations_in_flight",
-						     (int)d.drv.ops_in_flight));
-	http_server_stop_accepting(d.drv.plugin_server);
-	uv_timer_start(&d.shutdown_timer, on_shutdown_timeout,
-		       ((uint64_t)d.cfg.helper_timeout_s + SHUTDOWN_GRACE_S) * 1000, 0);
-	on_idle(&d.drv);
+						     (int)d->drv.ops_in_flight));
+	http_server_stop_accepting(d->drv.plugin_server);
+	uv_timer_start(&d->shutdown_timer, on_shutdown_timeout,
+		       ((uint64_t)d->cfg.helper_timeout_s + SHUTDOWN_GRACE_S) * 1000, 0);
+	on_idle(&d->drv);
 }
 
-static void listen_all(void)
+static void listen_all(struct daemon *d)
 {
 	const char *why;
 	int rc;
 
-	d.drv.plugin_server = http_server_new(&d.loop, NULL, routes_handle, &d.drv);
-	http_server_set_tls(d.drv.plugin_server, d.tls);
-	http_server_on_refusal(d.drv.plugin_server, on_tls_refusal, "plugin");
-	for (unsigned i = 0; i < d.cfg.n_listen; i++) {
-		if ((rc = http_server_listen(d.drv.plugin_server, d.cfg.listen[i], &why)) < 0) {
-			log_error("driver-server.listen-failed", json_pack("{s:s, s:s}", "address", d.cfg.listen[i], "error", why));
-			fprintf(stderr, "nfsv3driver: cannot listen on %s: %s\n", d.cfg.listen[i], why);
+	d->drv.plugin_server = http_server_new(&d->loop, NULL, routes_handle, &d->drv);
+	http_server_set_tls(d->drv.plugin_server, d->tls);
+	http_server_on_refusal(d->drv.plugin_server, on_tls_refusal, "plugin");
+	for (unsigned i = 0; i < d->cfg.n_listen; i++) {
+		if ((rc = http_server_listen(d->drv.plugin_server, d->cfg.listen[i], &why)) < 0) {
+			log_error("driver-server.listen-failed", json_pack("{s:s, s:s}", "address", d->cfg.listen[i], "error", why));
+			fprintf(stderr, "nfsv3driver: cannot listen on %s: %s\n", d->cfg.listen[i], why);
 			exit(1);
 		}
 	}
-	if (d.cfg.admin) {
-		d.drv.admin_server = http_server_new(&d.loop, NULL, routes_handle_admin, &d.drv);
-		http_server_set_tls(d.drv.admin_server, d.tls);
-		http_server_on_refusal(d.drv.admin_server, on_tls_refusal, "admin");
-		if ((rc = http_server_listen(d.drv.admin_server, d.cfg.admin, &why)) < 0) {
-			fprintf(stderr, "nfsv3driver: cannot listen on %s: %s\n", d.cfg.admin, why);
+	if (d->cfg.admin) {
+		d->drv.admin_server = http_server_new(&d->loop, NULL, routes_handle_admin, &d->drv);
+		http_server_set_tls(d->drv.admin_server, d->tls);
+		http_server_on_refusal(d->drv.admin_server, on_tls_refusal, "admin");
+		if ((rc = http_server_listen(d->drv.admin_server, d->cfg.admin, &why)) < 0) {
+			fprintf(stderr, "nfsv3driver: cannot listen on %s: %s\n", d->cfg.admin, why);
 			exit(1);
 		}
 	}
 }
 
-static void prepare_mount_root(void)
+static void prepare_mount_root(struct daemon *d)
 {
 	char kernel_dir[PATH_MAX];
 
-	if (mkdir(d.cfg.mount_root, 0755) != 0 && errno != EEXIST)
-		usage_error("--mount-root %s: %s", d.cfg.mount_root, strerror(errno));
+	if (mkdir(d->cfg.mount_root, 0755) != 0 && errno != EEXIST)
+		usage_error("--mount-root %s: %s", d->cfg.mount_root, strerror(errno));
 	/* Mountpoints are compared with the kernel's table: use the real path. */
-	if (!realpath(d.cfg.mount_root, d.mount_root))
-		usage_error("--mount-root %s: %s", d.cfg.mount_root, strerror(errno));
-	d.cfg.mount_root = d.mount_root;
-	snprintf(kernel_dir, sizeof(kernel_dir), "%s/%s", d.mount_root, NFSV3_KERNEL_DIR);
+	if (!realpath(d->cfg.mount_root, d->mount_root))
+		usage_error("--mount-root %s: %s", d->cfg.mount_root, strerror(errno));
+	d->cfg.mount_root = d->mount_root;
+	snprintf(kernel_dir, sizeof(kernel_dir), "%s/%s", d->mount_root, NFSV3_KERNEL_DIR);
 	if (mkdir(kernel_dir, 0700) != 0 && errno != EEXIST)
 		log_error("mount-root.kernel-dir-failed", json_pack("{s:s, s:s}", "path", kernel_dir, "error", strerror(errno)));
 }
@@ -603,20 +622,23 @@ static void raise_fd_limit(void)
 
 static void on_sweep(uv_timer_t *timer)
 {
-	if (!d.drv.stopping)
-		lifecycle_sweep(&d.drv, time(NULL), (time_t)d.cfg.forget_unmounted_after_s);
+	struct daemon *d = timer->data;
+
+	if (!d->drv.stopping)
+		lifecycle_sweep(&d->drv, time(NULL), (time_t)d->cfg.forget_unmounted_after_s);
 }
 
 /* Often enough that a volume outlives its age by at most a quarter of it, and at least once a minute. */
-static void start_sweep(void)
+static void start_sweep(struct daemon *d)
 {
-	uint64_t every_s = d.cfg.forget_unmounted_after_s / 4;
+	uint64_t every_s = d->cfg.forget_unmounted_after_s / 4;
 
-	uv_timer_init(&d.loop, &d.sweep_timer);
-	if (!d.cfg.forget_unmounted_after_s)
+	uv_timer_init(&d->loop, &d->sweep_timer);
+	d->sweep_timer.data = d;
+	if (!d->cfg.forget_unmounted_after_s)
 		return;
 	every_s = every_s < 1 ? 1 : every_s > 60 ? 60 : every_s;
-	uv_timer_start(&d.sweep_timer, on_sweep, every_s * 1000, every_s * 1000);
+	uv_timer_start(&d->sweep_timer, on_sweep, every_s * 1000, every_s * 1000);
 }
 
 /* check-policy [FILE]: what a SIGHUP or the next mount would make of the file. */
@@ -648,31 +670,36 @@ static int check_policy_main(int argc, char **argv)
  * development) it may name another, and tells the helpers, which accept it
  * from a root caller only.
  */
-static void start_policy(void)
+static void start_policy(struct daemon *d)
 {
 	struct error *err;
 
-	if (d.policy && geteuid() != 0 && strcmp(d.policy, NFSV3_POLICY_FILE) != 0)
+	if (d->policy && geteuid() != 0 && strcmp(d->policy, NFSV3_POLICY_FILE) != 0)
 		usage_error("--policy %s: the mount helper reads only %s (fixed when it was built) unless the driver runs "
 			    "as root; give that path or build with POLICY_FILE=%s",
-			    d.policy, NFSV3_POLICY_FILE, d.policy);
-	if ((err = policy_gate_start(d.policy)))
+			    d->policy, NFSV3_POLICY_FILE, d->policy);
+	if ((err = policy_gate_start(d->policy)))
 		usage_error("%s", err->message);
 	if (geteuid() == 0) {
-		snprintf(d.policy_env, sizeof(d.policy_env), "%s=%s", NFSV3_POLICY_ENV, policy_gate_path());
-		helper_env[HELPER_ENV_SPARE] = d.policy_env;
+		snprintf(d->policy_env, sizeof(d->policy_env), "%s=%s", NFSV3_POLICY_ENV, policy_gate_path());
+		helper_env[HELPER_ENV_SPARE] = d->policy_env;
 	}
 }
 
 static void on_reconciled_saved(struct error *err, void *data)
 {
+	struct daemon *d = data;
+
 	if (err)
 		log_error("state.save-failed", json_pack("{s:s}", "error", err->message));
-	on_idle(&d.drv);
+	on_idle(&d->drv);
 }
 
 int main(int argc, char **argv)
 {
+	/* Static storage: what it holds stays reachable until the process ends. */
+	static struct daemon daemon;
+	struct daemon *d = &daemon;
 	const char *helper_dir = NULL;
 	struct error *err = NULL;
 	int changes;
@@ -681,89 +708,91 @@ int main(int argc, char **argv)
 		return smoke_main(argc - 1, argv + 1);
 	if (argc > 1 && strcmp(argv[1], "check-policy") == 0)
 		return check_policy_main(argc - 1, argv + 1);
-	parse_args(argc, argv, &d.cfg, &helper_dir);
-	log_setup(d.cfg.name, log_min_level);
+	parse_args(d, argc, argv, &helper_dir);
+	log_setup(d->cfg.name, d->cfg.log_level);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
-	prepare_mount_root();
-	find_helpers(&d.drv, helper_dir);
+	prepare_mount_root(d);
+	find_helpers(&d->drv, helper_dir);
 
-	start_policy();
-	if (d.cfg.tls_cert) {
+	start_policy(d);
+	if (d->cfg.tls_cert) {
 		char why[512];
-		if (!(d.tls = load_tls(why, sizeof(why))))
+		if (!(d->tls = load_tls(d, why, sizeof(why))))
 			usage_error("%s", why);
 	}
 
-	uv_loop_init(&d.loop);
-	d.drv.loop = &d.loop;
-	d.drv.cfg = &d.cfg;
-	d.drv.on_idle = on_idle;
-	snprintf(d.drv.state_path, sizeof(d.drv.state_path), "%s/%s", d.mount_root, NFSV3_STATE_FILE);
-	if (registry_init(&d.drv.reg) < 0)
+	uv_loop_init(&d->loop);
+	d->drv.loop = &d->loop;
+	d->drv.cfg = &d->cfg;
+	d->drv.on_idle = on_idle;
+	snprintf(d->drv.state_path, sizeof(d->drv.state_path), "%s/%s", d->mount_root, NFSV3_STATE_FILE);
+	if (registry_init(&d->drv.reg) < 0)
 		return 1;
-	if ((err = state_load(d.drv.state_path, &d.drv.reg, &d.cfg))) {
+	if ((err = state_load(d->drv.state_path, &d->drv.reg, &d->cfg))) {
 		/* The operator must see this one: on stderr too, beside the JSON log. */
 		log_error("state.load-failed", json_pack("{s:s}", "error", err->message));
 		fprintf(stderr, "nfsv3driver: %s\n", err->message);
 		error_free(err);
 	}
-	d.drv.helpers = helper_pool_new(&d.loop, d.cfg.max_parallel, d.cfg.helper_timeout_s);
-	d.drv.state = state_writer_new(&d.loop, d.drv.state_path, &d.drv.reg);
-	if (d.cfg.ldap && !(d.drv.directory = directory_new(&d.loop, &d.ldap, &err)))
+	d->drv.helpers = helper_pool_new(&d->loop, d->cfg.max_parallel, d->cfg.helper_timeout_s);
+	d->drv.state = state_writer_new(&d->loop, d->drv.state_path, &d->drv.reg);
+	if (d->cfg.ldap && !(d->drv.directory = directory_new(&d->loop, &d->ldap, &err)))
 		usage_error("%s", err->message);
-	if (!d.drv.helpers || !d.drv.state)
+	if (!d->drv.helpers || !d->drv.state)
 		return 1;
-	changes = reconcile(&d.drv, "/proc/self/mountinfo", &err);
+	changes = reconcile(&d->drv, "/proc/self/mountinfo", &err);
 	if (changes < 0) {
 		log_error("reconcile.failed", json_pack("{s:s}", "error", err->message));
 		error_free(err);
 	} else if (changes > 0) {
-		state_commit(d.drv.state, on_reconciled_saved, NULL);
+		state_commit(d->drv.state, on_reconciled_saved, d);
 	}
 
-	listen_all();
-	uv_signal_init(&d.loop, &d.sigterm);
-	uv_signal_init(&d.loop, &d.sigint);
-	uv_timer_init(&d.loop, &d.shutdown_timer);
-	uv_signal_start(&d.sigterm, on_signal, SIGTERM);
-	uv_signal_start(&d.sigint, on_signal, SIGINT);
-	uv_signal_init(&d.loop, &d.sighup);
-	uv_signal_start(&d.sighup, on_sighup, SIGHUP);
-	uv_timer_init(&d.loop, &d.expiry_timer);
-	if (d.tls) {
-		check_expiry(&d.expiry_timer);
-		uv_timer_start(&d.expiry_timer, check_expiry, TLS_EXPIRY_CHECK_MS, TLS_EXPIRY_CHECK_MS);
+	listen_all(d);
+	uv_signal_init(&d->loop, &d->sigterm);
+	uv_signal_init(&d->loop, &d->sigint);
+	uv_timer_init(&d->loop, &d->shutdown_timer);
+	uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+	uv_signal_start(&d->sigint, on_signal, SIGINT);
+	uv_signal_init(&d->loop, &d->sighup);
+	uv_signal_start(&d->sighup, on_sighup, SIGHUP);
+	uv_timer_init(&d->loop, &d->expiry_timer);
+	d->sigterm.data = d->sigint.data = d->sighup.data = d;
+	d->shutdown_timer.data = d->expiry_timer.data = d;
+	if (d->tls) {
+		check_expiry(&d->expiry_timer);
+		uv_timer_start(&d->expiry_timer, check_expiry, TLS_EXPIRY_CHECK_MS, TLS_EXPIRY_CHECK_MS);
 	}
-	start_sweep();
-	if (d.cfg.drivers_path)
-		write_spec_file(&d.cfg);
+	start_sweep(d);
+	if (d->cfg.drivers_path)
+		write_spec_file(d);
 
 	json_t *listening = json_array();
-	for (unsigned i = 0; i < d.cfg.n_listen; i++)
-		json_array_append_new(listening, json_string(d.cfg.listen[i]));
+	for (unsigned i = 0; i < d->cfg.n_listen; i++)
+		json_array_append_new(listening, json_string(d->cfg.listen[i]));
 	log_info("driver-server.started",
-		 json_pack("{s:o, s:s*, s:s, s:I, s:b, s:b, s:I}", "listen", listening, "admin", d.cfg.admin, "mount_root",
-			   d.mount_root, "volumes", (json_int_t)d.drv.reg.n_volumes, "allow_local_sources",
-			   d.cfg.allow_local_sources, "tls", d.tls != NULL, "forget_unmounted_after_s",
-			   (json_int_t)d.cfg.forget_unmounted_after_s));
-	uv_run(&d.loop, UV_RUN_DEFAULT);
-	if (d.closing == 0 && uv_loop_alive(&d.loop)) {
+		 json_pack("{s:o, s:s*, s:s, s:I, s:b, s:b, s:I}", "listen", listening, "admin", d->cfg.admin, "mount_root",
+			   d->mount_root, "volumes", (json_int_t)d->drv.reg.n_volumes, "allow_local_sources",
+			   d->cfg.allow_local_sources, "tls", d->tls != NULL, "forget_unmounted_after_s",
+			   (json_int_t)d->cfg.forget_unmounted_after_s));
+	uv_run(&d->loop, UV_RUN_DEFAULT);
+	if (d->closing == 0 && uv_loop_alive(&d->loop)) {
 		/* Shutdown grace expired with work in flight: exit regardless. */
-		if (d.spec_path[0])
-			unlink(d.spec_path);
+		if (d->spec_path[0])
+			unlink(d->spec_path);
 		return 0;
 	}
-	if (d.drv.directory) {
-		directory_free(d.drv.directory);
-		uv_run(&d.loop, UV_RUN_DEFAULT);
+	if (d->drv.directory) {
+		directory_free(d->drv.directory);
+		uv_run(&d->loop, UV_RUN_DEFAULT);
 	}
-	uv_loop_close(&d.loop);
-	state_writer_free(d.drv.state);
-	helper_pool_free(d.drv.helpers);
-	registry_destroy(&d.drv.reg);
-	kernel_free_all();
+	uv_loop_close(&d->loop);
+	state_writer_free(d->drv.state);
+	helper_pool_free(d->drv.helpers);
+	registry_destroy(&d->drv.reg);
+	kernel_free_all(&d->drv);
 	policy_gate_free();
-	SSL_CTX_free(d.tls);
+	SSL_CTX_free(d->tls);
 	return 0;
 }

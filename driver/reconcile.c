@@ -15,99 +15,9 @@
 #include "lifecycle.h"
 #include "kernel.h"
 #include "log.h"
-#include "supervise.h"
+#include "mountinfo.h"
 #include "reconcile.h"
 #include "upstream.h"
-
-struct seen {
-	char **names;
-	size_t n, cap;
-};
-
-static int seen_add(struct seen *s, const char *name)
-{
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 16;
-		char **names = realloc(s->names, cap * sizeof(*names));
-		if (!names)
-			return -1;
-		s->names = names;
-		s->cap = cap;
-	}
-	return (s->names[s->n++] = strdup(name)) ? 0 : -1;
-}
-
-static bool seen_has(const struct seen *s, const char *name)
-{
-	for (size_t i = 0; i < s->n; i++)
-		if (strcmp(s->names[i], name) == 0)
-			return true;
-	return false;
-}
-
-static void seen_free(struct seen *s)
-{
-	for (size_t i = 0; i < s->n; i++)
-		free(s->names[i]);
-	free(s->names);
-}
-
-/* Names of the volume mounts directly under the mount root, and keys of the kernel mounts under .kernel/. */
-static struct error *read_mounts(const char *mountinfo_path, const char *root, struct seen *seen, struct seen *keys)
-{
-	struct libmnt_table *table = mnt_new_table();
-	struct libmnt_iter *iter = mnt_new_iter(MNT_ITER_FORWARD);
-	struct libmnt_fs *fs;
-	size_t root_len = strlen(root);
-	struct error *err = NULL;
-
-	if (!table || !iter) {
-		err = error_new(ERROR_INTERNAL, "out of memory");
-		goto out;
-	}
-	if (mnt_table_parse_file(table, mountinfo_path) != 0) {
-		err = error_new(ERROR_INTERNAL, "cannot parse %s", mountinfo_path);
-		goto out;
-	}
-	while (mnt_table_next_fs(table, iter, &fs) == 0) {
-		const char *target = mnt_fs_get_target(fs), *name;
-		if (!target || strncmp(target, root, root_len) != 0 || target[root_len] != '/')
-			continue;
-		name = target + root_len + 1;
-		if (strncmp(name, NFSV3_KERNEL_DIR "/", sizeof(NFSV3_KERNEL_DIR)) == 0) {
-			const char *key = name + sizeof(NFSV3_KERNEL_DIR);
-			if (!strchr(key, '/') && options_name_valid(key) && !seen_has(keys, key) && seen_add(keys, key) < 0) {
-				err = error_new(ERROR_INTERNAL, "out of memory");
-				goto out;
-			}
-			continue;
-		}
-		/* Anything nested inside a volume is not a volume mount. */
-		if (strchr(name, '/') || !options_name_valid(name))
-			continue;
-		if (!seen_has(seen, name) && seen_add(seen, name) < 0) {
-			err = error_new(ERROR_INTERNAL, "out of memory");
-			goto out;
-		}
-	}
-out:
-	mnt_free_iter(iter);
-	mnt_unref_table(table);
-	return err;
-}
-
-bool reconcile_is_mounted(struct driver *drv, const char *name)
-{
-	struct seen seen = { 0 }, keys = { 0 };
-	struct error *err = read_mounts("/proc/self/mountinfo", drv->cfg->mount_root, &seen, &keys);
-	/* Unreadable: say mounted, the safe answer for callers deciding whether a mount is gone. */
-	bool mounted = err || seen_has(&seen, name);
-
-	error_free(err);
-	seen_free(&seen);
-	seen_free(&keys);
-	return mounted;
-}
 
 /* ---- helpers left running by a daemon that died ---- */
 
@@ -278,7 +188,7 @@ static bool upstream_keeps(struct driver *drv, const char *name)
 
 int reconcile(struct driver *drv, const char *mountinfo_path, struct error **errp)
 {
-	struct seen seen = { 0 }, keys = { 0 };
+	struct mountinfo_names seen = { 0 }, keys = { 0 };
 	struct stray *strays = calloc(STRAYS_MAX, sizeof(*strays));
 	size_t n_strays = 0;
 	struct error *err;
@@ -289,13 +199,13 @@ int reconcile(struct driver *drv, const char *mountinfo_path, struct error **err
 		n_strays = find_strays(drv, strays, STRAYS_MAX);
 		stop_strays(drv, strays, n_strays);
 	}
-	if ((err = read_mounts(mountinfo_path, drv->cfg->mount_root, &seen, &keys))) {
+	if ((err = mountinfo_read(mountinfo_path, drv->cfg->mount_root, &seen, &keys))) {
 		*errp = err;
 		changes = -1;
 		goto out;
 	}
 	for (vol = registry_first(&drv->reg); vol; vol = registry_next(&drv->reg, vol)) {
-		bool live = seen_has(&seen, vol->name);
+		bool live = mountinfo_has(&seen, vol->name);
 		if (vol->upstream && vol->mounted && live) {
 			/* Upstream's mount, held as it is (no kernel key, no idmapfs of ours). */
 			log_info("reconcile.upstream-adopted", json_pack("{s:s, s:i}", "volume", vol->name, "references",
@@ -313,7 +223,7 @@ int reconcile(struct driver *drv, const char *mountinfo_path, struct error **err
 								(int)volume_refs(vol)));
 			if (vol->kernel_key)
 				kernel_adopt(drv, vol->kernel_key);
-			if (vol->spec.mapped && !(vol->idmapfs_pid && supervise_adopt(drv, vol->name, vol->idmapfs_pid))) {
+			if (vol->spec.mapped && !(vol->idmapfs_pid && lifecycle_adopt_idmapfs(drv, vol->name, vol->idmapfs_pid))) {
 				/* Its idmapfs is gone: the mount left behind is dead. */
 				log_error("reconcile.idmapfs-gone", json_pack("{s:s, s:i}", "volume", vol->name, "pid",
 									     (int)vol->idmapfs_pid));
@@ -362,7 +272,7 @@ out:
 	for (size_t i = 0; i < n_strays; i++)
 		close(strays[i].pidfd);
 	free(strays);
-	seen_free(&seen);
-	seen_free(&keys);
+	mountinfo_names_free(&seen);
+	mountinfo_names_free(&keys);
 	return changes;
 }

@@ -18,7 +18,4 @@
  * Returns the number of state changes made (0 when all agreed), or sets *err. */
 int reconcile(struct driver *drv, const char *mountinfo_path, struct error **err);
 
-/* Whether <mount-root>/<name> is a mount point now (true when the table cannot be read). */
-bool reconcile_is_mounted(struct driver *drv, const char *name);
-
 #endif

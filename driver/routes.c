@@ -512,7 +512,7 @@ static void handle_metrics(struct driver *drv, struct http_request *req)
 		gauges.mounts += vol->mounted && !vol->dead;
 		gauges.mapped_mounts += vol->mounted && !vol->dead && vol->spec.mapped;
 	}
-	kernel_count(&gauges.kernel_mounts, &gauges.kernel_mount_users);
+	kernel_count(drv, &gauges.kernel_mounts, &gauges.kernel_mount_users);
 	gauges.plugin_connections = drv->plugin_server ? http_server_connections(drv->plugin_server) : 0;
 	gauges.admin_connections = drv->admin_server ? http_server_connections(drv->admin_server) : 0;
 	gauges.resident_bytes = metrics_resident_bytes();

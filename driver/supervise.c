@@ -9,9 +9,9 @@
 
 #include "nfsv3driver.h"
 #include "helper.h"
-#include "lifecycle.h"
 #include "log.h"
 #include "metrics.h"
+#include "process.h"
 #include "supervise.h"
 
 #define READY_LINE "ready"
@@ -28,7 +28,7 @@ struct watched {
 	struct driver *drv;
 	char *name;
 	pid_t pid;
-	bool child;          /* ours by uv_spawn (else adopted through a pidfd) */
+	bool child;          /* ours (else adopted by its pid) */
 	bool ready, stopping, exited;
 	bool reaped;         /* exit seen before ready: judged once stderr is read */
 	bool killed;         /* killed at its start deadline: answered once reaped (or after KILL_GRACE_MS) */
@@ -40,27 +40,17 @@ struct watched {
 	char uid[16], gid[16], app_uid[16], app_gid[16];
 	bool readonly;
 	supervise_ready_cb cb; /* until ready */
+	supervise_died_cb died; /* once ready */
 	void *data;
-	uv_process_t process;
-	uv_pipe_t out, err;
-	uv_timer_t deadline;
-	uv_poll_t poll;      /* adopted: readable pidfd means it exited */
-	int pidfd;
-	int open_handles;
+	struct process proc; /* its timer is the start deadline, then the grace to read stderr */
 	uint64_t started_ns; /* uv_hrtime() at spawn: the start's duration */
 	char out_buf[64], err_buf[512];
-	size_t out_len, err_len;
 	struct watched *next;
 };
 
-static struct watched *watched_list;
-static uv_timer_t stop_check;
-static bool stop_check_open;
-
-
-static struct watched *find_live(const char *name)
+static struct watched *find_live(struct driver *drv, const char *name)
 {
-	for (struct watched *w = watched_list; w; w = w->next)
+	for (struct watched *w = drv->watched; w; w = w->next)
 		if (!w->exited && strcmp(w->name, name) == 0)
 			return w;
 	return NULL;
@@ -68,7 +58,7 @@ static struct watched *find_live(const char *name)
 
 static void unlink_watched(struct watched *w)
 {
-	for (struct watched **link = &watched_list; *link; link = &(*link)->next) {
+	for (struct watched **link = &w->drv->watched; *link; link = &(*link)->next) {
 		if (*link == w) {
 			*link = w->next;
 			return;
@@ -76,15 +66,13 @@ static void unlink_watched(struct watched *w)
 	}
 }
 
-static void release(struct watched *w)
+static void on_closed(struct process *proc)
 {
-	if (--w->open_handles > 0)
-		return;
+	struct watched *w = proc->data;
+
 	unlink_watched(w);
-	if (!watched_list && stop_check_open)
-		uv_timer_stop(&stop_check);
-	if (w->pidfd >= 0)
-		close(w->pidfd);
+	if (!w->drv->watched && w->drv->stop_check_open)
+		uv_timer_stop(&w->drv->stop_check);
 	free(w->backing);
 	free(w->name);
 	free(w);
@@ -99,32 +87,9 @@ static void release_slot(struct watched *w)
 	helper_slot_release(w->drv->helpers);
 }
 
-static void on_closed(uv_handle_t *handle)
-{
-	release(handle->data);
-}
-
-static void close_handle(struct watched *w, uv_handle_t *handle)
-{
-	if (!uv_is_closing(handle)) {
-		w->open_handles++;
-		uv_close(handle, on_closed);
-	}
-}
-
 static void close_all(struct watched *w)
 {
-	/* Hold one count so the record outlives the loop below. */
-	w->open_handles++;
-	if (w->child) {
-		close_handle(w, (uv_handle_t *)&w->process);
-		close_handle(w, (uv_handle_t *)&w->out);
-		close_handle(w, (uv_handle_t *)&w->err);
-		close_handle(w, (uv_handle_t *)&w->deadline);
-	} else {
-		close_handle(w, (uv_handle_t *)&w->poll);
-	}
-	release(w);
+	process_close(&w->proc);
 }
 
 static void answer(struct watched *w, struct error *err)
@@ -150,14 +115,13 @@ static void on_gone(struct watched *w, const char *how)
 	} else if (!w->stopping) {
 		metrics_count(METRIC_IDMAPFS_DEATHS);
 		log_error("idmapfs.died", json_pack("{s:s, s:i, s:s}", "volume", w->name, "pid", (int)w->pid, "how", how));
-		lifecycle_submit_internal(drv, OP_DEAD, w->name);
+		if (w->died)
+			w->died(drv, w->name);
 	} else {
 		log_info("idmapfs.exited", json_pack("{s:s, s:i}", "volume", w->name, "pid", (int)w->pid));
 	}
 	close_all(w);
 }
-
-static void on_deadline(uv_timer_t *timer);
 
 /* Killed at its start deadline. The caller detaches whatever it mounted. */
 static void answer_timeout(struct watched *w)
@@ -167,14 +131,18 @@ static void answer_timeout(struct watched *w)
 				    w->drv->cfg->helper_timeout_s, w->name));
 }
 
-static void on_exit_cb(uv_process_t *process, int64_t status, int signal)
+static void on_idmapfs_exit(struct process *proc, int exit_status, int term_signal)
 {
-	struct watched *w = process->data;
+	struct watched *w = proc->data;
 
-	if (signal)
-		snprintf(w->how, sizeof(w->how), "killed by signal %d", signal);
+	if (!w->child) {
+		on_gone(w, "exited while adopted");
+		return;
+	}
+	if (term_signal)
+		snprintf(w->how, sizeof(w->how), "killed by signal %d", term_signal);
 	else
-		snprintf(w->how, sizeof(w->how), "exited with status %d", (int)status);
+		snprintf(w->how, sizeof(w->how), "exited with status %d", exit_status);
 	if (w->ready) {
 		on_gone(w, w->how);
 		return;
@@ -187,39 +155,22 @@ static void on_exit_cb(uv_process_t *process, int64_t status, int signal)
 		answer_timeout(w);
 	/* A failed start: its one line of error may still be in the pipe. */
 	w->reaped = true;
-	uv_timer_stop(&w->deadline);
-	uv_timer_start(&w->deadline, on_deadline, STDERR_GRACE_MS, 0);
+	process_timer_start(proc, STDERR_GRACE_MS);
 }
 
-static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+static void on_output(struct process *proc, int fd, size_t len)
 {
-	struct watched *w = handle->data;
-	static char scratch[128];
+	struct watched *w = proc->data;
 
-	if ((uv_pipe_t *)handle == &w->out && w->out_len < sizeof(w->out_buf) - 1)
-		*buf = uv_buf_init(w->out_buf + w->out_len, (unsigned)(sizeof(w->out_buf) - 1 - w->out_len));
-	else if ((uv_pipe_t *)handle == &w->err && w->err_len < sizeof(w->err_buf) - 1)
-		*buf = uv_buf_init(w->err_buf + w->err_len, (unsigned)(sizeof(w->err_buf) - 1 - w->err_len));
-	else
-		*buf = uv_buf_init(scratch, sizeof(scratch));
-}
-
-static void on_out(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
-{
-	struct watched *w = stream->data;
-
-	if (n < 0) {
-		uv_read_stop(stream);
+	if (fd == STDERR_FILENO) {
+		if (len == 0 && w->reaped && !w->exited)
+			on_gone(w, w->how);
 		return;
 	}
-	if (buf->base != w->out_buf + w->out_len)
-		return;
-	w->out_len += (size_t)n;
-	w->out_buf[w->out_len] = '\0';
 	/* One killed at its deadline is not ready, whatever it wrote before it died. */
-	if (!w->ready && !w->killed && strstr(w->out_buf, READY_LINE "\n")) {
+	if (len > 0 && !w->ready && !w->killed && strstr(w->out_buf, READY_LINE "\n")) {
 		w->ready = true;
-		uv_timer_stop(&w->deadline);
+		process_timer_stop(proc);
 		release_slot(w);
 		metrics_observe(METRIC_HELPER_IDMAPFS, (double)(uv_hrtime() - w->started_ns) / 1e9);
 		log_info("idmapfs.ready", json_pack("{s:s, s:i}", "volume", w->name, "pid", (int)w->pid));
@@ -227,25 +178,9 @@ static void on_out(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
 	}
 }
 
-static void on_err(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
+static void on_deadline(struct process *proc)
 {
-	struct watched *w = stream->data;
-
-	if (n < 0) {
-		uv_read_stop(stream);
-		if (w->reaped && !w->exited)
-			on_gone(w, w->how);
-		return;
-	}
-	if (buf->base != w->err_buf + w->err_len)
-		return;
-	w->err_len += (size_t)n;
-	w->err_buf[w->err_len] = '\0';
-}
-
-static void on_deadline(uv_timer_t *timer)
-{
-	struct watched *w = timer->data;
+	struct watched *w = proc->data;
 
 	if (w->reaped) {
 		if (!w->exited)
@@ -260,11 +195,25 @@ static void on_deadline(uv_timer_t *timer)
 	/* The whole group: its sentries too, so nothing detaches or serves
 	 * behind the caller's back; the caller detaches what it mounted. */
 	w->killed = w->stopping = true;
-	kill(-w->pid, SIGKILL);
+	process_kill_group(proc, SIGKILL);
 	metrics_count(METRIC_HELPER_TIMEOUTS);
 	log_error("idmapfs.start-deadline-expired", json_pack("{s:s, s:i, s:i}", "volume", w->name, "pid", (int)w->pid,
 							      "timeout_s", (int)w->drv->cfg->helper_timeout_s));
-	uv_timer_start(&w->deadline, on_deadline, KILL_GRACE_MS, 0);
+	process_timer_start(proc, KILL_GRACE_MS);
+}
+
+static void watch_process(struct watched *w)
+{
+	process_init(&w->proc, w->drv->loop);
+	w->proc.data = w;
+	w->proc.on_exit = on_idmapfs_exit;
+	w->proc.on_output = on_output;
+	w->proc.on_timer = on_deadline;
+	w->proc.on_closed = on_closed;
+	w->proc.buf[STDOUT_FILENO] = w->out_buf;
+	w->proc.cap[STDOUT_FILENO] = sizeof(w->out_buf);
+	w->proc.buf[STDERR_FILENO] = w->err_buf;
+	w->proc.cap[STDERR_FILENO] = sizeof(w->err_buf);
 }
 
 /* The run state of pid from /proc/<pid>/stat ('R', 'S', 'D', 'T' stopped,
@@ -297,7 +246,9 @@ static char run_state(pid_t pid)
  */
 static void on_stop_check(uv_timer_t *timer)
 {
-	for (struct watched *w = watched_list; w; w = w->next) {
+	struct driver *drv = timer->data;
+
+	for (struct watched *w = drv->watched; w; w = w->next) {
 		/* One being stopped too: SIGTERM waits for SIGCONT. */
 		if (w->exited || !w->ready)
 			continue;
@@ -331,19 +282,20 @@ static void on_stop_check(uv_timer_t *timer)
  * the loop alive by itself. */
 static void stop_check_start(struct driver *drv)
 {
-	if (!stop_check_open) {
-		uv_timer_init(drv->loop, &stop_check);
-		uv_unref((uv_handle_t *)&stop_check);
-		stop_check_open = true;
+	if (!drv->stop_check_open) {
+		uv_timer_init(drv->loop, &drv->stop_check);
+		drv->stop_check.data = drv;
+		uv_unref((uv_handle_t *)&drv->stop_check);
+		drv->stop_check_open = true;
 	}
-	if (!uv_is_active((uv_handle_t *)&stop_check))
-		uv_timer_start(&stop_check, on_stop_check, STOP_CHECK_MS, STOP_CHECK_MS);
+	if (!uv_is_active((uv_handle_t *)&drv->stop_check))
+		uv_timer_start(&drv->stop_check, on_stop_check, STOP_CHECK_MS, STOP_CHECK_MS);
 }
 
 static void on_slot(void *data);
 
 void supervise_start(struct driver *drv, const char *name, const char *backing, const struct volume_spec *spec,
-		     supervise_ready_cb cb, void *data)
+		     supervise_ready_cb cb, supervise_died_cb died, void *data)
 {
 	struct watched *w = calloc(1, sizeof(*w));
 
@@ -361,8 +313,8 @@ void supervise_start(struct driver *drv, const char *name, const char *backing, 
 	w->readonly = spec->readonly;
 	w->drv = drv;
 	w->child = true;
-	w->pidfd = -1;
 	w->cb = cb;
+	w->died = died;
 	w->data = data;
 	/*
 	 * A start is as much work for the cell as a helper run (a fork, a
@@ -385,14 +337,14 @@ static void on_slot(void *data)
 {
 	struct watched *w = data;
 	struct driver *drv = w->drv;
-	uv_process_options_t options = { 0 };
-	uv_stdio_container_t stdio[3];
-	char *argv[11];
+	/* Its own session: a daemon restart or upgrade leaves it serving. */
+	struct process_spawn_options options = { .env = helper_env, .session = true, .capture_stdout = true };
+	const char *argv[11];
 	int rc;
 
 	w->holds_slot = true;
 	argv[0] = drv->idmapfs_helper;
-	argv[1] = (char *)drv->cfg->mount_root;
+	argv[1] = drv->cfg->mount_root;
 	argv[2] = w->backing;
 	argv[3] = w->name;
 	argv[4] = w->uid;
@@ -402,27 +354,12 @@ static void on_slot(void *data)
 	argv[8] = w->readonly ? NFSV3_ARG_RO : NFSV3_ARG_RW;
 	argv[9] = drv->cfg->idmapfs_passthrough_off ? "passthrough=off" : NULL;
 	argv[10] = NULL;
+	options.argv = argv;
 
-	uv_pipe_init(drv->loop, &w->out, 0);
-	uv_pipe_init(drv->loop, &w->err, 0);
-	uv_timer_init(drv->loop, &w->deadline);
-	w->out.data = w->err.data = w->deadline.data = w->process.data = w;
-	stdio[0].flags = UV_IGNORE;
-	stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-	stdio[1].data.stream = (uv_stream_t *)&w->out;
-	stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-	stdio[2].data.stream = (uv_stream_t *)&w->err;
-	options.file = argv[0];
-	options.args = argv;
-	options.env = helper_env;
-	options.exit_cb = on_exit_cb;
-	/* Its own session: a daemon restart or upgrade leaves it serving. */
-	options.flags = UV_PROCESS_DETACHED;
-	options.stdio = stdio;
-	options.stdio_count = 3;
-	w->next = watched_list;
-	watched_list = w;
-	rc = uv_spawn(drv->loop, &w->process, &options);
+	watch_process(w);
+	w->next = drv->watched;
+	drv->watched = w;
+	rc = process_spawn(&w->proc, &options);
 	if (rc < 0) {
 		w->exited = true;
 		release_slot(w);
@@ -430,19 +367,17 @@ static void on_slot(void *data)
 		close_all(w);
 		return;
 	}
-	w->pid = w->process.pid;
+	w->pid = process_pid(&w->proc);
 	w->started_ns = uv_hrtime();
 	stop_check_start(drv);
-	uv_read_start((uv_stream_t *)&w->out, on_alloc, on_out);
-	uv_read_start((uv_stream_t *)&w->err, on_alloc, on_err);
 	/* From this launch: the loop's time may be stale after the forks before it. */
 	uv_update_time(drv->loop);
-	uv_timer_start(&w->deadline, on_deadline, (uint64_t)drv->cfg->helper_timeout_s * 1000, 0);
+	process_timer_start(&w->proc, (uint64_t)drv->cfg->helper_timeout_s * 1000);
 }
 
 void supervise_stop(struct driver *drv, const char *name)
 {
-	struct watched *w = find_live(name);
+	struct watched *w = find_live(drv, name);
 
 	/* One killed or reaped already is not to be signalled again: its pid may be reused. */
 	if (!w || w->killed || w->reaped)
@@ -450,12 +385,6 @@ void supervise_stop(struct driver *drv, const char *name)
 	w->stopping = true;
 	/* idmapfs detaches lazily and exits once the last open file closes. */
 	kill(w->pid, SIGTERM);
-}
-
-static void on_pidfd(uv_poll_t *poll, int status, int events)
-{
-	struct watched *w = poll->data;
-	on_gone(w, "exited while adopted");
 }
 
 /* Is pid an idmapfs serving name under our mount root? */
@@ -485,7 +414,7 @@ static bool is_our_idmapfs(struct driver *drv, pid_t pid, const char *name)
 	       strcmp(args[1], drv->cfg->mount_root) == 0 && strcmp(args[3], name) == 0;
 }
 
-bool supervise_adopt(struct driver *drv, const char *name, pid_t pid)
+bool supervise_adopt(struct driver *drv, const char *name, pid_t pid, supervise_died_cb died)
 {
 	struct watched *w = NULL;
 	int pidfd;
@@ -502,32 +431,31 @@ bool supervise_adopt(struct driver *drv, const char *name, pid_t pid)
 	}
 	w->drv = drv;
 	w->pid = pid;
-	w->pidfd = pidfd;
 	w->ready = true;
-	uv_poll_init(drv->loop, &w->poll, pidfd);
-	w->poll.data = w;
-	uv_poll_start(&w->poll, UV_READABLE, on_pidfd);
-	w->next = watched_list;
-	watched_list = w;
+	w->died = died;
+	watch_process(w);
+	process_adopt(&w->proc, pid, pidfd);
+	w->next = drv->watched;
+	drv->watched = w;
 	stop_check_start(drv);
 	metrics_count(METRIC_IDMAPFS_ADOPTIONS);
 	log_info("idmapfs.adopted", json_pack("{s:s, s:i}", "volume", name, "pid", (int)pid));
 	return true;
 }
 
-void supervise_let_go(void)
+void supervise_let_go(struct driver *drv)
 {
 	/* Closing a process handle does not signal the process: each idmapfs
 	 * keeps serving, and the next daemon adopts it from the state. */
-	for (struct watched *w = watched_list, *next; w; w = next) {
+	for (struct watched *w = drv->watched, *next; w; w = next) {
 		next = w->next;
 		if (!w->exited) {
 			w->exited = true;
 			close_all(w);
 		}
 	}
-	if (stop_check_open) {
-		stop_check_open = false;
-		uv_close((uv_handle_t *)&stop_check, NULL);
+	if (drv->stop_check_open) {
+		drv->stop_check_open = false;
+		uv_close((uv_handle_t *)&drv->stop_check, NULL);
 	}
 }
