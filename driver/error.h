@@ -1,8 +1,17 @@
 /*
  * The daemon's one error object: created where the failure happens, given
- * context on the way up, turned into the wire's Err text in one place
- * (routes.c). Messages are for people: they name what was wrong, the value
+ * context on the way up, turned into the wire's Err in one place (routes.c,
+ * err_set). Messages are for people: they name what was wrong, the value
  * and what was expected.
+ *
+ * What the code decides: the client sees only the message, always with
+ * HTTP 200 (volman ignores the status, Docker takes any other status as a
+ * failure of the plugin itself), and the Err shape follows the route and
+ * the client, not the code. The code steers the daemon: ERROR_TIMEOUT
+ * makes a failed idmapfs start force-detach the Mountpoint it may have
+ * left (lifecycle.c) and counts an LDAP lookup as timed out (directory.c);
+ * the others are kept as they are passed on (kernel.c, lifecycle.c) and
+ * tell the cause apart to a reader of the code.
  */
 #ifndef NFSV3_ERROR_H
 #define NFSV3_ERROR_H

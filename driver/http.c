@@ -19,6 +19,7 @@
  * application has not answered yet keeps the connection's memory (not its
  * socket) alive after the socket is closed.
  */
+#include "nfsv3driver.h"
 #include "http.h"
 
 #include <arpa/inet.h>
@@ -851,7 +852,7 @@ static void tls_input(struct http_connection *conn, const char *data, size_t len
 			report_refusal(conn, HTTP_REFUSED_PROTOCOL, "plain HTTP (or another protocol) on a TLS listener");
 			SSL_free(conn->ssl);
 			conn->ssl = NULL;
-			static const char body[] = "{\"Err\":\"this listener speaks HTTPS only (TLS with a client certificate)\"}";
+			static const char body[] = NFSV3_ERR_BODY("this listener speaks HTTPS only (TLS with a client certificate)");
 			connection_refuse(conn, 400, body, sizeof(body) - 1);
 			return;
 		}
@@ -959,20 +960,20 @@ static int error_body(const struct http_connection *conn, int status, char *out,
 	const struct http_limits *limits = &conn->server->limits;
 	switch (status) {
 	case 400:
-		return snprintf(out, size, "{\"Err\":\"malformed HTTP request: %s\"}",
+		return snprintf(out, size, NFSV3_ERR_BODY("malformed HTTP request: %s"),
 				http_errno_description(HTTP_PARSER_ERRNO(&conn->parser)));
 	case 408:
-		return snprintf(out, size, "{\"Err\":\"request not complete within %u ms\"}",
+		return snprintf(out, size, NFSV3_ERR_BODY("request not complete within %u ms"),
 				limits->read_timeout_ms);
 	case 413:
-		return snprintf(out, size, "{\"Err\":\"request body exceeds the limit of %zu bytes\"}",
+		return snprintf(out, size, NFSV3_ERR_BODY("request body exceeds the limit of %zu bytes"),
 				limits->max_body_bytes);
 	case 431:
 		return snprintf(out, size,
-				"{\"Err\":\"request line and headers exceed the limit of %zu bytes\"}",
+				NFSV3_ERR_BODY("request line and headers exceed the limit of %zu bytes"),
 				limits->max_header_bytes);
 	default:
-		return snprintf(out, size, "{\"Err\":\"out of memory reading the request\"}");
+		return snprintf(out, size, NFSV3_ERR_BODY("out of memory reading the request"));
 	}
 }
 
@@ -1113,7 +1114,7 @@ static bool refuse_tls_on_plain(struct http_connection *conn, const char *data)
 	if ((unsigned char)data[0] != TLS_RECORD_HANDSHAKE)
 		return false;
 	report_refusal(conn, HTTP_REFUSED_PROTOCOL, "a TLS handshake on a plain HTTP listener");
-	static const char body[] = "{\"Err\":\"this listener speaks plain HTTP, not TLS\"}";
+	static const char body[] = NFSV3_ERR_BODY("this listener speaks plain HTTP, not TLS");
 	connection_refuse(conn, 400, body, sizeof(body) - 1);
 	return true;
 }

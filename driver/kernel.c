@@ -108,7 +108,7 @@ static void make_key(const char *addr, const char *path, const char *options, ch
 
 	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
 		h = fnv1a(h, parts[i]);
-	snprintf(out, KERNEL_KEY_LEN + 1, "%016llx", (unsigned long long)h);
+	snprintf(out, KERNEL_KEY_LEN + 1, "%0*llx", KERNEL_KEY_LEN, (unsigned long long)h);
 }
 
 /* ---- mounting and unmounting one key ---- */

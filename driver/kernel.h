@@ -10,11 +10,12 @@
 
 #include <stdint.h>
 
+#include "nfsv3driver.h"
 #include "driver.h"
 #include "error.h"
 #include "options.h"
 
-#define KERNEL_KEY_LEN 16 /* hex digits */
+#define KERNEL_KEY_LEN NFSV3_KERNEL_KEY_LEN
 
 typedef void (*kernel_cb)(struct error *err, const char *key, void *data);
 

@@ -657,8 +657,7 @@ char *options_kernel_string(const struct volume_spec *spec, const struct config 
 
 struct error *options_check_name(const char *name)
 {
-	static const char name_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.=+@:-";
-	size_t len = strlen(name), ok = strspn(name, name_chars);
+	size_t len = strlen(name), ok = strspn(name, NFSV3_NAME_CHARS);
 
 	if (len == 0)
 		return error_new(ERROR_INVALID, "Name: must not be empty");
@@ -666,12 +665,12 @@ struct error *options_check_name(const char *name)
 		return error_new(ERROR_INVALID, "Name: %zu characters, at most %d allowed", len, NFSV3_NAME_MAX);
 	if (ok < len) {
 		if (isprint((unsigned char)name[ok]))
-			return error_new(ERROR_INVALID, "Name \"%s\": may only contain letters, digits and _.=+@:- (found '%c')",
+			return error_new(ERROR_INVALID, "Name \"%s\": may only contain letters, digits and " NFSV3_NAME_PUNCT " (found '%c')",
 					 name, name[ok]);
-		return error_new(ERROR_INVALID, "Name: may only contain letters, digits and _.=+@:- (found byte 0x%02x)",
+		return error_new(ERROR_INVALID, "Name: may only contain letters, digits and " NFSV3_NAME_PUNCT " (found byte 0x%02x)",
 				 (unsigned char)name[ok]);
 	}
-	if (!isalnum((unsigned char)name[0]))
+	if (!strchr(NFSV3_NAME_ALNUM, name[0]))
 		return error_new(ERROR_INVALID, "Name \"%s\": must start with a letter or a digit", name);
 	if (strncmp(name, NFSV3_STATE_FILE, strlen(NFSV3_STATE_FILE)) == 0)
 		return error_new(ERROR_INVALID, "Name \"%s\": reserved for the driver's state file", name);

@@ -86,7 +86,7 @@ static size_t find_strays(struct driver *drv, struct stray *out, size_t max)
 			continue;
 		bool helper = strcmp(base_name(argv[0]), NFSV3_HELPER_MOUNT) == 0 && strcmp(argv[2], drv->cfg->mount_root) == 0;
 		bool idmapfs = strcmp(base_name(argv[0]), NFSV3_HELPER_IDMAPFS) == 0 &&
-			       strcmp(argv[1], drv->cfg->mount_root) == 0;
+			       strcmp(argv[NFSV3_IDMAPFS_ARG_ROOT], drv->cfg->mount_root) == 0;
 		if (!helper && !idmapfs)
 			continue;
 		if (idmapfs && read_argv((pid_t)pid, "comm", comm, sizeof(comm), comm_argv, 1) == 1) {
@@ -95,7 +95,7 @@ static size_t find_strays(struct driver *drv, struct stray *out, size_t max)
 				continue;
 		}
 		out[n] = (struct stray){ .pid = (pid_t)pid, .idmapfs = idmapfs };
-		snprintf(out[n].name, sizeof(out[n].name), "%s", idmapfs ? argv[3] : argv[1]);
+		snprintf(out[n].name, sizeof(out[n].name), "%s", idmapfs ? argv[NFSV3_IDMAPFS_ARG_NAME] : argv[1]);
 		/* Opened before any judgement: the pid cannot be reused under us from here on. */
 		out[n].pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
 		if (out[n].pidfd < 0)

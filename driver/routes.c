@@ -42,7 +42,7 @@ static void respond_json(struct http_request *req, int status, json_t *doc)
 
 	json_decref(doc);
 	if (!text) {
-		static const char oom[] = "{\"Err\":\"out of memory\"}";
+		static const char oom[] = NFSV3_ERR_BODY("out of memory");
 		http_respond(req, 500, oom, sizeof(oom) - 1);
 		return;
 	}
@@ -57,31 +57,44 @@ static bool client_is_docker(struct http_request *req)
 }
 
 /*
+ * The one place an answer's Err is made: doc (a new object when NULL) gets
+ * "Err": message ("" on success), in the shape this request's client reads.
  * volman shows a Mount or Unmount error to the app developer only when Err
  * is itself JSON, {"SafeDescription": ...}; Docker shows Err as it is.
  */
-static json_t *err_value(struct http_request *req, const char *route, const char *message)
+static json_t *err_set(json_t *doc, struct http_request *req, const char *message)
 {
-	bool safe = (strcmp(route, NFSV3_ROUTE_MOUNT) == 0 || strcmp(route, NFSV3_ROUTE_UNMOUNT) == 0) &&
+	const char *route = http_request_path(req);
+	bool safe = message[0] && (strcmp(route, NFSV3_ROUTE_MOUNT) == 0 || strcmp(route, NFSV3_ROUTE_UNMOUNT) == 0) &&
 		    !client_is_docker(req);
-	json_t *wrapped;
+	json_t *wrapped, *value;
 	char *text;
 
-	if (!safe)
-		return json_string(message);
-	wrapped = json_pack("{s:s}", NFSV3_F_SAFE_DESCRIPTION, message);
-	text = json_dumps(wrapped, JSON_COMPACT);
-	json_decref(wrapped);
-	wrapped = json_string(text ? text : message);
-	free(text);
-	return wrapped;
+	if (!doc)
+		doc = json_object();
+	if (safe) {
+		wrapped = json_pack("{s:s}", NFSV3_F_SAFE_DESCRIPTION, message);
+		text = json_dumps(wrapped, JSON_COMPACT);
+		json_decref(wrapped);
+		value = json_string(text ? text : message);
+		free(text);
+	} else {
+		value = json_string(message);
+	}
+	json_object_set_new(doc, NFSV3_F_ERR, value);
+	return doc;
 }
 
+static json_t *err_doc(struct http_request *req, const char *message)
+{
+	return err_set(NULL, req, message);
+}
+
+/* A plugin request failed: answered 200 with the error in Err (both clients read it there). */
 static void respond_error(struct http_request *req, const char *message)
 {
-	json_t *doc = json_object();
+	json_t *doc = err_doc(req, message);
 
-	json_object_set_new(doc, NFSV3_F_ERR, err_value(req, http_request_path(req), message));
 	/* Both clients read Mountpoint on Mount; give it, empty. */
 	if (strcmp(http_request_path(req), NFSV3_ROUTE_MOUNT) == 0)
 		json_object_set_new(doc, NFSV3_F_MOUNTPOINT, json_string(""));
@@ -134,7 +147,7 @@ static void on_op_done(struct volume_op *op, const struct error *err)
 		respond_error(req, err->message);
 		return;
 	}
-	doc = json_pack("{s:s}", NFSV3_F_ERR, "");
+	doc = err_doc(req, "");
 	switch (op->kind) {
 	case OP_MOUNT:
 	case OP_PATH:
@@ -209,7 +222,7 @@ static void handle_list(struct driver *drv, struct http_request *req)
 	for (struct volume *vol = registry_first(&drv->reg); vol; vol = registry_next(&drv->reg, vol))
 		if (vol->exists)
 			json_array_append_new(volumes, volume_json(drv, vol, false));
-	respond_json(req, 200, json_pack("{s:o, s:s}", NFSV3_F_VOLUMES, volumes, NFSV3_F_ERR, ""));
+	respond_json(req, 200, err_set(json_pack("{s:o}", NFSV3_F_VOLUMES, volumes), req, ""));
 }
 
 static void handle_activate(struct driver *drv, struct http_request *req)
@@ -396,12 +409,12 @@ void routes_handle(struct http_request *req, void *data)
 	if (!route) {
 		snprintf(message, sizeof(message), "%s %.200s: the volume plugin routes are /Plugin.Activate and /VolumeDriver.*",
 			 NFSV3_ERR_UNKNOWN_ROUTE, path);
-		respond_json(req, 404, json_pack("{s:s}", NFSV3_F_ERR, message));
+		respond_json(req, 404, err_doc(req, message));
 		return;
 	}
 	if (strcmp(method, "POST") != 0) {
 		snprintf(message, sizeof(message), "method %.16s not allowed on %s: use POST", method, path);
-		respond_json(req, 405, json_pack("{s:s}", NFSV3_F_ERR, message));
+		respond_json(req, 405, err_doc(req, message));
 		return;
 	}
 	if (drv->stopping) {
@@ -464,11 +477,13 @@ static void on_evacuated(struct volume_op *op, const struct error *err)
 	if (--ev->pending > 0)
 		return;
 	log_info("evacuate.finished", json_pack("{s:O}", "errors", ev->errors));
-	if (json_array_size(ev->errors) == 0)
-		respond_json(ev->req, 200, json_pack("{s:s}", NFSV3_F_ERR, ""));
-	else
-		respond_json(ev->req, 500, json_pack("{s:s, s:O}", NFSV3_F_ERR, "some volumes could not be unmounted",
-						     "Errors", ev->errors));
+	if (json_array_size(ev->errors) == 0) {
+		respond_json(ev->req, 200, err_doc(ev->req, ""));
+	} else {
+		json_t *doc = err_doc(ev->req, "some volumes could not be unmounted");
+		json_object_set(doc, "Errors", ev->errors);
+		respond_json(ev->req, 500, doc);
+	}
 	json_decref(ev->errors);
 	free(ev);
 }
@@ -479,7 +494,7 @@ static void handle_evacuate(struct driver *drv, struct http_request *req)
 	struct volume *vol, *next;
 
 	if (!ev) {
-		respond_json(req, 500, json_pack("{s:s}", NFSV3_F_ERR, "out of memory"));
+		respond_json(req, 500, err_doc(req, "out of memory"));
 		return;
 	}
 	ev->req = req;
@@ -518,7 +533,7 @@ static void handle_metrics(struct driver *drv, struct http_request *req)
 	gauges.resident_bytes = metrics_resident_bytes();
 	metrics_request(METRIC_ROUTE_METRICS, METRIC_OUTCOME_OK);
 	if (!(text = metrics_format(&gauges, &len))) {
-		respond_json(req, 500, json_pack("{s:s}", NFSV3_F_ERR, "out of memory"));
+		respond_json(req, 500, err_doc(req, "out of memory"));
 		return;
 	}
 	http_respond_as(req, 200, METRICS_CONTENT_TYPE, text, len);
@@ -531,7 +546,7 @@ void routes_handle_admin(struct http_request *req, void *data)
 	const char *path = http_request_path(req);
 
 	if (strcmp(http_request_method(req), "GET") != 0 && strcmp(http_request_method(req), "POST") != 0) {
-		respond_json(req, 405, json_pack("{s:s}", NFSV3_F_ERR, "use GET"));
+		respond_json(req, 405, err_doc(req, "use GET"));
 		return;
 	}
 	if (strcmp(path, NFSV3_ADMIN_PING) == 0) {
@@ -551,9 +566,9 @@ void routes_handle_admin(struct http_request *req, void *data)
 		if (!drv->draining)
 			log_info("drain.started", NULL);
 		drv->draining = true;
-		respond_json(req, 200, json_pack("{s:s}", NFSV3_F_ERR, ""));
+		respond_json(req, 200, err_doc(req, ""));
 		return;
 	}
-	respond_json(req, 404, json_pack("{s:s}", NFSV3_F_ERR,
+	respond_json(req, 404, err_doc(req,
 					 "unknown route: the admin routes are /ping, /evacuate, /drain and /metrics"));
 }

@@ -14,7 +14,6 @@
 #include "process.h"
 #include "supervise.h"
 
-#define READY_LINE "ready"
 #define STDERR_GRACE_MS 200
 /* How long a start killed at its deadline may take to be reaped before
  * the timeout is answered anyway (one stuck in the kernel). */
@@ -168,7 +167,7 @@ static void on_output(struct process *proc, int fd, size_t len)
 		return;
 	}
 	/* One killed at its deadline is not ready, whatever it wrote before it died. */
-	if (len > 0 && !w->ready && !w->killed && strstr(w->out_buf, READY_LINE "\n")) {
+	if (len > 0 && !w->ready && !w->killed && strstr(w->out_buf, NFSV3_IDMAPFS_READY)) {
 		w->ready = true;
 		process_timer_stop(proc);
 		release_slot(w);
@@ -339,21 +338,21 @@ static void on_slot(void *data)
 	struct driver *drv = w->drv;
 	/* Its own session: a daemon restart or upgrade leaves it serving. */
 	struct process_spawn_options options = { .env = helper_env, .session = true, .capture_stdout = true };
-	const char *argv[11];
+	const char *argv[NFSV3_IDMAPFS_ARGC_MAX + 1] = {
+		[0] = drv->idmapfs_helper,
+		[NFSV3_IDMAPFS_ARG_ROOT] = drv->cfg->mount_root,
+		[NFSV3_IDMAPFS_ARG_BACKING] = w->backing,
+		[NFSV3_IDMAPFS_ARG_NAME] = w->name,
+		[NFSV3_IDMAPFS_ARG_UID] = w->uid,
+		[NFSV3_IDMAPFS_ARG_GID] = w->gid,
+		[NFSV3_IDMAPFS_ARG_APP_UID] = w->app_uid,
+		[NFSV3_IDMAPFS_ARG_APP_GID] = w->app_gid,
+		[NFSV3_IDMAPFS_ARG_MODE] = w->readonly ? NFSV3_ARG_RO : NFSV3_ARG_RW,
+		[NFSV3_IDMAPFS_ARG_PASSTHROUGH] = drv->cfg->idmapfs_passthrough_off ? "passthrough=off" : NULL,
+	};
 	int rc;
 
 	w->holds_slot = true;
-	argv[0] = drv->idmapfs_helper;
-	argv[1] = drv->cfg->mount_root;
-	argv[2] = w->backing;
-	argv[3] = w->name;
-	argv[4] = w->uid;
-	argv[5] = w->gid;
-	argv[6] = w->app_uid;
-	argv[7] = w->app_gid;
-	argv[8] = w->readonly ? NFSV3_ARG_RO : NFSV3_ARG_RW;
-	argv[9] = drv->cfg->idmapfs_passthrough_off ? "passthrough=off" : NULL;
-	argv[10] = NULL;
 	options.argv = argv;
 
 	watch_process(w);
@@ -391,7 +390,7 @@ void supervise_stop(struct driver *drv, const char *name)
 static bool is_our_idmapfs(struct driver *drv, pid_t pid, const char *name)
 {
 	char path[64], cmdline[8192];
-	const char *args[4] = { 0 };
+	const char *args[NFSV3_IDMAPFS_ARG_NAME + 1] = { 0 };
 	ssize_t n;
 	int fd;
 
@@ -405,13 +404,14 @@ static bool is_our_idmapfs(struct driver *drv, pid_t pid, const char *name)
 		return false;
 	cmdline[n] = '\0';
 	const char *p = cmdline;
-	for (int i = 0; i < 4 && p < cmdline + n; i++, p += strlen(p) + 1)
+	for (int i = 0; i <= NFSV3_IDMAPFS_ARG_NAME && p < cmdline + n; i++, p += strlen(p) + 1)
 		args[i] = p;
-	if (!args[3])
+	if (!args[NFSV3_IDMAPFS_ARG_NAME])
 		return false;
 	const char *base = strrchr(args[0], '/');
 	return strcmp(base ? base + 1 : args[0], NFSV3_HELPER_IDMAPFS) == 0 &&
-	       strcmp(args[1], drv->cfg->mount_root) == 0 && strcmp(args[3], name) == 0;
+	       strcmp(args[NFSV3_IDMAPFS_ARG_ROOT], drv->cfg->mount_root) == 0 &&
+	       strcmp(args[NFSV3_IDMAPFS_ARG_NAME], name) == 0;
 }
 
 bool supervise_adopt(struct driver *drv, const char *name, pid_t pid, supervise_died_cb died)

@@ -19,6 +19,11 @@
 #define NFSV3_HELPER_IDMAPFS "nfsv3driver-idmapfs" /* per-binding FUSE remap */
 #define NFSV3_HELPER_SUBDIR "libexec/nfsv3driver"  /* helpers, relative to PREFIX */
 #define NFSV3_NAME_MAX 255                        /* longest volume name (NAME_MAX) */
+/* A volume name starts with a letter or digit and holds only these characters. */
+#define NFSV3_NAME_ALNUM "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+#define NFSV3_NAME_PUNCT "_.=+@:-"
+#define NFSV3_NAME_CHARS NFSV3_NAME_ALNUM NFSV3_NAME_PUNCT
+#define NFSV3_KERNEL_KEY_LEN 16                   /* hex digits of a kernel mount's key under .kernel/ */
 #define NFSV3_UPSTREAM_MAPFS_SUFFIX "_mapfs"      /* upstream's kernel mount of a mapfs binding: <root>/<name>_mapfs */
 
 /* ---- Routes (all POST) ---------------------------------------------- */
@@ -55,6 +60,8 @@
 #define NFSV3_F_CAPABILITIES "Capabilities" /* Capabilities answer */
 #define NFSV3_F_SCOPE "Scope"               /* always "local" */
 #define NFSV3_F_SAFE_DESCRIPTION "SafeDescription" /* volman SafeError wrapper */
+/* A whole error answer as a literal, for bodies built without a JSON library (TEXT holds no '"' or '\\'). */
+#define NFSV3_ERR_BODY(text) "{\"" NFSV3_F_ERR "\":\"" text "\"}"
 
 /* Spec file for volman: <drivers-path>/<name>.json */
 #define NFSV3_F_SPEC_ADDR "Addr"
@@ -139,10 +146,27 @@
  *       Its children share its command line and are told apart by their
  *       process names (below): the daemon supervises the server alone.
  *
+ * idmapfs writes NFSV3_IDMAPFS_READY on stdout once it serves; the daemon
+ * waits for it within the helper deadline.
+ *
  * On failure a helper prints exactly one line on stderr,
  * "<prog>: <what failed>: <why>", and exits with one of these codes.
  */
 #define NFSV3_VERB_BIND "bind"
+/* The positions in nfsv3driver-idmapfs's argv. */
+enum nfsv3_idmapfs_arg {
+	NFSV3_IDMAPFS_ARG_ROOT = 1,   /* MOUNT_ROOT */
+	NFSV3_IDMAPFS_ARG_BACKING,    /* BACKING_DIR */
+	NFSV3_IDMAPFS_ARG_NAME,       /* NAME */
+	NFSV3_IDMAPFS_ARG_UID,        /* bound uid */
+	NFSV3_IDMAPFS_ARG_GID,        /* bound gid */
+	NFSV3_IDMAPFS_ARG_APP_UID,    /* the app's uid */
+	NFSV3_IDMAPFS_ARG_APP_GID,    /* the app's gid */
+	NFSV3_IDMAPFS_ARG_MODE,       /* rw|ro */
+	NFSV3_IDMAPFS_ARG_PASSTHROUGH, /* optional: passthrough=auto|off */
+	NFSV3_IDMAPFS_ARGC_MAX,       /* argc with every argument given */
+};
+#define NFSV3_IDMAPFS_READY "ready\n" /* idmapfs on stdout: mounted, privilege dropped, serving */
 #define NFSV3_VERB_UNMOUNT "unmount"
 #define NFSV3_VERB_NFS "nfs"
 #define NFSV3_ARG_RW "rw"

@@ -59,7 +59,6 @@
 #include "privilege.h"
 
 #define IDMAPFS_USAGE "MOUNT_ROOT BACKING_DIR NAME UID GID APP_UID APP_GID rw|ro [passthrough=auto|off]"
-#define IDMAPFS_READY "ready\n"
 /* Workers: enough for a few blocked lock waits besides the traffic; each costs a stack and a buffer. */
 #define IDMAPFS_MAX_THREADS 16
 /*
@@ -583,20 +582,20 @@ int main(int argc, char **argv)
 	privilege_keep_only(setup_caps, sizeof(setup_caps) / sizeof(setup_caps[0]));
 	/* Kept for stdout once the readiness line is written. */
 	null_fd = privilege_ensure_std_fds();
-	if (argc != 9 && argc != 10)
+	if (argc != NFSV3_IDMAPFS_ARG_PASSTHROUGH && argc != NFSV3_IDMAPFS_ARGC_MAX)
 		die(NFSV3_EXIT_USAGE, "usage: %s %s", NFSV3_HELPER_IDMAPFS, IDMAPFS_USAGE);
-	want_passthrough = argc == 9 || parse_passthrough(argv[9]);
+	want_passthrough = argc == NFSV3_IDMAPFS_ARG_PASSTHROUGH || parse_passthrough(argv[NFSV3_IDMAPFS_ARG_PASSTHROUGH]);
 
-	fs.read_only = privilege_parse_rw_ro(argv[8]);
-	fs.bound_uid = parse_id("uid", argv[4]);
-	fs.bound_gid = parse_id("gid", argv[5]);
-	fs.app_uid = parse_id("app uid", argv[6]);
-	fs.app_gid = parse_id("app gid", argv[7]);
-	privilege_check_volume_name(argv[3]);
-	root_fd = privilege_open_root(argv[1]);
-	fs.root.fd = privilege_open_backing(root_fd, argv[1], argv[2], "backing directory");
+	fs.read_only = privilege_parse_rw_ro(argv[NFSV3_IDMAPFS_ARG_MODE]);
+	fs.bound_uid = parse_id("uid", argv[NFSV3_IDMAPFS_ARG_UID]);
+	fs.bound_gid = parse_id("gid", argv[NFSV3_IDMAPFS_ARG_GID]);
+	fs.app_uid = parse_id("app uid", argv[NFSV3_IDMAPFS_ARG_APP_UID]);
+	fs.app_gid = parse_id("app gid", argv[NFSV3_IDMAPFS_ARG_APP_GID]);
+	privilege_check_volume_name(argv[NFSV3_IDMAPFS_ARG_NAME]);
+	root_fd = privilege_open_root(argv[NFSV3_IDMAPFS_ARG_ROOT]);
+	fs.root.fd = privilege_open_backing(root_fd, argv[NFSV3_IDMAPFS_ARG_ROOT], argv[NFSV3_IDMAPFS_ARG_BACKING], "backing directory");
 	if (fstat(fs.root.fd, &st) != 0)
-		die_errno(NFSV3_EXIT_MOUNT, "cannot stat backing directory %s", argv[2]);
+		die_errno(NFSV3_EXIT_MOUNT, "cannot stat backing directory %s", argv[NFSV3_IDMAPFS_ARG_BACKING]);
 	fs.root.dev = st.st_dev;
 	fs.root.ino = st.st_ino;
 	fs.root.nlookup = 2;
@@ -612,14 +611,14 @@ int main(int argc, char **argv)
 	fs.max_lock_waiters = IDMAPFS_MAX_THREADS - 4;
 	if (idmapfs_table_init(&fs.table) != 0)
 		die(NFSV3_EXIT_INTERNAL, "cannot allocate the inode table");
-	mountpoint_fd = privilege_make_mountpoint(root_fd, argv[3], 0755);
+	mountpoint_fd = privilege_make_mountpoint(root_fd, argv[NFSV3_IDMAPFS_ARG_NAME], 0755);
 	/* The kernel computes create modes with the app's umask; ours must not change them. */
 	umask(0);
 
 	fuse_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
 	if (fuse_fd < 0)
 		die_errno(NFSV3_EXIT_MOUNT, "cannot open /dev/fuse");
-	mount_fd = mount_fuse(fuse_fd, mountpoint_fd, argv[3], fs.read_only);
+	mount_fd = mount_fuse(fuse_fd, mountpoint_fd, argv[NFSV3_IDMAPFS_ARG_NAME], fs.read_only);
 	close(mountpoint_fd);
 	if (!mount_of(mount_fd, &mount_id, bdi, sizeof(bdi))) {
 		err = errno;
@@ -667,7 +666,7 @@ int main(int argc, char **argv)
 	atomic_store(&fs.no_xattr, !backing_has_xattrs(fs.root.fd));
 	install_signals();
 
-	if (fputs(IDMAPFS_READY, stdout) == EOF || fflush(stdout) == EOF)
+	if (fputs(NFSV3_IDMAPFS_READY, stdout) == EOF || fflush(stdout) == EOF)
 		fprintf(stderr, "%s: cannot write readiness: %s\n", NFSV3_HELPER_IDMAPFS, strerror(errno));
 	/* Closing stdout gives the daemon EOF; /dev/null keeps fd 1 from being reused. */
 	dup2(null_fd, STDOUT_FILENO);

@@ -27,6 +27,7 @@
 
 #define KEY_MIN 8
 #define KEY_MAX 64
+_Static_assert(NFSV3_KERNEL_KEY_LEN >= KEY_MIN && NFSV3_KERNEL_KEY_LEN <= KEY_MAX, "the daemon's kernel keys pass check_key");
 #define HOST_MAX 253       /* a DNS name */
 #define EXPORT_MAX 1024    /* the kernel's NFS_MAXPATHLEN */
 #define OPTIONS_MAX 4096

@@ -248,13 +248,12 @@ static int check_name(const char *name, const char **why)
 		*why = "longer than 255 bytes";
 		return -1;
 	}
-	if (!((name[0] >= 'A' && name[0] <= 'Z') || (name[0] >= 'a' && name[0] <= 'z') ||
-	      (name[0] >= '0' && name[0] <= '9'))) {
+	if (!strchr(NFSV3_NAME_ALNUM, name[0])) {
 		*why = "must start with a letter or digit";
 		return -1;
 	}
-	if (strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.=+@:-") != len) {
-		*why = "may only hold letters, digits and _.=+@:-";
+	if (strspn(name, NFSV3_NAME_CHARS) != len) {
+		*why = "may only hold letters, digits and " NFSV3_NAME_PUNCT;
 		return -1;
 	}
 	/* Also covers the temporary files the state writer renames into place. */

@@ -1523,7 +1523,7 @@ START_TEST(test_killed_caller_of_a_stuck_backing_call)
 	code = wait_exit(app, 3000);
 	ck_assert_msg(code == 128 + SIGKILL, "the killed app %s", code < 0 ? "still waits" : "ended otherwise");
 	ck_assert_int_eq(kill(outer.pid, SIGTERM), 0);
-	ck_assert_int_eq(wait_exit(outer.pid, 5000), 0);
+	ck_assert_int_eq(wait_exit(outer.pid, 10000), 0);
 	ck_assert_int_eq(mounts_under(outer.mountpoint), 0);
 	ck_assert_int_eq(kill(inner.pid, SIGCONT), 0);
 	stop(&inner);
