@@ -226,8 +226,17 @@ void helper_run(struct helper_pool *pool, const char *const *argv, helper_done_c
 		done(&res, data);
 		return;
 	}
-	for (i = 0; argv[i] && i < HELPER_MAX_ARGS; i++)
-		job->argv[i] = strdup(argv[i]);
+	for (i = 0; argv[i] && i < HELPER_MAX_ARGS; i++) {
+		if (!(job->argv[i] = strdup(argv[i]))) {
+			struct helper_result res = { .exit_status = -1 };
+			snprintf(res.message, sizeof(res.message), "out of memory starting %s", argv[0]);
+			while (i > 0)
+				free(job->argv[--i]);
+			free(job);
+			done(&res, data);
+			return;
+		}
+	}
 	job->pool = pool;
 	job->done = done;
 	job->data = data;

@@ -222,8 +222,10 @@ static void km_start_mount(struct driver *drv, struct kernel_mount *km)
 {
 	struct km_run *run = calloc(1, sizeof(*run));
 
-	if (!run) {
-		km_settle(drv, km, error_new(ERROR_INTERNAL, "out of memory"));
+	/* What km_acquire copied for the helper's argv, or out of memory. */
+	if (!run || !km->source || !km->addr || !km->options) {
+		free(run);
+		km_settle(drv, km, error_new(ERROR_INTERNAL, "out of memory preparing the kernel mount %s", km->key));
 		return;
 	}
 	km->state = KM_MOUNTING;
@@ -281,6 +283,9 @@ static void acquire_key(struct driver *drv, const char *addr, const struct volum
 		bool v6 = strchr(spec->host, ':') != NULL;
 		if (asprintf(&km->source, v6 ? "[%s]:%s" : "%s:%s", spec->host, spec->path) < 0)
 			km->source = NULL;
+		/* After an earlier acquire that ran out of memory, its copies go. */
+		free(km->addr);
+		free(km->options);
 		km->addr = strdup(addr);
 		km->options = options;
 	} else {
@@ -391,6 +396,17 @@ void kernel_acquire(struct driver *drv, const struct volume_spec *spec, kernel_c
 	r->spec.version = spec->version ? strdup(spec->version) : NULL;
 	r->spec.nfs_options = spec->nfs_options ? strdup(spec->nfs_options) : NULL;
 	r->spec.username = spec->username ? strdup(spec->username) : NULL; /* the policy tells LDAP from raw ids */
+	if (!r->spec.host || !r->spec.path || (spec->version && !r->spec.version) ||
+	    (spec->nfs_options && !r->spec.nfs_options) || (spec->username && !r->spec.username)) {
+		free(r->spec.host);
+		free(r->spec.path);
+		free(r->spec.version);
+		free(r->spec.nfs_options);
+		free(r->spec.username);
+		free(r);
+		cb(error_new(ERROR_INTERNAL, "out of memory resolving \"%s\"", spec->host), NULL, data);
+		return;
+	}
 	r->req.data = r->timer.data = r;
 	uv_timer_init(drv->loop, &r->timer);
 	uv_timer_start(&r->timer, on_resolve_timeout, (uint64_t)drv->cfg->helper_timeout_s * 1000, 0);

@@ -490,7 +490,10 @@ static void on_kernel_acquired(struct error *err, const char *key, void *data)
 		mount_ctx_fail(ctx, error_wrap(err, "mounting volume %s", ctx->op->vol->name));
 		return;
 	}
-	ctx->key = strdup(key);
+	if (!(ctx->key = strdup(key))) {
+		mount_ctx_fail(ctx, error_new(ERROR_INTERNAL, "mounting volume %s: out of memory", ctx->op->vol->name));
+		return;
+	}
 	snprintf(ctx->backing, sizeof(ctx->backing), "%s/%s/%s", ctx->op->drv->cfg->mount_root, NFSV3_KERNEL_DIR, key);
 	mount_backing(ctx);
 }

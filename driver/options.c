@@ -179,7 +179,10 @@ static const char *parse_host(const char *source, const char *p, struct volume_s
 			*err = error_new(ERROR_INVALID, "source \"%s\": \"%s\" is not an IPv6 address", source, addr);
 			return NULL;
 		}
-		spec->host = strdup(addr);
+		if (!(spec->host = strdup(addr))) {
+			*err = error_new(ERROR_INTERNAL, "source \"%s\": out of memory", source);
+			return NULL;
+		}
 		return end + 1;
 	}
 	end = p + strcspn(p, ":/");
@@ -193,7 +196,10 @@ static const char *parse_host(const char *source, const char *p, struct volume_s
 				 source, (int)(end - p), p);
 		return NULL;
 	}
-	spec->host = strndup(p, (size_t)(end - p));
+	if (!(spec->host = strndup(p, (size_t)(end - p)))) {
+		*err = error_new(ERROR_INTERNAL, "source \"%s\": out of memory", source);
+		return NULL;
+	}
 	return end;
 }
 
@@ -218,7 +224,7 @@ static struct error *parse_source(const char *name, const json_t *value, const s
 			return err;
 		spec->kind = SOURCE_LOCAL;
 		spec->path = strdup(source + 7);
-		return NULL;
+		return spec->path ? NULL : error_new(ERROR_INTERNAL, "source \"%s\": out of memory", source);
 	}
 	if (strncmp(source, "nfs://", 6) == 0) {
 		if (!(rest = parse_host(source, source + 6, spec, &err)))
@@ -257,7 +263,7 @@ static struct error *parse_source(const char *name, const json_t *value, const s
 		return err;
 	spec->kind = SOURCE_NFS;
 	spec->path = strdup(rest);
-	return NULL;
+	return spec->path ? NULL : error_new(ERROR_INTERNAL, "source \"%s\": out of memory", source);
 }
 
 static struct error *parse_version(const char *name, const json_t *value, struct volume_spec *spec)
@@ -274,7 +280,7 @@ static struct error *parse_version(const char *name, const json_t *value, struct
 		if (strcmp(text, accepted[i][0]) == 0) {
 			free(text);
 			spec->version = strdup(accepted[i][1]);
-			return NULL;
+			return spec->version ? NULL : error_new(ERROR_INTERNAL, "option version: out of memory");
 		}
 	}
 	err = error_new(ERROR_INVALID, "option version \"%s\": expected 3, 4, 4.0, 4.1 or 4.2", text);
@@ -350,7 +356,7 @@ static struct error *row_nfs_options(const char *n, const json_t *v, struct opti
 	if ((err = options_check_nfs(text, c->cfg->allowed_nfs_options, "option nfs_options")))
 		return err;
 	c->spec->nfs_options = strdup(text);
-	return NULL;
+	return c->spec->nfs_options ? NULL : error_new(ERROR_INTERNAL, "option nfs_options: out of memory");
 }
 
 static struct error *row_ignored(const char *n, const json_t *v, struct option_ctx *c)
@@ -544,6 +550,7 @@ struct error *options_check_nfs(const char *list, const char *allowlist, const c
 struct kv_list {
 	char *items[64];
 	size_t n;
+	bool out_of_memory; /* an item could not be copied: the list is not the options */
 };
 
 /* Options that cancel each other: setting one drops the other. */
@@ -590,13 +597,23 @@ static void kv_set(struct kv_list *kv, const char *item, size_t len)
 	/* A later value replaces an earlier one where it stood. */
 	for (size_t i = 0; i < kv->n; i++) {
 		if (strcspn(kv->items[i], "=") == klen && strncmp(kv->items[i], item, klen) == 0) {
+			char *copy = strndup(item, len);
+
+			if (!copy) {
+				kv->out_of_memory = true;
+				return;
+			}
 			free(kv->items[i]);
-			kv->items[i] = strndup(item, len);
+			kv->items[i] = copy;
 			return;
 		}
 	}
-	if (kv->n < sizeof(kv->items) / sizeof(kv->items[0]))
-		kv->items[kv->n++] = strndup(item, len);
+	if (kv->n < sizeof(kv->items) / sizeof(kv->items[0])) {
+		if ((kv->items[kv->n] = strndup(item, len)))
+			kv->n++;
+		else
+			kv->out_of_memory = true;
+	}
 }
 
 static void kv_apply(struct kv_list *kv, const char *list)
@@ -644,7 +661,7 @@ char *options_kernel_string(const struct volume_spec *spec, const struct config 
 			kv.items[i] = item6;
 		}
 	}
-	f = open_memstream(&out, &len);
+	f = kv.out_of_memory ? NULL : open_memstream(&out, &len);
 	for (size_t i = 0; i < kv.n; i++) {
 		if (f)
 			fprintf(f, "%s%s", i ? "," : "", kv.items[i]);

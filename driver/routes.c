@@ -200,14 +200,20 @@ static void submit(struct driver *drv, struct http_request *req, enum op_kind ki
 		error_free(err);
 		return;
 	}
+	/* Copied first: a Mount must never go on without the ID volman counts it by. */
+	char *id_copy = NULL;
+	if (id && json_is_string(id) && !(id_copy = strdup(json_string_value(id)))) {
+		respond_error(req, "out of memory");
+		return;
+	}
 	op = op_new(drv, kind, name, on_op_done, req);
 	if (!op) {
+		free(id_copy);
 		respond_error(req, "out of memory");
 		return;
 	}
 	op->docker = client_is_docker(req);
-	if (id && json_is_string(id))
-		op->id = strdup(json_string_value(id));
+	op->id = id_copy;
 	if (kind == OP_CREATE) {
 		json_t *opts = json_object_get(body, NFSV3_F_OPTS);
 		op->opts = opts ? json_incref(opts) : NULL;

@@ -143,8 +143,8 @@ static struct error *deserialize_entry(size_t index, const json_t *entry, struct
 		if (volume_add_ref(vol, json_string_value(id)) < 0)
 			return error_new(ERROR_INTERNAL, "out of memory");
 	vol->count = (unsigned)json_integer_value(count);
-	if (key)
-		vol->kernel_key = strdup(json_string_value(key));
+	if (key && !(vol->kernel_key = strdup(json_string_value(key))))
+		return error_new(ERROR_INTERNAL, "out of memory");
 	if (pid)
 		vol->idmapfs_pid = (pid_t)json_integer_value(pid);
 	/* Entries written before the sweep existed start their age now. */
