@@ -1,7 +1,8 @@
 #!/bin/bash
 # The "sanitizers" stage of `make test`: the daemon, its helpers and the
 # suites rebuilt with AddressSanitizer and UndefinedBehaviorSanitizer (into
-# build-asan/) and the unit and integration suites run against them; then
+# build-asan/) and the unit, integration, helper and idmapfs suites run
+# against them; then
 # the unit suites under valgrind's memcheck. Any report fails the stage.
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -10,7 +11,7 @@ asan=$top/build-asan
 flags="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-suites="test_options test_registry test_state test_http test_metrics test_integration test_mapped test_ldap test_faults"
+suites="test_options test_registry test_state test_http test_metrics test_integration test_mapped test_ldap test_faults test_mounter test_idmapfs"
 passed=0 failed=0 skipped=0
 
 if ! make -s BUILD="$asan" CFLAGS="$flags" LDFLAGS="-fsanitize=address,undefined" \
