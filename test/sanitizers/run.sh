@@ -2,8 +2,8 @@
 # The "sanitizers" stage of `make test`: the daemon, its helpers and the
 # suites rebuilt with AddressSanitizer and UndefinedBehaviorSanitizer (into
 # build-asan/) and the unit, integration, helper and idmapfs suites run
-# against them; then
-# the unit suites under valgrind's memcheck. Any report fails the stage.
+# against them; then the unit suites under valgrind's memcheck. Any report
+# fails the stage.
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top" || exit 1
