@@ -17,6 +17,7 @@ test_options_OBJS = options error
 test_registry_OBJS = registry options error
 test_state_OBJS = state upstream registry options error metrics log
 test_metrics_OBJS = metrics
+test_mountinfo_OBJS = mountinfo options error
 # The policy parser lives with the mount helper (both sides link it).
 $(BUILD)/test/test_policy: $(BUILD)/mounter/policy.o
 # Suites with daemon objects also take the daemon's libraries.
