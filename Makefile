@@ -32,6 +32,7 @@ all: $(BUILD)/.built
 
 include driver/driver.mk
 include mounter/mounter.mk
+include tools/tools.mk
 -include bench/bench.mk
 include test/test.mk
 

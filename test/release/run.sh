@@ -141,7 +141,8 @@ d=/var/vcap/packages/nfsv3driver
 package nfsv3driver \
 	"$d/bin/nfsv3driver --version" \
 	"test -x $d/libexec/nfsv3driver/nfsv3driver-mount && test -x $d/libexec/nfsv3driver/nfsv3driver-idmapfs" \
-	"! ldd $d/bin/nfsv3driver $d/libexec/nfsv3driver/* | grep -e libuv -e jansson -e libssl -e libldap -e libmount -e cap-ng -e fuse"
+	"test -x $d/bin/nfsv3driver-smoke && $d/bin/nfsv3driver smoke --help | grep -q '^usage: nfsv3driver-smoke '" \
+	"! ldd $d/bin/nfsv3driver $d/bin/nfsv3driver-smoke $d/libexec/nfsv3driver/* | grep -e libuv -e jansson -e libssl -e libldap -e libmount -e cap-ng -e fuse"
 
 echo "release: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

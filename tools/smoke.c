@@ -1,22 +1,28 @@
 /*
- * The operator's smoke test (see smoke.h): one volume through its whole life
- * against a running driver, each step timed and printed.
+ * nfsv3driver-smoke: the operator's end-to-end check against a running
+ * driver (`nfsv3driver smoke ARGS` runs it with the same arguments).
+ *
+ * It drives the driver the way volman does (a new connection per call, no
+ * Accept header, no mount ID): Activate, Create, Mount, then writes, reads,
+ * checks the owner of and deletes a file as the application's uid, then
+ * Unmount and Remove. Each step is printed with its time; the exit status is
+ * 0 when every step passed, 1 when one failed (after undoing what it
+ * created), 2 on a usage error.
  *
  * It talks to the driver as volman does, because that is the client a cell
- * serves: a new connection per call, no Accept header (so option mistakes
- * surface at Mount, as volman shows them), no mount ID. The file operations
- * run in a child that has become the application's uid and gid, so the check
- * sees what an application would see, including the owner the idmapping
- * gives it. The child works relative to a directory descriptor the parent
- * opened on the mountpoint, as an application in a container reaches its
- * volume without walking the driver's mount root.
+ * serves: no Accept header means option mistakes surface at Mount, as volman
+ * shows them. The file operations run in a child that has become the
+ * application's uid and gid, so the check sees what an application would
+ * see, including the owner the idmapping gives it. The child works relative
+ * to a directory descriptor the parent opened on the mountpoint, as an
+ * application in a container reaches its volume without walking the
+ * driver's mount root. All of this blocks on the mount, which is why it is
+ * a program of its own and not part of the daemon.
  *
  * The HTTP client is deliberately small and blocking: one request per
  * connection, bodies framed by Content-Length (or chunked), a deadline on
  * every call.
  */
-#include "smoke.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -866,7 +872,8 @@ static enum step_result run_step(struct smoke *s, const char *name, step_fn fn)
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: nfsv3driver smoke --driver ADDR --source SRC [options]\n"
+		"usage: " NFSV3_TOOL_SMOKE " --driver ADDR --source SRC [options]\n"
+		"       (also nfsv3driver smoke ..., which runs this program)\n"
 		"\n"
 		"Runs Activate, Create, Mount, writes/reads/deletes a file as the app uid,\n"
 		"then Unmount and Remove against a running driver, printing each step\n"
@@ -897,11 +904,11 @@ static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)
 static int usage_error(const char *fmt, ...)
 {
 	va_list ap;
-	fputs("nfsv3driver smoke: ", stderr);
+	fputs(NFSV3_TOOL_SMOKE ": ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fputs("\n(try nfsv3driver smoke --help)\n", stderr);
+	fputs("\n(try " NFSV3_TOOL_SMOKE " --help)\n", stderr);
 	return SMOKE_EXIT_USAGE;
 }
 
@@ -924,8 +931,6 @@ static int parse_args(struct smoke *s, int argc, char **argv, char *default_name
 	unsigned long long v;
 	int c;
 
-	/* The daemon's main may have run getopt already: start over. */
-	optind = 0;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+", options, NULL)) != -1) {
 		switch (c) {
@@ -990,7 +995,7 @@ static int parse_args(struct smoke *s, int argc, char **argv, char *default_name
 	return 0;
 }
 
-int smoke_main(int argc, char **argv)
+int main(int argc, char **argv)
 {
 	struct smoke s = {
 		.app_uid = SMOKE_DEFAULT_APP_ID,
