@@ -107,7 +107,9 @@ package() {
 		"BOSH_COMPILE_TARGET=/var/vcap/data/compile/$name" "BOSH_INSTALL_TARGET=/var/vcap/packages/$name" \
 		/bin/bash -c "cd /var/vcap/data/compile/$name && bash -e ./packaging" >"$root.log" 2>&1; then
 		ok "$name compiled in a fresh Debian 12 root without network ($((SECONDS - start)) s)"
-		rm -f "$cache/compiled/$name"-*.tar
+		# This package's older builds only: a fingerprint is 16 hex digits, so
+		# nfsv3driver's cannot take nfsv3driver-libs' with it.
+		rm -f "$cache/compiled/$name"-????????????????.tar
 		tar -C "$root/var/vcap/packages/$name" -cf "$tar.tmp" . && mv "$tar.tmp" "$tar"
 	else
 		no "$name packaging failed; last lines of $root.log:"
