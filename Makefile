@@ -17,6 +17,14 @@ PKG_CONFIG ?= pkg-config
 POLICY_FILE ?= /etc/nfsv3driver/policy
 BASE_CFLAGS += -DNFSV3_POLICY_FILE='"$(POLICY_FILE)"'
 
+# WERROR=1 (CI: .ci/run) makes every compiler and linker warning an error;
+# a plain build only warns, so another compiler's new warnings break no one.
+WERROR ?=
+ifneq ($(WERROR),)
+override CFLAGS += -Werror
+override LDFLAGS += -Wl,--fatal-warnings
+endif
+
 BIN_DIR = $(BUILD)/bin
 HELPER_DIR = $(BUILD)/$(NFSV3_HELPER_SUBDIR)
 NFSV3_HELPER_SUBDIR = libexec/nfsv3driver
@@ -32,6 +40,7 @@ all: $(BUILD)/.built
 
 include driver/driver.mk
 include mounter/mounter.mk
+include tools/tools.mk
 -include bench/bench.mk
 include test/test.mk
 

@@ -3,9 +3,12 @@
 .PHONY: bench bench-control
 bench: bench-control
 
-$(BUILD)/bench/ctlbench: bench/control/ctlbench.c
+# The load generators talk HTTP through the tools' small client (tools/client.h).
+BENCH_CFLAGS = $(BASE_CFLAGS) -Itools $(CFLAGS)
+
+$(BUILD)/bench/ctlbench: bench/control/ctlbench.c $(CLIENT_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -pthread -o $@ $< -pthread
+	$(CC) $(BENCH_CFLAGS) -pthread -o $@ $^ -pthread
 
 $(BUILD)/bench/spawnbench: bench/control/spawnbench.c
 	@mkdir -p $(@D)
@@ -30,9 +33,9 @@ bench-idmapfs-nfs: all
 
 # LDAP bindings: Mount latency with a private slapd, and 64 at once. Not part of `make bench`.
 .PHONY: bench-ldap
-$(BUILD)/bench/ldapbench: bench/ldap/ldapbench.c
+$(BUILD)/bench/ldapbench: bench/ldap/ldapbench.c $(CLIENT_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -pthread -o $@ $< -pthread
+	$(CC) $(BENCH_CFLAGS) -pthread -o $@ $^ -pthread
 
 bench-ldap: all $(BUILD)/bench/ldapbench
 	bench/ldap/run.sh $(BUILD)
@@ -46,9 +49,9 @@ bench-tls: all
 # The sweep: 100,000 volman container starts, state size and RSS over time.
 # Not part of `make bench` (it runs for minutes).
 .PHONY: bench-sweep
-$(BUILD)/bench/sweepbench: bench/sweep/sweepbench.c
+$(BUILD)/bench/sweepbench: bench/sweep/sweepbench.c $(CLIENT_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -pthread -o $@ $< -pthread
+	$(CC) $(BENCH_CFLAGS) -pthread -o $@ $^ -pthread
 
 bench-sweep: all $(BUILD)/bench/sweepbench
 	bench/sweep/run.sh $(BUILD)

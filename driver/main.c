@@ -30,7 +30,6 @@
 #include "policy_gate.h"
 #include "reconcile.h"
 #include "routes.h"
-#include "smoke.h"
 #include "supervise.h"
 #include "tls.h"
 
@@ -42,6 +41,8 @@
 static const char usage_text[] =
 	"usage: nfsv3driver [options]\n"
 	"       nfsv3driver smoke --driver ADDR --source SRC [--uid U --gid G]\n"
+	"                                         the operator's check: runs " NFSV3_TOOL_SMOKE " beside this\n"
+	"                                         binary with the same arguments (--help for its options)\n"
 	"       nfsv3driver check-policy [FILE]   read a policy as the driver and helper will (default\n"
 	"                                         " NFSV3_POLICY_FILE ")\n"
 	"\n"
@@ -642,6 +643,29 @@ static void start_sweep(struct daemon *d)
 }
 
 /* check-policy [FILE]: what a SIGHUP or the next mount would make of the file. */
+/*
+ * `nfsv3driver smoke ARGS` runs nfsv3driver-smoke ARGS from this binary's
+ * directory: the check does blocking I/O on the mount as the app's uid,
+ * which has no place in the daemon, and operators keep the old spelling.
+ * argv[0] is "smoke"; it becomes the tool's path.
+ */
+static int exec_smoke(char **argv)
+{
+	char self[PATH_MAX], tool[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (n < 0) {
+		fprintf(stderr, "nfsv3driver smoke: cannot find my own binary (/proc/self/exe): %s\n", strerror(errno));
+		return 1;
+	}
+	self[n] = '\0';
+	snprintf(tool, sizeof(tool), "%s/%s", dirname(self), NFSV3_TOOL_SMOKE);
+	argv[0] = tool;
+	execv(tool, argv);
+	fprintf(stderr, "nfsv3driver smoke: %s: %s\n", tool, strerror(errno));
+	return 1;
+}
+
 static int check_policy_main(int argc, char **argv)
 {
 	const char *file = argc > 1 ? argv[1] : NFSV3_POLICY_FILE;
@@ -705,7 +729,7 @@ int main(int argc, char **argv)
 	int changes;
 
 	if (argc > 1 && strcmp(argv[1], "smoke") == 0)
-		return smoke_main(argc - 1, argv + 1);
+		return exec_smoke(argv + 1);
 	if (argc > 1 && strcmp(argv[1], "check-policy") == 0)
 		return check_policy_main(argc - 1, argv + 1);
 	parse_args(d, argc, argv, &helper_dir);

@@ -18,6 +18,7 @@
 #define NFSV3_HELPER_MOUNT "nfsv3driver-mount"     /* bind / unmount / nfs helper */
 #define NFSV3_HELPER_IDMAPFS "nfsv3driver-idmapfs" /* per-binding FUSE remap */
 #define NFSV3_HELPER_SUBDIR "libexec/nfsv3driver"  /* helpers, relative to PREFIX */
+#define NFSV3_TOOL_SMOKE "nfsv3driver-smoke"       /* the operator's check, beside the daemon's binary */
 #define NFSV3_NAME_MAX 255                        /* longest volume name (NAME_MAX) */
 /* A volume name starts with a letter or digit and holds only these characters. */
 #define NFSV3_NAME_ALNUM "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"

@@ -19,8 +19,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "nfsv3driver.h"
 #include "harness.h"
+
+/* How long a call may take, connect to last byte (a Mount waits for its helpers). */
+#define HARNESS_CALL_TIMEOUT_MS 60000
 
 const char *harness_build_path(const char *relative)
 {
@@ -254,26 +258,29 @@ void make_source_dir(const char *path)
 	ck_assert_int_eq(system(cmd), 0);
 }
 
-static int connect_unix(const char *path)
+/* The daemon's listeners as client addresses. */
+static struct client_address unix_address(const struct daemon *dm)
 {
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct client_address a = {.is_unix = true};
 
-	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_msg(connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0, "connect %s: %s", path, strerror(errno));
-	return fd;
+	ck_assert_int_lt(snprintf(a.path, sizeof(a.path), "%s", dm->sock), (int)sizeof(a.path));
+	return a;
 }
 
-static int connect_tcp(int port)
+static struct client_address tcp_address(int port)
 {
-	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct client_address a = {.host = "127.0.0.1"};
 
-	ck_assert_int_ge(fd, 0);
-	ck_assert_msg(connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0, "connect port %d: %s", port,
-		      strerror(errno));
+	snprintf(a.port, sizeof(a.port), "%d", port);
+	return a;
+}
+
+static int connect_or_fail(const struct client_address *a)
+{
+	char why[512];
+	int fd = client_connect(a, HARNESS_CALL_TIMEOUT_MS, why, sizeof(why));
+
+	ck_assert_msg(fd >= 0, "%s", why);
 	return fd;
 }
 
@@ -316,63 +323,72 @@ static char *read_reply(int fd, int timeout_ms, bool first_answer_only, size_t *
 	return buf;
 }
 
-static json_t *exchange(int fd, const char *method, const char *route, const char *body, const char *extra_headers,
-			int *status)
+/* One request on a new connection; fails the test unless a whole HTTP answer comes back. */
+static void call_or_fail(const struct client_address *a, const char *method, const char *route, const char *body,
+			 const char *extra_headers, struct client_response *response)
 {
-	char head[2048], *reply, *json_start;
-	json_t *answer;
-	json_error_t jerr;
-	size_t body_len = body ? strlen(body) : 0;
+	const struct client_request request = {
+		.method = method, .path = route, .headers = extra_headers, .body = body, .limit = 64 << 20,
+	};
+	char why[512];
 
-	snprintf(head, sizeof(head), "%s %s HTTP/1.1\r\nHost: localhost\r\n%sContent-Length: %zu\r\nConnection: close\r\n\r\n",
-		 method, route, extra_headers ? extra_headers : "", body_len);
-	send_all(fd, head, strlen(head));
-	if (body_len)
-		send_all(fd, body, body_len);
-	reply = read_reply(fd, 60000, true, NULL);
-	close(fd);
-	ck_assert_msg(strncmp(reply, "HTTP/1.1 ", 9) == 0, "not an HTTP answer to %s: \"%s\"", route, reply);
+	ck_assert_msg(client_call(a, &request, HARNESS_CALL_TIMEOUT_MS, response, why, sizeof(why)) == 0, "%s %s: %s",
+		      method, route, why);
+}
+
+static json_t *exchange(const struct client_address *a, const char *method, const char *route, const char *body,
+			const char *extra_headers, int *status)
+{
+	struct client_response response;
+	json_error_t jerr;
+	json_t *answer;
+
+	call_or_fail(a, method, route, body, extra_headers, &response);
 	if (status)
-		*status = atoi(reply + 9);
-	json_start = strstr(reply, "\r\n\r\n");
-	ck_assert_ptr_nonnull(json_start);
-	answer = json_loads(json_start + 4, 0, &jerr);
-	ck_assert_msg(answer != NULL, "answer to %s is not JSON: %s", route, json_start + 4);
-	free(reply);
+		*status = response.status;
+	answer = json_loadb(response.body, response.body_len, 0, &jerr);
+	ck_assert_msg(answer != NULL, "answer to %s is not JSON: %s", route, response.body);
+	client_response_free(&response);
 	return answer;
 }
 
 json_t *call_unix(const struct daemon *dm, const char *route, const char *body, const char *extra_headers, int *status)
 {
-	return exchange(connect_unix(dm->sock), "POST", route, body, extra_headers, status);
+	struct client_address a = unix_address(dm);
+
+	return exchange(&a, "POST", route, body, extra_headers, status);
 }
 
 json_t *call_tcp(const struct daemon *dm, const char *route, const char *body, const char *extra_headers, int *status)
 {
-	return exchange(connect_tcp(dm->port), "POST", route, body, extra_headers, status);
+	struct client_address a = tcp_address(dm->port);
+
+	return exchange(&a, "POST", route, body, extra_headers, status);
 }
 
 json_t *call_admin(const struct daemon *dm, const char *path, int *status)
 {
-	return exchange(connect_tcp(dm->admin_port), "GET", path, NULL, NULL, status);
+	struct client_address a = tcp_address(dm->admin_port);
+
+	return exchange(&a, "GET", path, NULL, NULL, status);
 }
 
 char *raw_admin_get(const struct daemon *dm, const char *path)
 {
-	char req[512];
-	int fd = connect_tcp(dm->admin_port);
-	char *reply;
+	struct client_address a = tcp_address(dm->admin_port);
+	struct client_response response;
+	char *text;
 
-	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", path);
-	send_all(fd, req, strlen(req));
-	reply = read_reply(fd, 10000, false, NULL);
-	close(fd);
-	return reply;
+	call_or_fail(&a, "GET", path, NULL, NULL, &response);
+	ck_assert_int_ge(asprintf(&text, "%s\r\n\r\n%s", response.head, response.body), 0);
+	client_response_free(&response);
+	return text;
 }
 
 char *raw_unix(const struct daemon *dm, const char *bytes, size_t len, int timeout_ms)
 {
-	int fd = connect_unix(dm->sock);
+	struct client_address a = unix_address(dm);
+	int fd = connect_or_fail(&a);
 	char *reply;
 
 	send_all(fd, bytes, len);
@@ -383,7 +399,8 @@ char *raw_unix(const struct daemon *dm, const char *bytes, size_t len, int timeo
 
 char *raw_unix_trickle(const struct daemon *dm, const char *bytes, size_t len, int pause_ms)
 {
-	int fd = connect_unix(dm->sock);
+	struct client_address a = unix_address(dm);
+	int fd = connect_or_fail(&a);
 	char *reply;
 
 	for (size_t i = 0; i < len; i++) {

@@ -3,11 +3,12 @@
 # that drive the built binaries); `make test` runs them all, then the scripted
 # stages (Docker engine, VM). Integration suites find the binaries through
 # NFSV3_BUILD.
-TEST_CFLAGS = $(DRIVER_CFLAGS) -Itest -Idriver $(shell $(PKG_CONFIG) --cflags check)
+TEST_CFLAGS = $(DRIVER_CFLAGS) -Itest -Idriver -Itools $(shell $(PKG_CONFIG) --cflags check)
 TEST_LIBS = $(shell $(PKG_CONFIG) --libs jansson check) -pthread
 TEST_SRCS = $(wildcard test/test_*.c)
 TEST_BINS = $(patsubst test/%.c,$(BUILD)/test/%,$(TEST_SRCS))
-HARNESS_OBJS = $(patsubst test/%.c,$(BUILD)/test/%.o,$(wildcard test/harness*.c))
+# The harness talks to the daemon through the tools' HTTP client (tools/client.h).
+HARNESS_OBJS = $(patsubst test/%.c,$(BUILD)/test/%.o,$(wildcard test/harness*.c)) $(CLIENT_OBJ)
 .SECONDARY: $(HARNESS_OBJS)
 
 # The daemon objects each unit suite needs (driver/<name>.o); a suite not
@@ -24,13 +25,17 @@ $(BUILD)/test/test_policy: $(BUILD)/mounter/policy.o
 test_suite_objs = $(patsubst %,$(BUILD)/driver/%.o,$($(1)_OBJS))
 test_suite_libs = $(if $($(1)_OBJS),$(DRIVER_LIBS))
 
-$(BUILD)/test/%.o: test/%.c $(wildcard test/*.h) $(wildcard driver/*.h) include/nfsv3driver.h
+$(BUILD)/test/%.o: test/%.c $(wildcard test/*.h) $(wildcard driver/*.h) $(wildcard tools/*.h) include/nfsv3driver.h
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -c -o $@ $<
 
 .SECONDEXPANSION:
 $(BUILD)/test/test_%: $(BUILD)/test/test_%.o $(HARNESS_OBJS) $$(call test_suite_objs,test_$$*)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(call test_suite_libs,test_$*) $(TEST_LIBS)
+
+# The misbehaving clients of the "clients" stage; its probes use the tools' client.
+$(BUILD)/test/clients/storm: $(BUILD)/test/clients/storm.o $(CLIENT_OBJ)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ -pthread
 
 test: test-deps
 	@$(MAKE) --no-print-directory all $(TEST_BINS) $(BUILD)/test/clients/storm

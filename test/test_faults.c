@@ -17,20 +17,18 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "nfsv3driver.h"
 #include "harness.h"
 
@@ -56,40 +54,18 @@ static void start_daemon(const char *extra)
 /* One request on a new unix connection; the answer, or NULL if the daemon went away. */
 static json_t *try_call(const char *route, const char *body)
 {
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	char head[512], buf[16384], *json;
-	size_t len = 0;
-	json_t *answer;
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	const struct client_request request = {.method = "POST", .path = route, .body = body};
+	struct client_address a = {.is_unix = true};
+	struct client_response response;
+	json_t *answer = NULL;
+	char why[256];
 
-	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", d.sock);
-	if (fd < 0)
+	snprintf(a.path, sizeof(a.path), "%s", d.sock);
+	if (client_call(&a, &request, 30000, &response, why, sizeof(why)) != 0)
 		return NULL;
-	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
-		close(fd);
-		return NULL;
-	}
-	snprintf(head, sizeof(head), "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-		 route, strlen(body));
-	if (send(fd, head, strlen(head), MSG_NOSIGNAL) < 0 || send(fd, body, strlen(body), MSG_NOSIGNAL) < 0) {
-		close(fd);
-		return NULL;
-	}
-	for (;;) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		ssize_t n;
-		if (poll(&p, 1, 30000) <= 0 || len >= sizeof(buf) - 1)
-			break;
-		n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	buf[len] = '\0';
-	if (strncmp(buf, "HTTP/1.1 200", 12) != 0 || !(json = strstr(buf, "\r\n\r\n")))
-		return NULL;
-	answer = json_loads(json + 4, 0, NULL);
+	if (response.status == 200)
+		answer = json_loadb(response.body, response.body_len, 0, NULL);
+	client_response_free(&response);
 	return answer;
 }
 

@@ -15,19 +15,19 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "client.h"
 
 #define RESP_MAX 65536
 
@@ -58,19 +58,15 @@ static double now_ms(void)
 
 static int dial(int port)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	struct client_address a = {.host = "127.0.0.1"};
+	char why[256];
+
+	snprintf(a.port, sizeof a.port, "%d", port);
 	for (int tries = 0; tries < 50; tries++) {
-		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			return -1;
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-		if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
+		int fd = client_connect(&a, 5000, why, sizeof why);
+		if (fd >= 0)
 			return fd;
-		int e = errno;
-		close(fd);
-		if (e != EAGAIN && e != EADDRNOTAVAIL && e != ECONNREFUSED)
+		if (errno != EAGAIN && errno != EADDRNOTAVAIL && errno != ECONNREFUSED)
 			return -1;
 		usleep(1000); /* ephemeral ports or backlog exhausted: retry briefly */
 	}
@@ -78,69 +74,33 @@ static int dial(int port)
 }
 
 /* One HTTP exchange.  Returns the HTTP status (body in resp) or -1 on a
- * transport error. */
+ * transport error.  The connection is kept open for the next call unless
+ * --keepalive is off or the server closes it. */
 static int http_once(struct conn *c, const char *method, const char *path, const char *body, char *resp)
 {
-	char req[1024];
-	size_t blen = body ? strlen(body) : 0;
-	int n = snprintf(req, sizeof req,
-			 "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Length: %zu\r\n\r\n%s",
-			 method, path, c->port, blen, body ? body : "");
+	const struct client_request req = {
+		.method = method, .path = path, .body = body, .keep_alive = true, .limit = RESP_MAX - 1,
+	};
+	struct client_address a = {.host = "127.0.0.1"};
+	struct client_response r;
+	char why[256];
+
+	snprintf(a.port, sizeof a.port, "%d", c->port);
 	if (c->fd < 0 && (c->fd = dial(c->port)) < 0)
 		return -1;
-	for (int off = 0; off < n;) {
-		ssize_t w = send(c->fd, req + off, n - off, MSG_NOSIGNAL);
-		if (w <= 0)
-			goto broken;
-		off += w;
+	if (client_exchange(c->fd, &a, &req, 60000, &r, why, sizeof why) < 0) {
+		close(c->fd);
+		c->fd = -1;
+		return -1;
 	}
-	static __thread char buf[RESP_MAX];
-	size_t have = 0;
-	char *hdr_end = NULL;
-	while (!hdr_end) {
-		if (have == sizeof buf - 1)
-			goto broken;
-		ssize_t r = recv(c->fd, buf + have, sizeof buf - 1 - have, 0);
-		if (r <= 0)
-			goto broken;
-		have += r;
-		buf[have] = 0;
-		hdr_end = strstr(buf, "\r\n\r\n");
-	}
-	int status = 0;
-	if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
-		goto broken;
-	long clen = -1;
-	int server_closes = 0;
-	for (char *line = strstr(buf, "\r\n") + 2; line < hdr_end; line = strstr(line, "\r\n") + 2) {
-		if (!strncasecmp(line, "Content-Length:", 15))
-			clen = strtol(line + 15, NULL, 10);
-		else if (!strncasecmp(line, "Connection:", 11) && strcasestr(line, "close") &&
-			 strcasestr(line, "close") < strstr(line, "\r\n"))
-			server_closes = 1;
-	}
-	if (clen < 0 || clen >= RESP_MAX)
-		goto broken;
-	size_t hlen = hdr_end + 4 - buf;
-	while (have < hlen + clen) {
-		if (have == sizeof buf - 1)
-			goto broken;
-		ssize_t r = recv(c->fd, buf + have, sizeof buf - 1 - have, 0);
-		if (r <= 0)
-			goto broken;
-		have += r;
-	}
-	memcpy(resp, buf + hlen, clen);
-	resp[clen] = 0;
-	if (!c->keepalive || server_closes) {
+	int status = r.status;
+	memcpy(resp, r.body, r.body_len + 1);
+	if (!c->keepalive || r.closes) {
 		close(c->fd);
 		c->fd = -1;
 	}
+	client_response_free(&r);
 	return status;
-broken:
-	close(c->fd);
-	c->fd = -1;
-	return -1;
 }
 
 /* A kept-alive connection may have been closed by the server's idle timer:

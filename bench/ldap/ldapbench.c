@@ -8,16 +8,14 @@
  *        ldapbench conc PORT SRC N            N volumes (users bench0..N-1) created, then
  *                                             all mounted at once (timed), then unmounted
  */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "client.h"
 
 static int port;
 static const char *src;
@@ -33,34 +31,19 @@ static double now_ms(void)
 /* POST body to route; 0 when the answer's Err is empty, else -1 (the answer in err). */
 static int call(const char *route, const char *body, char *err, size_t size)
 {
-	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	char req[4096], resp[8192];
-	size_t got = 0;
-	ssize_t n;
-	int fd = socket(AF_INET, SOCK_STREAM, 0), len;
+	const struct client_request req = {.method = "POST", .path = route, .body = body};
+	struct client_address addr = {.host = "127.0.0.1"};
+	struct client_response resp;
+	int rc;
 
-	inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
-		snprintf(err, size, "connect: %s", strerror(errno));
-		if (fd >= 0)
-			close(fd);
+	snprintf(addr.port, sizeof(addr.port), "%d", port);
+	if (client_call(&addr, &req, 120000, &resp, err, size) != 0)
 		return -1;
-	}
-	len = snprintf(req, sizeof(req), "POST %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
-		       route, strlen(body), body);
-	if (write(fd, req, (size_t)len) != len) {
-		snprintf(err, size, "write: %s", strerror(errno));
-		close(fd);
-		return -1;
-	}
-	while (got < sizeof(resp) - 1 && (n = read(fd, resp + got, sizeof(resp) - 1 - got)) > 0)
-		got += (size_t)n;
-	resp[got] = '\0';
-	close(fd);
-	if (strstr(resp, "\"Err\":\"\"") || (strstr(resp, " 200 ") && !strstr(resp, "\"Err\"")))
-		return 0;
-	snprintf(err, size, "%s", strstr(resp, "\r\n\r\n") ? strstr(resp, "\r\n\r\n") + 4 : resp);
-	return -1;
+	rc = strstr(resp.body, "\"Err\":\"\"") || (resp.status == 200 && !strstr(resp.body, "\"Err\"")) ? 0 : -1;
+	if (rc != 0)
+		snprintf(err, size, "%s", resp.body);
+	client_response_free(&resp);
+	return rc;
 }
 
 static int cmp(const void *a, const void *b)

@@ -10,19 +10,17 @@
  * usage: sweepbench --port P --pid PID --state FILE --source URL
  *                   [--starts N(100000)] [--clients C(8)] [--every N(5000)]
  */
-#include <arpa/inet.h>
-#include <errno.h>
 #include <getopt.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "client.h"
 
 static int port;
 static pid_t daemon_pid;
@@ -43,35 +41,23 @@ static double elapsed_s(void)
 /* One POST on a new connection; the body of the answer in out (NUL-terminated), or -1. */
 static int call(const char *route, const char *body, char *out, size_t size)
 {
-	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	char head[256];
-	size_t len = 0;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	const struct client_request req = {.method = "POST", .path = route, .body = body, .limit = size - 1};
+	struct client_address addr = {.host = "127.0.0.1"};
+	struct client_response resp;
+	int rc = -1;
 
-	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
-		if (fd >= 0)
-			close(fd);
+	snprintf(addr.port, sizeof(addr.port), "%d", port);
+	out[0] = '\0';
+	if (client_call(&addr, &req, 120000, &resp, out, size) != 0)
 		return -1;
+	if (resp.status == 200) {
+		memcpy(out, resp.body, resp.body_len + 1);
+		rc = 0;
+	} else {
+		snprintf(out, size, "HTTP %d: %s", resp.status, resp.body);
 	}
-	snprintf(head, sizeof(head), "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-		 route, strlen(body));
-	if (send(fd, head, strlen(head), MSG_NOSIGNAL) < 0 || send(fd, body, strlen(body), MSG_NOSIGNAL) < 0) {
-		close(fd);
-		return -1;
-	}
-	for (;;) {
-		ssize_t n = recv(fd, out + len, size - 1 - len, 0);
-		if (n <= 0 || (len += (size_t)n) >= size - 1)
-			break;
-	}
-	close(fd);
-	out[len] = '\0';
-	char *json = strstr(out, "\r\n\r\n");
-	if (strncmp(out, "HTTP/1.1 200", 12) != 0 || !json)
-		return -1;
-	memmove(out, json + 4, strlen(json + 4) + 1);
-	return 0;
+	client_response_free(&resp);
+	return rc;
 }
 
 static int call_ok(const char *route, const char *body)

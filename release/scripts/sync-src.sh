@@ -11,5 +11,5 @@ top=$(cd "$release/.." && pwd)
 out=$release/src/nfsv3driver
 rm -rf "$out"
 mkdir -p "$out"
-git -C "$top" archive --format=tar HEAD Makefile driver mounter include packaging test/test.mk | tar -x -C "$out"
+git -C "$top" archive --format=tar HEAD Makefile driver mounter tools include packaging test/test.mk | tar -x -C "$out"
 echo "release/src/nfsv3driver: $(git -C "$top" rev-parse --short HEAD)"

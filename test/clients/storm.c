@@ -21,6 +21,9 @@
  * probe opens another and counts it in kept_reconnects). Probes begin once the storm is under way
  * (all its connections opened, or its first bytes sent).
  *
+ * The probes speak HTTP through the tools' small client (tools/client.h);
+ * the storms write their bytes by hand, as no well-behaved client would.
+ *
  * Prints one line of key=value: the probes' count, errors, p50/p99/max in
  * ms, the daemon's VmRSS before, at its peak and at the end (KiB), and what
  * became of the storm (connections still open, bytes written, the answer).
@@ -46,6 +49,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client.h"
+
 #define MAX_PROBES 8
 #define MAX_SAMPLES 100000
 #define PROBE_TIMEOUT_MS 5000
@@ -59,7 +64,8 @@ struct address {
 	socklen_t len;
 };
 
-static struct address target, probes[MAX_PROBES];
+static struct address target;
+static struct client_address probes[MAX_PROBES];
 static unsigned n_probes;
 static int daemon_pid;
 static unsigned probe_ms = 100, trickle_ms = 1000;
@@ -157,46 +163,28 @@ static void probe_failed(const char *fmt, ...)
 	pthread_mutex_unlock(&lock);
 }
 
-/* Send a List on fd and read one whole answer; returns 0 when it is a 200. */
-static int ask_list(int fd, double deadline, char *why, size_t why_size)
+/* A probe's connection, through the shared client; -1 with why. */
+static int connect_probe(unsigned i, char *why, size_t why_size)
 {
-	if (send(fd, list_request, sizeof(list_request) - 1, MSG_NOSIGNAL) != (ssize_t)sizeof(list_request) - 1) {
-		snprintf(why, why_size, "send: %s", strerror(errno));
+	return client_connect(&probes[i], PROBE_TIMEOUT_MS, why, why_size);
+}
+
+/* Send a List on probe i's connection fd and read one whole answer; returns 0 when it is a 200. */
+static int ask_list(int fd, unsigned i, char *why, size_t why_size)
+{
+	const struct client_request request = {
+		.method = "POST", .path = "/VolumeDriver.List", .body = "{}", .keep_alive = true, .limit = 8192,
+	};
+	struct client_response response;
+	int status;
+
+	if (client_exchange(fd, &probes[i], &request, PROBE_TIMEOUT_MS, &response, why, why_size) != 0)
 		return -1;
-	}
-	char buf[8192];
-	size_t got = 0;
-	for (;;) {
-		int left = (int)(deadline - now_ms());
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		if (left <= 0 || poll(&p, 1, left) != 1) {
-			snprintf(why, why_size, "no answer within %d ms", PROBE_TIMEOUT_MS);
-			return -1;
-		}
-		ssize_t n = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
-		if (n <= 0) {
-			snprintf(why, why_size, "connection %s after %zu bytes", n == 0 ? "closed" : strerror(errno), got);
-			return -1;
-		}
-		got += n;
-		buf[got] = '\0';
-		char *end = strstr(buf, "\r\n\r\n");
-		char *cl = strcasestr(buf, "Content-Length:");
-		if (end && cl) {
-			size_t body = strtoul(cl + 15, NULL, 10);
-			if (got >= (size_t)(end + 4 - buf) + body)
-				break;
-		}
-		if (got == sizeof(buf) - 1) {
-			snprintf(why, why_size, "answer too long");
-			return -1;
-		}
-	}
-	if (strncmp(buf, "HTTP/1.1 200", 12) != 0) {
-		snprintf(why, why_size, "answer: %.60s", buf);
-		return -1;
-	}
-	return 0;
+	status = response.status;
+	if (status != 200)
+		snprintf(why, why_size, "answer: %.60s", response.head);
+	client_response_free(&response);
+	return status == 200 ? 0 : -1;
 }
 
 static void record(double ms)
@@ -210,12 +198,12 @@ static void record(double ms)
 static void *probe_thread(void *arg)
 {
 	(void)arg;
-	char why[128];
+	char why[160];
 	/* Opened before the storm, like volman's kept connection. */
-	int kept = connect_to(&probes[0]);
+	int kept = connect_probe(0, why, sizeof(why));
 	if (kept < 0)
-		probe_failed("kept connection: connect: %s", strerror(errno));
-	else if (ask_list(kept, now_ms() + PROBE_TIMEOUT_MS, why, sizeof(why)) != 0)
+		probe_failed("kept connection: %s", why);
+	else if (ask_list(kept, 0, why, sizeof(why)) != 0)
 		probe_failed("kept connection, before the storm: %s", why);
 	while (!storm_started)
 		usleep(1000);
@@ -223,12 +211,12 @@ static void *probe_thread(void *arg)
 		double tick = now_ms();
 		for (unsigned i = 0; i < n_probes; i++) {
 			double t0 = now_ms();
-			int fd = connect_to(&probes[i]);
+			int fd = connect_probe(i, why, sizeof(why));
 			if (fd < 0) {
-				probe_failed("probe %u: connect: %s", i, strerror(errno));
+				probe_failed("probe %u: %s", i, why);
 				continue;
 			}
-			if (ask_list(fd, t0 + PROBE_TIMEOUT_MS, why, sizeof(why)) == 0)
+			if (ask_list(fd, i, why, sizeof(why)) == 0)
 				record(now_ms() - t0);
 			else
 				probe_failed("probe %u (new connection): %s", i, why);
@@ -240,16 +228,16 @@ static void *probe_thread(void *arg)
 		if (kept >= 0 && recv(kept, &byte, 1, MSG_DONTWAIT | MSG_PEEK) == 0) {
 			kept_reconnects++;
 			close(kept);
-			kept = connect_to(&probes[0]);
+			kept = connect_probe(0, why, sizeof(why));
 		}
 		if (kept >= 0) {
 			double t0 = now_ms();
-			if (ask_list(kept, t0 + PROBE_TIMEOUT_MS, why, sizeof(why)) == 0) {
+			if (ask_list(kept, 0, why, sizeof(why)) == 0) {
 				record(now_ms() - t0);
 			} else {
 				probe_failed("kept connection: %s", why);
 				close(kept);
-				kept = connect_to(&probes[0]);
+				kept = connect_probe(0, why, sizeof(why));
 			}
 		}
 		double left = probe_ms - (now_ms() - tick);
@@ -525,8 +513,11 @@ int main(int argc, char **argv)
 		i++;
 		if (strcmp(arg, "--target") == 0)
 			parse_address(value, &target);
-		else if (strcmp(arg, "--probe") == 0 && n_probes < MAX_PROBES)
-			parse_address(value, &probes[n_probes++]);
+		else if (strcmp(arg, "--probe") == 0 && n_probes < MAX_PROBES) {
+			char why[160];
+			if (client_parse_address(value, &probes[n_probes++], why, sizeof(why)) != 0)
+				die("%s", why);
+		}
 		else if (strcmp(arg, "--pid") == 0)
 			daemon_pid = atoi(value);
 		else if (strcmp(arg, "--storm") == 0)

@@ -107,7 +107,9 @@ package() {
 		"BOSH_COMPILE_TARGET=/var/vcap/data/compile/$name" "BOSH_INSTALL_TARGET=/var/vcap/packages/$name" \
 		/bin/bash -c "cd /var/vcap/data/compile/$name && bash -e ./packaging" >"$root.log" 2>&1; then
 		ok "$name compiled in a fresh Debian 12 root without network ($((SECONDS - start)) s)"
-		rm -f "$cache/compiled/$name"-*.tar
+		# This package's older builds only: a fingerprint is 16 hex digits, so
+		# nfsv3driver's cannot take nfsv3driver-libs' with it.
+		rm -f "$cache/compiled/$name"-????????????????.tar
 		tar -C "$root/var/vcap/packages/$name" -cf "$tar.tmp" . && mv "$tar.tmp" "$tar"
 	else
 		no "$name packaging failed; last lines of $root.log:"
@@ -141,7 +143,8 @@ d=/var/vcap/packages/nfsv3driver
 package nfsv3driver \
 	"$d/bin/nfsv3driver --version" \
 	"test -x $d/libexec/nfsv3driver/nfsv3driver-mount && test -x $d/libexec/nfsv3driver/nfsv3driver-idmapfs" \
-	"! ldd $d/bin/nfsv3driver $d/libexec/nfsv3driver/* | grep -e libuv -e jansson -e libssl -e libldap -e libmount -e cap-ng -e fuse"
+	"test -x $d/bin/nfsv3driver-smoke && $d/bin/nfsv3driver smoke --help | grep -q '^usage: nfsv3driver-smoke '" \
+	"! ldd $d/bin/nfsv3driver $d/bin/nfsv3driver-smoke $d/libexec/nfsv3driver/* | grep -e libuv -e jansson -e libssl -e libldap -e libmount -e cap-ng -e fuse"
 
 echo "release: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

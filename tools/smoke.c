@@ -1,29 +1,34 @@
 /*
- * The operator's smoke test (see smoke.h): one volume through its whole life
- * against a running driver, each step timed and printed.
+ * nfsv3driver-smoke: the operator's end-to-end check against a running
+ * driver (`nfsv3driver smoke ARGS` runs it with the same arguments).
+ *
+ * It drives the driver the way volman does (a new connection per call, no
+ * Accept header, no mount ID): Activate, Create, Mount, then writes, reads,
+ * checks the owner of and deletes a file as the application's uid, then
+ * Unmount and Remove. Each step is printed with its time; the exit status is
+ * 0 when every step passed, 1 when one failed (after undoing what it
+ * created), 2 on a usage error.
  *
  * It talks to the driver as volman does, because that is the client a cell
- * serves: a new connection per call, no Accept header (so option mistakes
- * surface at Mount, as volman shows them), no mount ID. The file operations
- * run in a child that has become the application's uid and gid, so the check
- * sees what an application would see, including the owner the idmapping
- * gives it. The child works relative to a directory descriptor the parent
- * opened on the mountpoint, as an application in a container reaches its
- * volume without walking the driver's mount root.
+ * serves: no Accept header means option mistakes surface at Mount, as volman
+ * shows them. The file operations run in a child that has become the
+ * application's uid and gid, so the check sees what an application would
+ * see, including the owner the idmapping gives it. The child works relative
+ * to a directory descriptor the parent opened on the mountpoint, as an
+ * application in a container reaches its volume without walking the
+ * driver's mount root. All of this blocks on the mount, which is why it is
+ * a program of its own and not part of the daemon.
  *
- * The HTTP client is deliberately small and blocking: one request per
- * connection, bodies framed by Content-Length (or chunked), a deadline on
- * every call.
+ * Each call is one request on a new connection with a deadline, through
+ * the small blocking client the test harness and the benches share
+ * (client.h).
  */
-#include "smoke.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <netdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -31,17 +36,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
+#include "client.h"
 #include "nfsv3driver.h"
 
 #define SMOKE_EXIT_OK 0
@@ -53,14 +56,6 @@
 #define SMOKE_MAX_RESPONSE (1024 * 1024) /* far above any answer the driver gives */
 #define SMOKE_WHY_MAX 1024
 
-/* Where the driver listens: a unix socket path, or a TCP host and port. */
-struct smoke_target {
-	bool is_unix;
-	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	char host[256];
-	char port[16];
-};
-
 struct smoke {
 	/* From the command line. */
 	const char *driver;
@@ -71,7 +66,7 @@ struct smoke {
 	uid_t app_uid;
 	gid_t app_gid;
 	unsigned timeout_s;
-	struct smoke_target target;
+	struct client_address target;
 
 	/* What has been done so far, so that a failure undoes exactly that. */
 	bool created;
@@ -120,77 +115,6 @@ static double now_ms(void)
 	return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
 }
 
-/* ---- Driver address ------------------------------------------------- */
-
-/* "unix:/path", "tcp://host:port" or "http://host:port" (a trailing "/" is allowed). */
-static int parse_target(const char *address, struct smoke_target *t, char *why, size_t why_len)
-{
-	const char *rest;
-
-	memset(t, 0, sizeof(*t));
-	if (strncmp(address, "unix:", 5) == 0) {
-		rest = address + 5;
-		if (strncmp(rest, "//", 2) == 0)
-			rest += 2;
-		if (rest[0] != '/') {
-			snprintf(why, why_len, "unix socket path must be absolute: %s", address);
-			return -1;
-		}
-		if (strlen(rest) >= sizeof(t->path)) {
-			snprintf(why, why_len, "unix socket path longer than %zu bytes: %s",
-				 sizeof(t->path) - 1, address);
-			return -1;
-		}
-		t->is_unix = true;
-		strcpy(t->path, rest);
-		return 0;
-	}
-	if (strncmp(address, "tcp://", 6) == 0)
-		rest = address + 6;
-	else if (strncmp(address, "http://", 7) == 0)
-		rest = address + 7;
-	else if (strncmp(address, "https://", 8) == 0) {
-		snprintf(why, why_len, "https is not supported, use the driver's plain http listener: %s",
-			 address);
-		return -1;
-	} else {
-		snprintf(why, why_len, "expected unix:/path, tcp://host:port or http://host:port, got %s",
-			 address);
-		return -1;
-	}
-
-	const char *host = rest, *host_end, *colon;
-	if (rest[0] == '[') {
-		host = rest + 1;
-		host_end = strchr(host, ']');
-		if (!host_end || host_end[1] != ':') {
-			snprintf(why, why_len, "malformed [IPv6]:port in %s", address);
-			return -1;
-		}
-		colon = host_end + 1;
-	} else {
-		colon = strrchr(rest, ':');
-		host_end = colon;
-	}
-	if (!colon || host_end == host) {
-		snprintf(why, why_len, "missing host or port in %s", address);
-		return -1;
-	}
-	size_t host_len = (size_t)(host_end - host);
-	const char *port = colon + 1;
-	size_t port_len = strspn(port, "0123456789");
-	if (port_len == 0 || port_len >= sizeof(t->port) || host_len >= sizeof(t->host) ||
-	    (port[port_len] != '\0' && strcmp(port + port_len, "/") != 0)) {
-		snprintf(why, why_len, "malformed host:port in %s", address);
-		return -1;
-	}
-	memcpy(t->host, host, host_len);
-	memcpy(t->port, port, port_len);
-	return 0;
-}
-
-/* ---- The HTTP client ------------------------------------------------ */
-
 /* Milliseconds left before the deadline, at least 0. */
 static int remaining_ms(double deadline)
 {
@@ -198,135 +122,7 @@ static int remaining_ms(double deadline)
 	return left <= 0 ? 0 : (int)left + 1;
 }
 
-static int wait_fd(int fd, short events, double deadline)
-{
-	struct pollfd p = { .fd = fd, .events = events };
-	for (;;) {
-		int n = poll(&p, 1, remaining_ms(deadline));
-		if (n > 0)
-			return 0;
-		if (n == 0) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
-		if (errno != EINTR)
-			return -1;
-	}
-}
-
-/* Connect with the deadline applied; returns a non-blocking socket or -1 with why set. */
-static int connect_target(struct smoke *s, double deadline)
-{
-	const struct smoke_target *t = &s->target;
-	int fd;
-
-	if (t->is_unix) {
-		struct sockaddr_un sun = { .sun_family = AF_UNIX };
-		strcpy(sun.sun_path, t->path);
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-			set_why(s, "connect to unix:%s: %s", t->path, strerror(errno));
-			if (fd >= 0)
-				close(fd);
-			return -1;
-		}
-		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-		return fd;
-	}
-
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res, *ai;
-	int rc = getaddrinfo(t->host, t->port, &hints, &res);
-	if (rc != 0) {
-		set_why(s, "resolve %s: %s", t->host, gai_strerror(rc));
-		return -1;
-	}
-	fd = -1;
-	for (ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
-		if (fd < 0)
-			continue;
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-			break;
-		if (errno == EINPROGRESS && wait_fd(fd, POLLOUT, deadline) == 0) {
-			int err = 0;
-			socklen_t len = sizeof(err);
-			getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-			if (err == 0)
-				break;
-			errno = err;
-		}
-		bool ipv6 = strchr(t->host, ':') != NULL;
-		set_why(s, "connect to %s%s%s:%s: %s", ipv6 ? "[" : "", t->host, ipv6 ? "]" : "", t->port,
-			strerror(errno));
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	return fd;
-}
-
-static int send_all(int fd, const char *buf, size_t len, double deadline)
-{
-	while (len > 0) {
-		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-		if (n > 0) {
-			buf += n;
-			len -= (size_t)n;
-		} else if (n < 0 && errno == EAGAIN) {
-			if (wait_fd(fd, POLLOUT, deadline) < 0)
-				return -1;
-		} else if (n < 0 && errno != EINTR) {
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/*
- * Undo chunked transfer coding in place. Returns the body length, or -1 when
- * the chunks are malformed or incomplete.
- */
-static ssize_t dechunk(char *body, size_t len)
-{
-	size_t in = 0, out = 0;
-	for (;;) {
-		char *end;
-		unsigned long size = strtoul(body + in, &end, 16);
-		char *line_end = memmem(body + in, len - in, "\r\n", 2);
-		if (!line_end || end == body + in)
-			return -1;
-		in = (size_t)(line_end - body) + 2;
-		if (size == 0)
-			return (ssize_t)out;
-		if (size > len - in || len - in - size < 2)
-			return -1;
-		memmove(body + out, body + in, size);
-		out += size;
-		in += size + 2;
-	}
-}
-
-/* Case-insensitive header lookup in the raw header block; copies the value. */
-static bool find_header(const char *headers, const char *name, char *value, size_t value_len)
-{
-	size_t name_len = strlen(name);
-	for (const char *line = strstr(headers, "\r\n"); line; line = strstr(line, "\r\n")) {
-		line += 2;
-		if (strncasecmp(line, name, name_len) == 0 && line[name_len] == ':') {
-			const char *v = line + name_len + 1;
-			v += strspn(v, " \t");
-			size_t n = strcspn(v, "\r\n");
-			while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-				n--;
-			if (n >= value_len)
-				n = value_len - 1;
-			memcpy(value, v, n);
-			value[n] = '\0';
-			return true;
-		}
-	}
-	return false;
-}
+/* ---- Driver calls ---------------------------------------------------- */
 
 /*
  * POST body to route and parse the JSON answer. Returns the answer (the
@@ -335,135 +131,35 @@ static bool find_header(const char *headers, const char *name, char *value, size
  */
 static json_t *driver_call(struct smoke *s, const char *route, const char *body)
 {
-	double deadline = now_ms() + s->timeout_s * 1000.0;
-	char *request = NULL, *buf = NULL;
-	json_t *answer = NULL;
-	int fd = connect_target(s, deadline);
-	if (fd < 0)
-		return NULL;
-
-	const char *host = s->target.is_unix ? "localhost" : s->target.host;
-	bool ipv6 = strchr(host, ':') != NULL;
-	int request_len = asprintf(&request,
-				   "POST %s HTTP/1.1\r\nHost: %s%s%s\r\nUser-Agent: nfsv3driver-smoke/%s\r\n"
-				   "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-				   route, ipv6 ? "[" : "", host, ipv6 ? "]" : "", NFSV3_VERSION,
-				   strlen(body), body);
-	if (request_len < 0) {
-		set_why(s, "out of memory");
-		goto out;
-	}
-	if (send_all(fd, request, (size_t)request_len, deadline) < 0) {
-		set_why(s, "send %s: %s", route,
-			errno == ETIMEDOUT ? "no progress before the deadline" : strerror(errno));
-		goto out;
-	}
-
-	/* Read until the whole body (by Content-Length) or the end of the stream. */
-	size_t cap = 8192, len = 0, header_len = 0, content_length = SIZE_MAX;
-	bool chunked = false;
-	buf = malloc(cap + 1);
-	if (!buf) {
-		set_why(s, "out of memory");
-		goto out;
-	}
-	for (;;) {
-		if (header_len && content_length != SIZE_MAX && len - header_len >= content_length)
-			break;
-		if (header_len && chunked && memmem(buf + header_len, len - header_len, "0\r\n\r\n", 5))
-			break;
-		if (len == cap) {
-			if (cap >= SMOKE_MAX_RESPONSE) {
-				set_why(s, "answer to %s larger than %d bytes", route, SMOKE_MAX_RESPONSE);
-				goto out;
-			}
-			cap *= 2;
-			char *bigger = realloc(buf, cap + 1);
-			if (!bigger) {
-				set_why(s, "out of memory");
-				goto out;
-			}
-			buf = bigger;
-		}
-		ssize_t n = recv(fd, buf + len, cap - len, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN) {
-			if (wait_fd(fd, POLLIN, deadline) < 0) {
-				set_why(s, "no complete answer to %s within %u s", route, s->timeout_s);
-				goto out;
-			}
-			continue;
-		}
-		if (n < 0) {
-			set_why(s, "receive answer to %s: %s", route, strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		buf[len] = '\0';
-		if (!header_len) {
-			char *end = strstr(buf, "\r\n\r\n");
-			if (end) {
-				char value[64];
-				header_len = (size_t)(end - buf) + 4;
-				end[2] = '\0'; /* the header block ends with its last CRLF */
-				if (find_header(buf, "Content-Length", value, sizeof(value)))
-					content_length = strtoull(value, NULL, 10);
-				if (find_header(buf, "Transfer-Encoding", value, sizeof(value)) &&
-				    strcasestr(value, "chunked"))
-					chunked = true;
-			}
-		}
-	}
-	buf[len] = '\0';
-	if (!header_len) {
-		set_why(s, len ? "malformed HTTP answer to %s" : "driver closed the connection without answering %s",
-			route);
-		goto out;
-	}
-	int status = 0;
-	if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1) {
-		set_why(s, "malformed status line in the answer to %s", route);
-		goto out;
-	}
-	char *payload = buf + header_len;
-	size_t payload_len = len - header_len;
-	if (content_length != SIZE_MAX) {
-		if (payload_len < content_length) {
-			set_why(s, "answer to %s ended after %zu of %zu body bytes", route, payload_len,
-				content_length);
-			goto out;
-		}
-		payload_len = content_length;
-	} else if (chunked) {
-		ssize_t n = dechunk(payload, payload_len);
-		if (n < 0) {
-			set_why(s, "malformed chunked answer to %s", route);
-			goto out;
-		}
-		payload_len = (size_t)n;
-	}
-	payload[payload_len] = '\0';
-
+	const struct client_request request = {
+		.method = "POST",
+		.path = route,
+		.headers = "User-Agent: " NFSV3_TOOL_SMOKE "/" NFSV3_VERSION "\r\n",
+		.body = body,
+		.body_len = strlen(body),
+		.limit = SMOKE_MAX_RESPONSE,
+	};
+	struct client_response response;
 	json_error_t jerr;
-	answer = json_loadb(payload, payload_len, 0, &jerr);
-	if (status != 200) {
+	json_t *answer;
+
+	if (client_call(&s->target, &request, (int)(s->timeout_s * 1000), &response, s->why, sizeof(s->why)) < 0) {
+		flatten(s->why);
+		return NULL;
+	}
+	answer = json_loadb(response.body, response.body_len, 0, &jerr);
+	if (response.status != 200) {
 		json_t *err = answer ? json_object_get(answer, NFSV3_F_ERR) : NULL;
-		set_why(s, "HTTP %d from %s: %.300s", status, route,
-			json_is_string(err) ? json_string_value(err) : payload);
+		set_why(s, "HTTP %d from %s: %.300s", response.status, route,
+			json_is_string(err) ? json_string_value(err) : response.body);
 		json_decref(answer);
 		answer = NULL;
 	} else if (!json_is_object(answer)) {
-		set_why(s, "answer to %s is not a JSON object: %.200s", route, payload);
+		set_why(s, "answer to %s is not a JSON object: %.200s", route, response.body);
 		json_decref(answer);
 		answer = NULL;
 	}
-out:
-	free(request);
-	free(buf);
-	close(fd);
+	client_response_free(&response);
 	return answer;
 }
 
@@ -866,7 +562,8 @@ static enum step_result run_step(struct smoke *s, const char *name, step_fn fn)
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: nfsv3driver smoke --driver ADDR --source SRC [options]\n"
+		"usage: " NFSV3_TOOL_SMOKE " --driver ADDR --source SRC [options]\n"
+		"       (also nfsv3driver smoke ..., which runs this program)\n"
 		"\n"
 		"Runs Activate, Create, Mount, writes/reads/deletes a file as the app uid,\n"
 		"then Unmount and Remove against a running driver, printing each step\n"
@@ -897,11 +594,11 @@ static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)
 static int usage_error(const char *fmt, ...)
 {
 	va_list ap;
-	fputs("nfsv3driver smoke: ", stderr);
+	fputs(NFSV3_TOOL_SMOKE ": ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fputs("\n(try nfsv3driver smoke --help)\n", stderr);
+	fputs("\n(try " NFSV3_TOOL_SMOKE " --help)\n", stderr);
 	return SMOKE_EXIT_USAGE;
 }
 
@@ -924,8 +621,6 @@ static int parse_args(struct smoke *s, int argc, char **argv, char *default_name
 	unsigned long long v;
 	int c;
 
-	/* The daemon's main may have run getopt already: start over. */
-	optind = 0;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+", options, NULL)) != -1) {
 		switch (c) {
@@ -981,7 +676,7 @@ static int parse_args(struct smoke *s, int argc, char **argv, char *default_name
 		return usage_error("--name must be 1 to %d characters", NFSV3_NAME_MAX);
 
 	char why[SMOKE_WHY_MAX];
-	if (parse_target(s->driver, &s->target, why, sizeof(why)) < 0)
+	if (client_parse_address(s->driver, &s->target, why, sizeof(why)) < 0)
 		return usage_error("--driver: %s", why);
 	if (!s->name) {
 		snprintf(default_name, name_len, "smoke-%ld-%lld", (long)getpid(), (long long)time(NULL));
@@ -990,7 +685,7 @@ static int parse_args(struct smoke *s, int argc, char **argv, char *default_name
 	return 0;
 }
 
-int smoke_main(int argc, char **argv)
+int main(int argc, char **argv)
 {
 	struct smoke s = {
 		.app_uid = SMOKE_DEFAULT_APP_ID,
