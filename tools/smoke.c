@@ -72,7 +72,7 @@ struct smoke {
 	bool created;
 	bool mounted;
 	char mountpoint[PATH_MAX];
-	int mount_fd; /* the mountpoint, opened as root; -1 when not open */
+	int mount_fd; /* the mountpoint, O_PATH, opened as root; -1 when not open */
 	char file_name[128];
 	char content[256];
 
@@ -265,7 +265,9 @@ static enum step_result step_mount(struct smoke *s)
 	strcpy(s->mountpoint, json_string_value(mountpoint));
 	json_decref(answer);
 
-	s->mount_fd = open(s->mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* O_PATH: a mapped volume lets root look up and stat, never open (the
+	 * file steps run as the app, through this fd). */
+	s->mount_fd = open(s->mountpoint, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (s->mount_fd < 0) {
 		set_why(s, "open mountpoint %s: %s", s->mountpoint, strerror(errno));
 		return STEP_FAILED;

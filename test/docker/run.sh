@@ -476,6 +476,21 @@ case_smoke() {
 	nothing_mounted || return 1
 }
 
+# The same for a mapped binding, run as root as an operator on a cell does:
+# the files land in the source owned by the bound ids.
+case_smoke_mapped() {
+	local out
+	mkdir -p "$tmp/backing4" && chmod 0777 "$tmp/backing4"
+	out=$(timeout 60 "$driver_bin" smoke --driver "unix:$plugin_sock" --source "file://$tmp/backing4" \
+		--uid 1234 --gid 1234 --timeout 20 2>&1) ||
+		{ why="smoke --uid exited $?: $(oneline "$(printf '%s' "$out" | tail -n 3)")"; return 1; }
+	printf '%s\n' "$out" | grep -q '^step backing-owner ok' ||
+		{ why="no backing-owner step: $(oneline "$out")"; return 1; }
+	printf '%s\n' "$out" | tail -n 1 | grep -q '^smoke ok' ||
+		{ why="last line is not 'smoke ok': $(oneline "$(printf '%s' "$out" | tail -n 1)")"; return 1; }
+	nothing_mounted || return 1
+}
+
 # A source that does not exist: non-zero, and the last line names Mount.
 case_smoke_fail() {
 	local out rc
@@ -493,7 +508,7 @@ case_smoke_fail() {
 }
 
 for c in create restart run_write run_user inspect shared readonly bad_option implicit_create \
-	remove kill9 smoke smoke_fail; do
+	remove kill9 smoke smoke_mapped smoke_fail; do
 	run_case "$c"
 done
 
