@@ -20,6 +20,7 @@ test_state_OBJS = state upstream registry options error metrics log
 test_metrics_OBJS = metrics
 test_mountinfo_OBJS = mountinfo options error
 test_kernel_OBJS = kernel helper process policy_gate options error log metrics
+test_supervisor_OBJS = supervise helper process options error log metrics
 # The policy gate links the parser it shares with the mount helper.
 $(BUILD)/test/test_kernel: $(BUILD)/mounter/policy.o
 # The policy parser lives with the mount helper (both sides link it).
