@@ -21,6 +21,9 @@ test_metrics_OBJS = metrics
 test_mountinfo_OBJS = mountinfo options error
 test_kernel_OBJS = kernel helper process policy_gate options error log metrics
 test_supervisor_OBJS = supervise helper process options error log metrics
+test_lifecycle_OBJS = lifecycle registry state upstream kernel supervise helper process policy_gate options \
+	error log metrics mountinfo directory
+$(BUILD)/test/test_lifecycle: $(BUILD)/mounter/policy.o
 # The policy gate links the parser it shares with the mount helper.
 $(BUILD)/test/test_kernel: $(BUILD)/mounter/policy.o
 # The policy parser lives with the mount helper (both sides link it).
