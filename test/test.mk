@@ -24,6 +24,8 @@ test_supervisor_OBJS = supervise helper process options error log metrics
 test_lifecycle_OBJS = lifecycle registry state upstream kernel supervise helper process policy_gate options \
 	error log metrics mountinfo directory
 $(BUILD)/test/test_lifecycle: $(BUILD)/mounter/policy.o
+test_reconcile_OBJS = reconcile $(test_lifecycle_OBJS)
+$(BUILD)/test/test_reconcile: $(BUILD)/mounter/policy.o
 # The policy gate links the parser it shares with the mount helper.
 $(BUILD)/test/test_kernel: $(BUILD)/mounter/policy.o
 # The policy parser lives with the mount helper (both sides link it).

@@ -11,7 +11,7 @@ asan=$top/build-asan
 flags="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-suites="test_options test_registry test_state test_http test_metrics test_mountinfo test_kernel test_supervisor test_lifecycle test_integration test_mapped test_ldap test_faults test_mounter test_idmapfs"
+suites="test_options test_registry test_state test_http test_metrics test_mountinfo test_kernel test_supervisor test_lifecycle test_reconcile test_integration test_mapped test_ldap test_faults test_mounter test_idmapfs"
 passed=0 failed=0 skipped=0
 
 if ! make -s BUILD="$asan" CFLAGS="$flags" LDFLAGS="-fsanitize=address,undefined" \
