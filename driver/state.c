@@ -12,6 +12,7 @@
 
 #include "nfsv3driver.h"
 #include "metrics.h"
+#include "cleanup.h"
 #include "state.h"
 #include "upstream.h"
 
@@ -195,13 +196,12 @@ static const char *file_kind(mode_t mode)
  */
 static struct error *read_state(const char *path, struct registry *reg, const struct config *cfg, bool *missing)
 {
+	CLEANUP_CLOSE int fd = -1;
+	CLEANUP_FREE char *text = NULL;
+	CLEANUP_JSON json_t *doc = NULL;
 	json_error_t jerr;
-	struct error *err;
 	struct stat st;
 	size_t len = 0;
-	char *text;
-	json_t *doc;
-	int fd;
 
 	*missing = false;
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
@@ -213,50 +213,33 @@ static struct error *read_state(const char *path, struct registry *reg, const st
 		return error_new(ERROR_INVALID, "it is a symbolic link; expected a regular file");
 	if (fd < 0)
 		return error_new(ERROR_INVALID, "cannot open it: %s", strerror(errno));
-	if (fstat(fd, &st) != 0) {
-		err = error_new(ERROR_INVALID, "cannot stat it: %s", strerror(errno));
-		close(fd);
-		return err;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
+	if (fstat(fd, &st) != 0)
+		return error_new(ERROR_INVALID, "cannot stat it: %s", strerror(errno));
+	if (!S_ISREG(st.st_mode))
 		return error_new(ERROR_INVALID, "it is %s; expected a regular file", file_kind(st.st_mode));
-	}
-	if (st.st_size > STATE_MAX_BYTES) {
-		close(fd);
+	if (st.st_size > STATE_MAX_BYTES)
 		return error_new(ERROR_INVALID, "it is %lld bytes, more than the %d bytes (%d MiB) a state file may hold",
 				 (long long)st.st_size, STATE_MAX_BYTES, STATE_MAX_BYTES >> 20);
-	}
 	/* One byte more than the limit: a file that grew since the fstat is caught too. */
-	if (!(text = malloc((size_t)st.st_size + 1))) {
-		close(fd);
+	if (!(text = malloc((size_t)st.st_size + 1)))
 		return error_new(ERROR_INTERNAL, "out of memory reading %lld bytes", (long long)st.st_size);
-	}
 	for (;;) {
 		ssize_t n = read(fd, text + len, (size_t)st.st_size + 1 - len);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0) {
-			err = error_new(ERROR_INVALID, "cannot read it: %s", strerror(errno));
-			free(text);
-			close(fd);
-			return err;
-		}
+		if (n < 0)
+			return error_new(ERROR_INVALID, "cannot read it: %s", strerror(errno));
 		if (n == 0 || (len += (size_t)n) > (size_t)st.st_size)
 			break;
 	}
-	close(fd);
-	if (len > (size_t)st.st_size) {
-		free(text);
+	if (len > (size_t)st.st_size)
 		return error_new(ERROR_INVALID, "it grew while it was read; expected the driver's own file");
-	}
 	doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-	free(text);
+	/* The text goes once parsed: the registry is built with the document alone beside it. */
+	free(steal_pointer(&text));
 	if (!doc)
 		return error_new(ERROR_INVALID, "not valid JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
-	err = state_deserialize(doc, reg, cfg);
-	json_decref(doc);
-	return err;
+	return state_deserialize(doc, reg, cfg);
 }
 
 /*
