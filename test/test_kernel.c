@@ -17,11 +17,12 @@
 
 #include "nfsv3driver.h"
 #include "harness.h"
+#include "harness_fake.h"
 #include "helper.h"
 #include "kernel.h"
 #include "log.h"
 
-static char dir[64], calls[128], mode_file[128];
+static char dir[64], calls[128];
 static uv_loop_t loop;
 static struct config cfg;
 static struct driver drv;
@@ -33,11 +34,8 @@ struct answer {
 	char err[512];
 };
 
+/* After the preamble (harness_fake.h): what the test's mode says. */
 static const char fake_helper[] =
-	"#!/bin/sh\n"
-	"d=${0%/*}\n"
-	"echo \"$*\" >> \"$d/calls\"\n"
-	"read mode < \"$d/mode\"\n"
 	"case $mode in\n"
 	"ok) exit 0 ;;\n"
 	"fail) echo \"" NFSV3_HELPER_MOUNT ": mounting 192.0.2.7:/export: access denied by server\" >&2; exit 6 ;;\n"
@@ -47,45 +45,23 @@ static const char fake_helper[] =
 
 static void set_mode(const char *mode)
 {
-	FILE *f = fopen(mode_file, "w");
-
-	ck_assert_ptr_nonnull(f);
-	fprintf(f, "%s\n", mode);
-	fclose(f);
+	fake_helper_mode(dir, mode);
 }
 
-/* Helper runs so far whose argv starts with verb (after the program). */
 static int runs(const char *verb)
 {
-	char line[1024];
-	int n = 0;
-	FILE *f = fopen(calls, "r");
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (strncmp(line, verb, strlen(verb)) == 0 && line[strlen(verb)] == ' ')
-			n++;
-	fclose(f);
-	return n;
+	return fake_helper_runs(dir, verb);
 }
 
 static void setup(void)
 {
 	char path[160];
-	FILE *f;
 
 	snprintf(dir, sizeof(dir), "/tmp/test_kernel.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(calls, sizeof(calls), "%s/calls", dir);
-	snprintf(mode_file, sizeof(mode_file), "%s/mode", dir);
 	set_mode("ok");
-	snprintf(drv.mount_helper, sizeof(drv.mount_helper), "%s/%s", dir, NFSV3_HELPER_MOUNT);
-	f = fopen(drv.mount_helper, "w");
-	ck_assert_ptr_nonnull(f);
-	fputs(fake_helper, f);
-	fclose(f);
-	ck_assert_int_eq(chmod(drv.mount_helper, 0755), 0);
+	fake_helper_install(dir, NFSV3_HELPER_MOUNT, fake_helper, drv.mount_helper, sizeof(drv.mount_helper));
 	snprintf(path, sizeof(path), "%s/root", dir);
 	ck_assert_int_eq(mkdir(path, 0755), 0);
 

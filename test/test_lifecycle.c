@@ -20,6 +20,7 @@
 
 #include "nfsv3driver.h"
 #include "harness.h"
+#include "harness_fake.h"
 #include "helper.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -27,16 +28,13 @@
 #include "registry.h"
 #include "state.h"
 
-static char dir[64], calls[128], mode_file[128], root[128], source[128];
+static char dir[64], root[128], source[128];
 static uv_loop_t loop;
 static struct config cfg;
 static struct driver drv;
 
+/* After the preamble (harness_fake.h): what the test's mode says. */
 static const char fake_mount[] =
-	"#!/bin/sh\n"
-	"d=${0%/*}\n"
-	"echo \"$*\" >> \"$d/calls\"\n"
-	"read mode < \"$d/mode\"\n"
 	"if [ \"$mode\" = fail ]; then\n"
 	"	echo \"" NFSV3_HELPER_MOUNT ": source $3: Permission denied\" >&2\n"
 	"	exit 3\n"
@@ -57,26 +55,12 @@ static int n_answers;
 
 static void set_mode(const char *mode)
 {
-	FILE *f = fopen(mode_file, "w");
-
-	ck_assert_ptr_nonnull(f);
-	fprintf(f, "%s\n", mode);
-	fclose(f);
+	fake_helper_mode(dir, mode);
 }
 
 static int runs(const char *verb)
 {
-	char line[1024];
-	int n = 0;
-	FILE *f = fopen(calls, "r");
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (strncmp(line, verb, strlen(verb)) == 0 && line[strlen(verb)] == ' ')
-			n++;
-	fclose(f);
-	return n;
+	return fake_helper_runs(dir, verb);
 }
 
 static void on_done(struct volume_op *op, const struct error *err)
@@ -135,31 +119,21 @@ static json_t *state_entry(const char *name)
 static void setup(void)
 {
 	char opts[300];
-	FILE *f;
 
 	snprintf(dir, sizeof(dir), "/tmp/test_lifecycle.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(calls, sizeof(calls), "%s/calls", dir);
-	snprintf(mode_file, sizeof(mode_file), "%s/mode", dir);
 	snprintf(root, sizeof(root), "%s/root", dir);
 	snprintf(source, sizeof(source), "%s/src", dir);
 	ck_assert_int_eq(mkdir(root, 0755), 0);
 	ck_assert_int_eq(mkdir(source, 0755), 0);
 	set_mode("ok");
-	snprintf(drv.mount_helper, sizeof(drv.mount_helper), "%s/%s", dir, NFSV3_HELPER_MOUNT);
-	snprintf(drv.idmapfs_helper, sizeof(drv.idmapfs_helper), "%s/%s", dir, NFSV3_HELPER_IDMAPFS);
-	f = fopen(drv.mount_helper, "w");
-	ck_assert_ptr_nonnull(f);
-	fputs(fake_mount, f);
-	fclose(f);
-	ck_assert_int_eq(chmod(drv.mount_helper, 0755), 0);
 
 	log_setup("test_lifecycle", LOG_ERROR);
 	ck_assert_int_eq(uv_loop_init(&loop), 0);
 	cfg = (struct config){ .mount_root = root, .helper_timeout_s = 5, .max_parallel = 4, .app_uid = 2000,
 			       .app_gid = 2000, .allow_local_sources = true };
 	drv = (struct driver){ .loop = &loop, .cfg = &cfg };
-	snprintf(drv.mount_helper, sizeof(drv.mount_helper), "%s/%s", dir, NFSV3_HELPER_MOUNT);
+	fake_helper_install(dir, NFSV3_HELPER_MOUNT, fake_mount, drv.mount_helper, sizeof(drv.mount_helper));
 	snprintf(drv.idmapfs_helper, sizeof(drv.idmapfs_helper), "%s/%s", dir, NFSV3_HELPER_IDMAPFS);
 	snprintf(drv.state_path, sizeof(drv.state_path), "%s/%s", root, NFSV3_STATE_FILE);
 	ck_assert_int_eq(registry_init(&drv.reg), 0);

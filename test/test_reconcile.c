@@ -17,6 +17,7 @@
 
 #include "nfsv3driver.h"
 #include "harness.h"
+#include "harness_fake.h"
 #include "helper.h"
 #include "kernel.h"
 #include "log.h"
@@ -28,45 +29,18 @@
 #define K2 "1111111111111111"
 #define K3 "2222222222222222"
 
-static char dir[64], calls[128], root[128], table[160];
+static char dir[64], root[128], table[160];
 static uv_loop_t loop;
 static struct config cfg;
 static struct driver drv;
 
-static const char fake_mount[] =
-	"#!/bin/sh\n"
-	"d=${0%/*}\n"
-	"echo \"$*\" >> \"$d/calls\"\n"
-	"exit 0\n";
-
-/* Helper runs whose argv is exactly verb root target (and more). */
+/* Runs whose arguments are verb root target (and more). */
 static bool ran(const char *verb, const char *target)
 {
-	char line[1024], want[400];
-	bool found = false;
-	FILE *f = fopen(calls, "r");
+	char prefix[400];
 
-	snprintf(want, sizeof(want), "%s %s %s ", verb, root, target);
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f))
-		found |= strncmp(line, want, strlen(want)) == 0;
-	fclose(f);
-	return found;
-}
-
-static int lines(void)
-{
-	char line[1024];
-	int n = 0;
-	FILE *f = fopen(calls, "r");
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		n++;
-	fclose(f);
-	return n;
+	snprintf(prefix, sizeof(prefix), "%s %s %s ", verb, root, target);
+	return fake_helper_ran(dir, prefix);
 }
 
 static void mounted_volume(const char *name, const char *key, const char *id)
@@ -83,11 +57,8 @@ static void mounted_volume(const char *name, const char *key, const char *id)
 
 static void setup(void)
 {
-	FILE *f;
-
 	snprintf(dir, sizeof(dir), "/tmp/test_reconcile.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(calls, sizeof(calls), "%s/calls", dir);
 	snprintf(root, sizeof(root), "%s/root", dir);
 	snprintf(table, sizeof(table), "%s/mountinfo", dir);
 	ck_assert_int_eq(mkdir(root, 0755), 0);
@@ -96,14 +67,10 @@ static void setup(void)
 	cfg = (struct config){ .mount_root = root, .helper_timeout_s = 5, .max_parallel = 4, .app_uid = 2000,
 			       .app_gid = 2000 };
 	drv = (struct driver){ .loop = &loop, .cfg = &cfg };
-	snprintf(drv.mount_helper, sizeof(drv.mount_helper), "%s/%s", dir, NFSV3_HELPER_MOUNT);
 	snprintf(drv.idmapfs_helper, sizeof(drv.idmapfs_helper), "%s/%s", dir, NFSV3_HELPER_IDMAPFS);
 	snprintf(drv.state_path, sizeof(drv.state_path), "%s/%s", root, NFSV3_STATE_FILE);
-	f = fopen(drv.mount_helper, "w");
-	ck_assert_ptr_nonnull(f);
-	fputs(fake_mount, f);
-	fclose(f);
-	ck_assert_int_eq(chmod(drv.mount_helper, 0755), 0);
+	/* It only records what it is asked to detach. */
+	fake_helper_install(dir, NFSV3_HELPER_MOUNT, "exit 0\n", drv.mount_helper, sizeof(drv.mount_helper));
 	ck_assert_int_eq(registry_init(&drv.reg), 0);
 	drv.helpers = helper_pool_new(&loop, cfg.max_parallel, cfg.helper_timeout_s);
 	drv.state = state_writer_new(&loop, drv.state_path, &drv.reg);
@@ -158,7 +125,7 @@ START_TEST(state_meets_the_table)
 	ck_assert_uint_eq(kernel_users(&drv, K2), 0);
 
 	/* Detached: v3 and x9 (purges), K2 and K3 (kernel mounts no volume holds); never v1 or K1. */
-	for (int i = 0; i < 5000 && lines() < 4; i++) {
+	for (int i = 0; i < 5000 && fake_helper_runs(dir, NULL) < 4; i++) {
 		uv_run(&loop, UV_RUN_NOWAIT);
 		usleep(1000);
 	}
@@ -166,7 +133,7 @@ START_TEST(state_meets_the_table)
 		uv_run(&loop, UV_RUN_NOWAIT);
 		usleep(1000);
 	}
-	ck_assert_int_eq(lines(), 4);
+	ck_assert_int_eq(fake_helper_runs(dir, NULL), 4);
 	ck_assert(ran(NFSV3_VERB_UNMOUNT, "v3"));
 	ck_assert(ran(NFSV3_VERB_UNMOUNT, "x9"));
 	ck_assert(ran(NFSV3_VERB_UNMOUNT, NFSV3_KERNEL_DIR "/" K2));
@@ -189,7 +156,7 @@ START_TEST(an_unreadable_table_changes_nothing)
 	ck_assert_msg(strstr(err->message, missing) != NULL, "%s", err->message);
 	error_free(err);
 	ck_assert(registry_find(&drv.reg, "v1")->mounted);
-	ck_assert_int_eq(lines(), 0);
+	ck_assert_int_eq(fake_helper_runs(dir, NULL), 0);
 }
 END_TEST
 

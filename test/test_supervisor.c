@@ -17,11 +17,12 @@
 
 #include "nfsv3driver.h"
 #include "harness.h"
+#include "harness_fake.h"
 #include "helper.h"
 #include "log.h"
 #include "supervise.h"
 
-static char dir[64], calls[128], mode_file[128];
+static char dir[64], calls[128];
 static uv_loop_t loop;
 static struct config cfg;
 static struct driver drv;
@@ -36,11 +37,8 @@ struct start {
 static int deaths;
 static char died_name[64];
 
+/* After the preamble (harness_fake.h): what the test's mode says. */
 static const char fake_idmapfs[] =
-	"#!/bin/sh\n"
-	"d=${0%/*}\n"
-	"echo \"$*\" >> \"$d/calls\"\n"
-	"read mode < \"$d/mode\"\n"
 	"echo $$ >> \"$d/pids\"\n"
 	"case $mode in ready) printf '" NFSV3_IDMAPFS_READY "'; exec >/dev/null ;; esac\n"
 	"case $mode in ready|never) while :; do /bin/sleep 1; done ;; esac\n"
@@ -52,25 +50,13 @@ static const char fake_idmapfs[] =
 
 static void set_mode(const char *mode)
 {
-	FILE *f = fopen(mode_file, "w");
-
-	ck_assert_ptr_nonnull(f);
-	fprintf(f, "%s\n", mode);
-	fclose(f);
+	fake_helper_mode(dir, mode);
 }
 
-static int lines(const char *path)
+/* How many times the fake was started. */
+static int starts(void)
 {
-	char line[1024];
-	int n = 0;
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		n++;
-	fclose(f);
-	return n;
+	return fake_helper_runs(dir, NULL);
 }
 
 static bool alive(pid_t pid)
@@ -90,18 +76,11 @@ static bool alive(pid_t pid)
 static void setup(void)
 {
 	char root[160];
-	FILE *f;
 
 	snprintf(dir, sizeof(dir), "/tmp/test_supervisor.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(calls, sizeof(calls), "%s/calls", dir);
-	snprintf(mode_file, sizeof(mode_file), "%s/mode", dir);
-	snprintf(drv.idmapfs_helper, sizeof(drv.idmapfs_helper), "%s/%s", dir, NFSV3_HELPER_IDMAPFS);
-	f = fopen(drv.idmapfs_helper, "w");
-	ck_assert_ptr_nonnull(f);
-	fputs(fake_idmapfs, f);
-	fclose(f);
-	ck_assert_int_eq(chmod(drv.idmapfs_helper, 0755), 0);
+	fake_helper_install(dir, NFSV3_HELPER_IDMAPFS, fake_idmapfs, drv.idmapfs_helper, sizeof(drv.idmapfs_helper));
 	snprintf(root, sizeof(root), "%s/root", dir);
 	ck_assert_int_eq(mkdir(root, 0755), 0);
 	log_setup("test_supervisor", LOG_ERROR);
@@ -228,7 +207,7 @@ START_TEST(never_ready_is_killed_at_the_deadline)
 	ck_assert(spin(started, &s, 5000));
 	ck_assert_msg(strstr(s.err, NFSV3_ERR_TIMEOUT) != NULL, "\"%s\"", s.err);
 	/* Its process is gone (its group was killed). */
-	ck_assert_int_eq(lines(calls), 1);
+	ck_assert_int_eq(starts(), 1);
 	pid = s.pid;
 	if (pid > 0)
 		ck_assert(spin(gone, &pid, 3000));
@@ -275,9 +254,9 @@ START_TEST(starts_wait_for_a_slot)
 		uv_run(&loop, UV_RUN_NOWAIT);
 		usleep(1000);
 	}
-	ck_assert_int_eq(lines(calls), 2);
+	ck_assert_int_eq(starts(), 2);
 	ck_assert(spin(all_done, s, 8000));
-	ck_assert_int_eq(lines(calls), 4);
+	ck_assert_int_eq(starts(), 4);
 	for (int i = 0; i < 4; i++)
 		ck_assert_msg(strstr(s[i].err, NFSV3_ERR_TIMEOUT) != NULL, "start %d: \"%s\"", i, s[i].err);
 }
