@@ -1030,15 +1030,17 @@ static void dispatch(struct idmapfs_session *se, char *buf, size_t n)
 static void *worker(void *arg);
 
 /* One more worker, if the limit allows; failure only means fewer. */
-static void spawn_worker(struct idmapfs_session *se)
+/* Start one more worker unless the session has its limit; false when a thread could not start. */
+static bool spawn_worker(struct idmapfs_session *se)
 {
 	unsigned n = atomic_load(&se->workers);
 	sigset_t block, old;
 	pthread_t thread;
+	bool started = true;
 
 	do {
 		if (n >= se->max_workers)
-			return;
+			return true;
 	} while (!atomic_compare_exchange_weak(&se->workers, &n, n + 1));
 	atomic_fetch_add(&se->idle, 1);
 	/* Stop signals go to the main thread (it asks the sentry for the detach). */
@@ -1048,6 +1050,7 @@ static void spawn_worker(struct idmapfs_session *se)
 	sigaddset(&block, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &block, &old);
 	if (pthread_create(&thread, &se->attr, worker, se) != 0) {
+		started = false;
 		atomic_fetch_sub(&se->idle, 1);
 		pthread_mutex_lock(&se->lock);
 		atomic_fetch_sub(&se->workers, 1);
@@ -1055,6 +1058,7 @@ static void spawn_worker(struct idmapfs_session *se)
 		pthread_mutex_unlock(&se->lock);
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return started;
 }
 
 /* Read and serve requests until the session ends. */
@@ -1181,12 +1185,11 @@ int idmapfs_session_loop(struct idmapfs_session *se)
 {
 	struct timespec until = {0};
 
-	spawn_worker(se);
-	pthread_mutex_lock(&se->lock);
-	if (atomic_load(&se->workers) == 0) {
-		pthread_mutex_unlock(&se->lock);
+	/* Only a thread that could not start is an error: the first worker may
+	 * already have seen the session end (a detach right after the mount). */
+	if (!spawn_worker(se))
 		return EAGAIN;
-	}
+	pthread_mutex_lock(&se->lock);
 	/* Until the kernel ends the session (a worker sees ENODEV), then a while for the rest. */
 	while (atomic_load(&se->workers) > 0) {
 		if (!atomic_load(&se->ended)) {
