@@ -1491,6 +1491,40 @@ START_TEST(test_killed_server_leaves_no_hung_mount)
 }
 END_TEST
 
+/* Each thread of pid as "tid:state:wchan", for a failure message. */
+static const char *threads_of(pid_t pid)
+{
+	static char out[2048];
+	char path[128], cmd[256];
+	FILE *p;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	snprintf(cmd, sizeof(cmd),
+		 "for t in %s/*; do printf '%%s:%%s:%%s ' \"${t##*/}\" \"$(cut -d' ' -f3 $t/stat)\" \"$(cat $t/wchan)\"; done",
+		 path);
+	out[0] = '\0';
+	if ((p = popen(cmd, "r"))) {
+		n = fread(out, 1, sizeof(out) - 1, p);
+		out[n] = '\0';
+		pclose(p);
+	}
+	return out;
+}
+
+/* Whether every thread of pid is stopped (state T). */
+static bool all_stopped(pid_t pid)
+{
+	const char *t = threads_of(pid);
+
+	if (!*t)
+		return false;
+	for (; (t = strchr(t, ':')); t = strchr(t + 1, ' '))
+		if (t[1] != 'T')
+			return false;
+	return true;
+}
+
 /* In the client child: look up a name the mount has not seen (a backing call). */
 static int client_stat_unseen_name(void)
 {
@@ -1516,6 +1550,11 @@ START_TEST(test_killed_caller_of_a_stuck_backing_call)
 	int code;
 
 	ck_assert_int_eq(kill(inner.pid, SIGSTOP), 0);
+	/* Every thread stopped first: a request the backing had already read
+	 * would be one the kernel must wait out, killed caller or not. */
+	for (int i = 0; i < 200 && !all_stopped(inner.pid); i++)
+		usleep(10000);
+	ck_assert_msg(all_stopped(inner.pid), "the backing idmapfs did not stop: %s", threads_of(inner.pid));
 	app = spawn_as(APP, client_stat_unseen_name);
 	usleep(300000);
 	ck_assert_msg(wait_exit(app, 0) == -1, "the lookup did not wait for the stopped backing");
@@ -1523,7 +1562,10 @@ START_TEST(test_killed_caller_of_a_stuck_backing_call)
 	code = wait_exit(app, 3000);
 	ck_assert_msg(code == 128 + SIGKILL, "the killed app %s", code < 0 ? "still waits" : "ended otherwise");
 	ck_assert_int_eq(kill(outer.pid, SIGTERM), 0);
-	ck_assert_int_eq(wait_exit(outer.pid, 10000), 0);
+	code = wait_exit(outer.pid, 10000);
+	if (code != 0)
+		ck_abort_msg("idmapfs exited %d after SIGTERM (-1: still running); its threads: %s", code,
+			     threads_of(outer.pid));
 	ck_assert_int_eq(mounts_under(outer.mountpoint), 0);
 	ck_assert_int_eq(kill(inner.pid, SIGCONT), 0);
 	stop(&inner);
