@@ -329,11 +329,22 @@ static struct http_request *request_new(struct http_connection *conn)
 	return req;
 }
 
+/*
+ * Request bytes may hold a secret (an LDAP binding's password, in a Create
+ * body): every copy of them is wiped before its memory is given back.
+ */
+static void wipe_free(void *p, size_t len)
+{
+	if (p)
+		explicit_bzero(p, len);
+	free(p);
+}
+
 static void connection_unref(struct http_connection *conn)
 {
 	if (--conn->refs > 0)
 		return;
-	free(conn->leftover);
+	wipe_free(conn->leftover, conn->leftover_len);
 	free(conn);
 }
 
@@ -349,7 +360,7 @@ static void request_free(struct http_request *req)
 	}
 	struct http_connection *conn = req->conn;
 	free(req->response);
-	free(req->buf);
+	wipe_free(req->buf, req->cap);
 	free(req);
 	connection_unref(conn);
 }
@@ -361,9 +372,13 @@ static bool request_reserve(struct http_request *req, size_t more)
 	size_t cap = req->cap ? req->cap : 256;
 	while (cap - req->len < more)
 		cap *= 2;
-	char *buf = realloc(req->buf, cap);
+	/* Not realloc: the old block is wiped, not left behind. */
+	char *buf = malloc(cap);
 	if (!buf)
 		return false;
+	if (req->buf)
+		memcpy(buf, req->buf, req->len);
+	wipe_free(req->buf, req->cap);
 	req->buf = buf;
 	req->cap = cap;
 	return true;
@@ -818,6 +833,7 @@ static void tls_pump(struct http_connection *conn)
 		n = SSL_read(conn->ssl, srv->read_buffer, HTTP_READ_BUFFER_BYTES);
 		if (n > 0) {
 			connection_feed(conn, srv->read_buffer, n);
+			explicit_bzero(srv->read_buffer, (size_t)n);
 			continue;
 		}
 		int e = SSL_get_error(conn->ssl, n);
@@ -868,7 +884,7 @@ static void connection_drop_input(struct http_connection *conn)
 {
 	request_free(conn->current);
 	conn->current = NULL;
-	free(conn->leftover);
+	wipe_free(conn->leftover, conn->leftover_len);
 	conn->leftover = NULL;
 	conn->leftover_len = 0;
 }
@@ -1064,7 +1080,7 @@ static void on_resume(uv_idle_t *idle)
 			conn->leftover = NULL;
 			conn->leftover_len = 0;
 			connection_feed(conn, data, len);
-			free(data);
+			wipe_free(data, len);
 			if (conn->ssl && !conn->leftover && !conn->closing)
 				tls_pump(conn);
 			connection_update(conn);
@@ -1138,6 +1154,9 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 		tls_input(conn, buf->base, nread);
 	else if (!refuse_tls_on_plain(conn, buf->base))
 		connection_feed(conn, buf->base, nread);
+	/* Plain bytes (TLS ones are ciphertext; tls_pump wipes what it decrypts). */
+	if (!conn->ssl)
+		explicit_bzero(buf->base, (size_t)nread);
 	connection_update(conn);
 }
 
