@@ -320,11 +320,7 @@ struct resolve {
 
 static void resolve_free(struct resolve *r)
 {
-	free(r->spec.host);
-	free(r->spec.path);
-	free(r->spec.version);
-	free(r->spec.nfs_options);
-	free(r->spec.username);
+	volume_spec_clear(&r->spec);
 	free(r);
 }
 
@@ -390,19 +386,8 @@ void kernel_acquire(struct driver *drv, const struct volume_spec *spec, kernel_c
 	r->drv = drv;
 	r->cb = cb;
 	r->data = data;
-	r->spec = *spec;
-	r->spec.host = strdup(spec->host);
-	r->spec.path = strdup(spec->path);
-	r->spec.version = spec->version ? strdup(spec->version) : NULL;
-	r->spec.nfs_options = spec->nfs_options ? strdup(spec->nfs_options) : NULL;
-	r->spec.username = spec->username ? strdup(spec->username) : NULL; /* the policy tells LDAP from raw ids */
-	if (!r->spec.host || !r->spec.path || (spec->version && !r->spec.version) ||
-	    (spec->nfs_options && !r->spec.nfs_options) || (spec->username && !r->spec.username)) {
-		free(r->spec.host);
-		free(r->spec.path);
-		free(r->spec.version);
-		free(r->spec.nfs_options);
-		free(r->spec.username);
+	/* Whole, username too: the policy tells LDAP from raw ids. */
+	if (!volume_spec_copy(&r->spec, spec)) {
 		free(r);
 		cb(error_new(ERROR_INTERNAL, "out of memory resolving \"%s\"", spec->host), NULL, data);
 		return;

@@ -495,6 +495,25 @@ void volume_spec_clear(struct volume_spec *spec)
 	memset(spec, 0, sizeof(*spec));
 }
 
+/* A copy of an optional string: true when it is NULL or was copied. */
+static bool copy_optional(char **to, const char *from)
+{
+	*to = from ? strdup(from) : NULL;
+	return !from || *to;
+}
+
+bool volume_spec_copy(struct volume_spec *to, const struct volume_spec *from)
+{
+	*to = *from;
+	to->host = to->path = to->username = to->version = to->nfs_options = NULL;
+	if (copy_optional(&to->host, from->host) && copy_optional(&to->path, from->path) &&
+	    copy_optional(&to->username, from->username) && copy_optional(&to->version, from->version) &&
+	    copy_optional(&to->nfs_options, from->nfs_options))
+		return true;
+	volume_spec_clear(to);
+	return false;
+}
+
 json_t *options_sanitize(const json_t *opts)
 {
 	json_t *copy;

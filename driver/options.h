@@ -35,6 +35,8 @@ struct volume_spec {
  */
 struct error *options_parse(const json_t *opts, const struct config *cfg, struct volume_spec *spec);
 void volume_spec_clear(struct volume_spec *spec);
+/* A deep copy of from into *to (free with volume_spec_clear); false, with *to cleared, when out of memory. */
+bool volume_spec_copy(struct volume_spec *to, const struct volume_spec *from);
 
 /*
  * A copy of opts fit to log and persist: secrets dropped. Returns a new

@@ -284,6 +284,30 @@ START_TEST(names)
 }
 END_TEST
 
+/* A deep copy: equal strings in memory of its own, absent ones still absent. */
+START_TEST(spec_copy_is_deep)
+{
+	struct volume_spec from = { .kind = SOURCE_NFS, .host = strdup("nfs.example"), .path = strdup("/export"),
+				    .port = 2049, .mapped = true, .uid = 7, .gid = 8, .version = strdup("3") };
+	struct volume_spec to;
+
+	ck_assert(volume_spec_copy(&to, &from));
+	ck_assert_str_eq(to.host, "nfs.example");
+	ck_assert_str_eq(to.path, "/export");
+	ck_assert_str_eq(to.version, "3");
+	ck_assert_ptr_ne(to.host, from.host);
+	ck_assert_ptr_ne(to.path, from.path);
+	ck_assert_ptr_ne(to.version, from.version);
+	ck_assert_ptr_null(to.username);
+	ck_assert_ptr_null(to.nfs_options);
+	ck_assert(to.kind == SOURCE_NFS && to.port == 2049 && to.mapped && to.uid == 7 && to.gid == 8);
+	volume_spec_clear(&from);
+	ck_assert_str_eq(to.host, "nfs.example");
+	volume_spec_clear(&to);
+	ck_assert_ptr_null(to.host);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("options");
@@ -300,6 +324,7 @@ int main(void)
 	tcase_add_test(tc, sanitize_drops_password);
 	tcase_add_test(tc, names);
 	tcase_add_test(tc, ldap_identity_rules);
+	tcase_add_test(tc, spec_copy_is_deep);
 	suite_add_tcase(s, tc);
 	return harness_run(s);
 }
