@@ -6,7 +6,15 @@
  *   iobench meta DIR N               create, stat and unlink N empty files
  *   iobench tree DIR N               write N files of 1-8 KiB in N/30 directories, read them all back
  *   iobench randrw FILE MIB SECONDS  4 KiB random reads and writes (70/30) on a MIB MiB file
+ *   iobench op DIR OP N              N of one operation on DIR/o0..: for counting each one's
+ *                                    NFS calls; in this order, each on what the last left:
+ *                                    create (O_EXCL), stat, open (read-only, then close),
+ *                                    read (open, read 4 KiB, close), rewrite (O_TRUNC, 100
+ *                                    bytes), list (readdir and lstat each), rename (o to r),
+ *                                    unlink (r), creat (r, O_TRUNC, no O_EXCL), unlink again,
+ *                                    mkdir, rmdir
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -15,6 +23,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+static int one_op(const char *dir, const char *op, int n);
 
 static double now(void)
 {
@@ -139,9 +149,78 @@ int main(int argc, char **argv)
 		}
 		close(fd);
 		printf("randrw %.3f %.0f IOPS\n", now() - t0, (double)ops / (now() - t0));
+	} else if (strcmp(argv[1], "op") == 0 && argc == 5) {
+		if (one_op(argv[2], argv[3], atoi(argv[4])) != 0)
+			return 2;
+		printf("op %.3f %s %s\n", now() - t0, argv[3], argv[4]);
 	} else {
 		fprintf(stderr, "iobench: unknown workload %s\n", argv[1]);
 		return 2;
+	}
+	return 0;
+}
+
+static int one_op(const char *dir, const char *op, int n)
+{
+	char path[4096], to[4096];
+	struct stat st;
+	int fd;
+
+	if (strcmp(op, "list") == 0) {
+		DIR *d = opendir(dir);
+		struct dirent *e;
+		if (d == NULL)
+			die(dir);
+		while ((e = readdir(d)) != NULL) {
+			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+			if (lstat(path, &st) < 0)
+				die(path);
+		}
+		closedir(d);
+		return 0;
+	}
+	for (int i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/o%d", dir, i);
+		snprintf(to, sizeof(to), "%s/r%d", dir, i);
+		if (strcmp(op, "create") == 0) {
+			if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644)) < 0)
+				die(path);
+			close(fd);
+		} else if (strcmp(op, "stat") == 0) {
+			if (stat(path, &st) < 0)
+				die(path);
+		} else if (strcmp(op, "open") == 0) {
+			if ((fd = open(path, O_RDONLY)) < 0)
+				die(path);
+			close(fd);
+		} else if (strcmp(op, "read") == 0) {
+			if ((fd = open(path, O_RDONLY)) < 0 || read(fd, block, 4096) < 0)
+				die(path);
+			close(fd);
+		} else if (strcmp(op, "rewrite") == 0) {
+			if ((fd = open(path, O_WRONLY | O_TRUNC)) < 0 || write(fd, block, 100) != 100)
+				die(path);
+			close(fd);
+		} else if (strcmp(op, "rename") == 0) {
+			if (rename(path, to) < 0)
+				die(path);
+		} else if (strcmp(op, "unlink") == 0) {
+			if (unlink(to) < 0)
+				die(to);
+		} else if (strcmp(op, "creat") == 0) {
+			if ((fd = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0)
+				die(to);
+			close(fd);
+		} else if (strcmp(op, "mkdir") == 0) {
+			if (mkdir(path, 0755) < 0)
+				die(path);
+		} else if (strcmp(op, "rmdir") == 0) {
+			if (rmdir(path) < 0)
+				die(path);
+		} else {
+			fprintf(stderr, "iobench: unknown operation %s\n", op);
+			return 2;
+		}
 	}
 	return 0;
 }

@@ -5,23 +5,39 @@
 # server up), with idmapfs' CPU and peak RSS.
 # BENCH_MIB sets the sequential file size (default 128 MiB: the VM has 1 GiB
 # and the export is a tmpfs in it), BENCH_FILES the metadata files (500),
-# BENCH_TREE the tree's files (300).
+# BENCH_TREE the tree's files (300). BENCH_NETEM delays every packet on
+# the guest's loopback by that much (tc netem, e.g. 0.5ms: a round trip of
+# 1 ms, as on a real network) for both kinds alike.
+#
+#   bench/idmapfs-nfs/run.sh ops    the NFSv3 calls of one operation at a
+#                                   time instead (OPS_N of each, default 100)
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=${NFSV3_BUILD:-$top/build}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cc -O2 -Wall -o "$tmp/iobench" "$top/bench/idmapfs-nfs/iobench.c"
+boot() {
+	NFSV3_BUILD=$build "$top/test/vm/boot.sh" -f /usr/bin/curl -f /usr/sbin/tc -f "$tmp/iobench:/vm/bin/iobench" \
+		"$1" >"$tmp/out" 2>&1 || { tail -20 "$tmp/out"; exit 1; }
+}
+if [ "${1:-}" = ops ]; then
+	{ printf 'OPS_N=%s BENCH_NETEM=%s\n' "${OPS_N:-100}" "${BENCH_NETEM:-}"; cat "$top/bench/idmapfs-nfs/vm-case.sh"; } \
+		>"$tmp/idmapfs-ops.sh"
+	boot "$tmp/idmapfs-ops.sh"
+	echo "NFSv3 calls of ${OPS_N:-100} of each operation, in order, each on what the one before left"
+	awk '/bench op / { split($4, k, "="); printf "%-8s %-7s", $3, k[2]; for (i = 6; i <= NF; i++) printf " %s", $i; printf "\n" }' "$tmp/out" |
+		sort -s -k1,1 | awk '{ if ($1 != last) print ""; last = $1; print }'
+	exit 0
+fi
 # The guest sees none of our environment: the settings go in the case script.
 rounds=${BENCH_ROUNDS:-4}
 {
-	printf 'BENCH_MIB=%s BENCH_ROUNDS=%s BENCH_FILES=%s BENCH_TREE=%s\n' \
-		"${BENCH_MIB:-128}" "$rounds" "${BENCH_FILES:-500}" "${BENCH_TREE:-300}"
+	printf 'BENCH_MIB=%s BENCH_ROUNDS=%s BENCH_FILES=%s BENCH_TREE=%s BENCH_NETEM=%s\n' \
+		"${BENCH_MIB:-128}" "$rounds" "${BENCH_FILES:-500}" "${BENCH_TREE:-300}" "${BENCH_NETEM:-}"
 	cat "$top/bench/idmapfs-nfs/vm-case.sh"
 } >"$tmp/idmapfs-nfs.sh"
-NFSV3_VM_CASE_TIMEOUT=${NFSV3_VM_CASE_TIMEOUT:-$((300 * rounds))} NFSV3_BUILD=$build \
-	"$top/test/vm/boot.sh" -f /usr/bin/curl -f "$tmp/iobench:/vm/bin/iobench" \
-	"$tmp/idmapfs-nfs.sh" >"$tmp/out" 2>&1 || { tail -20 "$tmp/out"; exit 1; }
+NFSV3_VM_CASE_TIMEOUT=${NFSV3_VM_CASE_TIMEOUT:-$((300 * rounds))} boot "$tmp/idmapfs-nfs.sh"
 grep -o 'bench .*' "$tmp/out" >"$tmp/lines"
 # Best of the measured rounds: the shortest time, or for randrw (a fixed
 # 10 s) the most IOPS; ratios are idmapfs time over native time, and for
@@ -35,7 +51,7 @@ awk '
 }
 /^bench idmapfs-cpu-ticks/ { ticks = $3; rss = $5 }
 END {
-	printf "best of %d measured rounds\n", length(rounds)
+	printf "best of %d measured rounds%s\n", length(rounds), netem
 	printf "%-10s %14s %14s %10s   %s\n", "workload", "native", "idmapfs", "ratio", "idmapfs detail (native)"
 	n = split("seqwrite seqread meta tree randrw", order, " ")
 	for (i = 1; i <= n; i++) {
@@ -44,7 +60,7 @@ END {
 		else printf "%-10s %12.3f s %12.3f s %9.2fx   %s (%s)\n", w, a, b, b / a, d["mapped", w], d["native", w]
 	}
 	printf "idmapfs CPU over the measured mapped runs: %.2f s; peak RSS %d KiB\n", ticks / 100, rss
-}' "$tmp/lines"
+}' netem="${BENCH_NETEM:+, loopback delayed $BENCH_NETEM each way}" "$tmp/lines"
 # The NFS calls each run made in the last round: what idmapfs adds on the wire.
 echo
 echo "NFSv3 calls per run (last round)"

@@ -3,7 +3,9 @@
 # volume and through an idmapfs-mapped volume (uid 1234) of the same export.
 # Round 1 warms the server up; rounds 2..BENCH_ROUNDS are measured. Within a
 # round each workload runs on both volumes back to back, so a slow spell of
-# the emulated machine hits both kinds rather than one.
+# the emulated machine hits both kinds rather than one. With OPS_N set, one
+# operation at a time instead, OPS_N times on each volume, each on what the
+# last left: lines "bench op NAME kind=KIND CALLS".
 . /vm/lib.sh
 MIB=${BENCH_MIB:-128}
 ROUNDS=${BENCH_ROUNDS:-4}
@@ -33,6 +35,24 @@ rpcs() {
 	fi
 	rpcs_seen=$now
 }
+if [ -n "${BENCH_NETEM:-}" ]; then
+	tc qdisc add dev lo root netem delay "$BENCH_NETEM" || fail "tc netem delay $BENCH_NETEM on lo"
+fi
+if [ -n "${OPS_N:-}" ]; then
+	for kind in native mapped; do
+		dir=$N
+		[ $kind = mapped ] && dir=$M
+		vm-runas 2000 2000 mkdir "$dir/ops"
+		for op in create stat open read rewrite list rename unlink creat unlink mkdir rmdir; do
+			rpcs >/dev/null
+			out=$(vm-runas 2000 2000 $IO op "$dir/ops" $op "$OPS_N" 2>&1) || fail "$kind $op: $out"
+			echo "bench op $op kind=$kind $(rpcs)"
+		done
+	done
+	ok Unmount '{"Name":"native"}' >/dev/null
+	ok Unmount '{"Name":"mapped"}' >/dev/null
+	exit 0
+fi
 mapped_ticks=0
 for round in $(seq "$ROUNDS"); do
 	for dir in "$N" "$M"; do vm-runas 2000 2000 mkdir -p "$dir/t"; done

@@ -38,8 +38,9 @@ packages="busybox-static libc6 libgcc-s1 nfs-kernel-server nfs-common rpcbind ne
 # The guest's userspace from those packages: name -> guest directory.
 binaries="rpcbind rpcinfo rpc.nfsd rpc.mountd exportfs rpc.statd sm-notify mount.nfs"
 
-# Modules to load, in dependency order (resolved with modprobe --show-depends).
-modules="sunrpc grace lockd nfs_acl auth_rpcgss nfs nfsv3 nfsv4 nfsd fuse"
+# Modules to load, in dependency order (resolved with modprobe --show-depends);
+# sch_netem for the benchmarks' loopback delay (bench/idmapfs-nfs, BENCH_NETEM).
+modules="sunrpc grace lockd nfs_acl auth_rpcgss nfs nfsv3 nfsv4 nfsd fuse sch_netem"
 
 apt_opts=(-q -o APT::Sandbox::User=root)
 
