@@ -39,6 +39,14 @@ struct idmapfs_inode {
 	uint64_t nlookup;            /* kernel references; guarded by the table lock */
 	unsigned opens;              /* open handles on it; guarded by the table lock */
 	atomic_bool gone;            /* unlinked with fd no longer on it (see op_unlink) */
+	/*
+	 * A regular file's backing mtime, ctime and size when idmapfs last
+	 * looked (data_known): what the kernel's cached pages were read from,
+	 * unless someone else has changed it since. Guarded by the table lock.
+	 */
+	bool data_known;
+	struct timespec data_mtime, data_ctime;
+	off_t data_size;
 	bool hashed;                 /* findable by dev/ino; guarded by the table lock */
 	struct idmapfs_inode *next;  /* hash chain; guarded by the table lock */
 };
@@ -102,6 +110,9 @@ void idmapfs_table_forget(struct idmapfs *fs, struct idmapfs_inode *inode, uint6
 /* Make the inode unfindable (its backing object is stale); references stay. */
 void idmapfs_table_unhash(struct idmapfs *fs, struct idmapfs_inode *inode);
 bool idmapfs_table_open(struct idmapfs *fs, struct idmapfs_inode *inode);
+/* Record st, a regular file's fresh backing attributes: IDMAPFS_DATA_* against what was recorded before. */
+enum idmapfs_data { IDMAPFS_DATA_UNKNOWN, IDMAPFS_DATA_SAME, IDMAPFS_DATA_CHANGED };
+enum idmapfs_data idmapfs_table_data_seen(struct idmapfs *fs, struct idmapfs_inode *inode, const struct stat *st);
 void idmapfs_table_close(struct idmapfs *fs, struct idmapfs_inode *inode);
 struct idmapfs_inode *idmapfs_table_unpin(struct idmapfs *fs, const struct stat *st);
 

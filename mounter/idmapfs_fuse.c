@@ -155,6 +155,18 @@ static int send_arg(struct idmapfs_req *req, const void *arg, size_t size)
 	return send_iov(req, 0, iov, size > 0 ? 2 : 1);
 }
 
+int notify_inval_data(struct idmapfs_req *req, uint64_t ino, off_t off, off_t len)
+{
+	struct fuse_notify_inval_inode_out arg = {.ino = ino, .off = off, .len = len};
+	struct fuse_out_header out = {.len = sizeof(out) + sizeof(arg), .error = FUSE_NOTIFY_INVAL_INODE};
+	struct iovec iov[2] = {{.iov_base = &out, .iov_len = sizeof(out)}, {.iov_base = &arg, .iov_len = sizeof(arg)}};
+
+	/* ENOENT: the kernel holds no inode (so no pages) for it. */
+	if (writev(req->se->fd, iov, 2) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
 int reply_err(struct idmapfs_req *req, int err)
 {
 	struct iovec iov[1];
@@ -637,7 +649,12 @@ static void interrupt(struct idmapfs_session *se, uint64_t unique)
  *   requests in flight per file and per directory;
  * - POSIX and flock locks handled here (OFD locks on the backing, see ops);
  * - O_TRUNC handed to open; suid clearing left to the backing (we write
- *   without CAP_FSETID); data dropped when a file's mtime or size changes;
+ *   without CAP_FSETID);
+ * - no auto_inval_data: the kernel would ask for a file's attributes before
+ *   every read() once they expire (a tick on NFS: a GETATTR on the wire
+ *   per read), and drop all of its cached pages after each of our own
+ *   writes (the backing's mtime moves, the kernel's does not). idmapfs
+ *   drops them itself when it sees another's change (see data_seen in ops);
  * - readdirplus when lookups follow (READDIRPLUS_AUTO);
  * - cached symlink targets (a target never changes: rename replaces it);
  * - max_pages: reads of up to 256 pages, max_write kept separate;
@@ -647,7 +664,7 @@ static void interrupt(struct idmapfs_session *se, uint64_t unique)
  * write-only files to fill pages, and report write errors after close.
  */
 static const uint64_t wanted_flags = FUSE_ASYNC_READ | FUSE_POSIX_LOCKS | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES |
-				     FUSE_FLOCK_LOCKS | FUSE_AUTO_INVAL_DATA | FUSE_DO_READDIRPLUS |
+				     FUSE_FLOCK_LOCKS | FUSE_DO_READDIRPLUS |
 				     FUSE_READDIRPLUS_AUTO | FUSE_ASYNC_DIO | FUSE_PARALLEL_DIROPS |
 				     FUSE_HANDLE_KILLPRIV | FUSE_CACHE_SYMLINKS | FUSE_MAX_PAGES | FUSE_INIT_EXT;
 
@@ -893,6 +910,7 @@ static void dispatch(struct idmapfs_session *se, char *buf, size_t n)
 
 		NEED(a != NULL && size - sizeof(*a) >= a->size);
 		file_of(&fi, a->fh, a->flags);
+		fi.from_cache = (a->write_flags & FUSE_WRITE_CACHE) != 0;
 		idmapfs_op_write(&req, ino, arg + sizeof(*a), a->size, (off_t)a->offset, &fi);
 		break;
 	}

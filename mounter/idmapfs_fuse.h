@@ -62,6 +62,7 @@ struct idmapfs_file {
 	int flags;                   /* the app's open flags */
 	uint64_t fh;
 	bool direct_io, keep_cache, noflush, passthrough;
+	bool from_cache;             /* a write of the kernel's cached pages (writeback of an mmap) */
 	int32_t backing_id;          /* with passthrough */
 };
 
@@ -122,6 +123,12 @@ int reply_statfs(struct idmapfs_req *req, const struct statvfs *st);
 int reply_xattr(struct idmapfs_req *req, size_t count);
 int reply_lock(struct idmapfs_req *req, const struct flock *lock);
 int reply_lseek(struct idmapfs_req *req, off_t off);
+/*
+ * Tell the kernel to drop its cached pages of inode ino from off, len bytes
+ * (0: to the end), and its attributes; not a reply (the request still needs
+ * one). 0 or -errno.
+ */
+int notify_inval_data(struct idmapfs_req *req, uint64_t ino, off_t off, off_t len);
 /* A read of size bytes at off from fd (spliced when large). */
 int reply_read(struct idmapfs_req *req, int fd, size_t size, off_t off);
 

@@ -549,16 +549,28 @@ void idmapfs_become_bound(uid_t uid, gid_t gid)
 		die(NFSV3_EXIT_PRIVILEGE, "supplementary groups not cleared");
 }
 
+/* Whether the backing keeps xattrs of name's namespace (ENODATA says yes, EOPNOTSUPP no). */
+static bool namespace_kept(const char *path, const char *name)
+{
+	return getxattr(path, name, NULL, 0) >= 0 || errno != EOPNOTSUPP;
+}
+
 /*
- * A backing without xattrs (NFSv3, ramfs) is found out once, here, so that
- * the kernel is told ENOSYS for the first xattr request and stops asking.
+ * A backing without xattrs an app could use through us is found out once,
+ * here, so that the kernel is told ENOSYS for the first xattr request and
+ * stops asking (it asks for security.capability before every cached
+ * write). Those are user.* and security.*: ACLs are refused (see ops) and
+ * trusted.* needs privilege. ramfs has no xattrs at all; NFSv3 lists its
+ * ACLs but keeps neither namespace.
  */
 static bool backing_has_xattrs(int backing_fd)
 {
 	char path[IDMAPFS_PROC_FD_MAX];
 
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", backing_fd);
-	return listxattr(path, NULL, 0) >= 0 || errno != EOPNOTSUPP;
+	if (listxattr(path, NULL, 0) < 0 && errno == EOPNOTSUPP)
+		return false;
+	return namespace_kept(path, "user.nfsv3driver") || namespace_kept(path, "security.capability");
 }
 
 int main(int argc, char **argv)
@@ -606,7 +618,6 @@ int main(int argc, char **argv)
 	fs.placeholder_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (fs.placeholder_fd < 0)
 		die_errno(NFSV3_EXIT_INTERNAL, "cannot open /");
-	/* Opens see fresh data in any case (keep_cache off), and changes made through us show at once. */
 	cache_timeouts(&fs);
 	check_policy(&fs);
 	fs.max_lock_waiters = IDMAPFS_MAX_THREADS - 4;

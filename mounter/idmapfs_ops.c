@@ -141,6 +141,22 @@ static int stat_cached(int dir_fd, const char *name, struct stat *st)
 	return 0;
 }
 
+/*
+ * st: the fresh backing attributes of inode, known to the kernel as ino.
+ * The kernel no longer drops a file's cached pages by itself when its
+ * mtime moves (no auto_inval_data, see do_init): if someone else changed
+ * the file since idmapfs last looked (another NFS client, another binding
+ * of the share, a write-only open of ours), the pages go now, before the
+ * kernel hears the new attributes, as a plain NFS mount drops them when a
+ * revalidation shows a change. A change of our own costs its pages too:
+ * the backing's mtime moved and ours cannot be told from another's.
+ */
+static void check_data(struct idmapfs_req *req, struct idmapfs_inode *inode, uint64_t ino, const struct stat *st)
+{
+	if (inode->is_reg && idmapfs_table_data_seen(fs_of(req), inode, st) == IDMAPFS_DATA_CHANGED)
+		notify_inval_data(req, ino, 0, 0);
+}
+
 /* Enter fd (an O_PATH fd, taken over; its attributes in e->attr) in the table and fill e for the kernel. */
 static int enter(struct idmapfs_req *req, int fd, struct idmapfs_entry *e)
 {
@@ -153,6 +169,7 @@ static int enter(struct idmapfs_req *req, int fd, struct idmapfs_entry *e)
 	e->ino = (uintptr_t)inode == (uintptr_t)&fs->root ? IDMAPFS_ROOT_ID : (uintptr_t)inode;
 	e->attr_timeout = fs->attr_timeout;
 	e->entry_timeout = fs->entry_timeout;
+	check_data(req, inode, e->ino, &e->attr);
 	return 0;
 }
 
@@ -239,7 +256,13 @@ void idmapfs_op_forget(struct idmapfs_req *req, uint64_t ino, uint64_t nlookup)
 	reply_none(req);
 }
 
-static void answer_attr(struct idmapfs_req *req, struct idmapfs_inode *inode, struct idmapfs_file *fi)
+/*
+ * The inode's attributes, fresh. After a change of our own (setattr) they
+ * are only recorded: the kernel may be in the middle of a truncation, and
+ * drops what the change made stale itself.
+ */
+static void answer_attr(struct idmapfs_req *req, uint64_t ino, struct idmapfs_inode *inode, struct idmapfs_file *fi,
+			bool own_change)
 {
 	struct idmapfs *fs = fs_of(req);
 	struct stat st;
@@ -253,6 +276,10 @@ static void answer_attr(struct idmapfs_req *req, struct idmapfs_inode *inode, st
 		reply_err(req, note_error(req, inode, err));
 		return;
 	}
+	if (own_change && inode->is_reg)
+		idmapfs_table_data_seen(fs, inode, &st);
+	else
+		check_data(req, inode, ino, &st);
 	map_attr(fs, &st);
 	reply_attr(req, &st, fs->attr_timeout);
 }
@@ -261,7 +288,7 @@ void idmapfs_op_getattr(struct idmapfs_req *req, uint64_t ino, struct idmapfs_fi
 {
 	if (refused(req, true))
 		return;
-	answer_attr(req, inode_of(req, ino), fi);
+	answer_attr(req, ino, inode_of(req, ino), fi, false);
 }
 
 static int set_times(struct idmapfs_inode *inode, const struct stat *attr, int valid,
@@ -331,7 +358,7 @@ out:
 	if (res != 0)
 		reply_err(req, note_error(req, inode, errno));
 	else
-		answer_attr(req, inode, fi);
+		answer_attr(req, ino, inode, fi, true);
 }
 
 void idmapfs_op_readlink(struct idmapfs_req *req, uint64_t ino)
@@ -573,9 +600,9 @@ bool idmapfs_flushes(unsigned long fs_type)
  * How the kernel is to treat a file just opened on backing fd (on device
  * dev):
  *
- * - keep_cache stays off: every open drops the pages the kernel cached for
- *   this file, so a file changed through another NFS client is read fresh
- *   after open, as close-to-open consistency promises on NFS.
+ * - keep_cache (keep_unchanged, below): only for a file unchanged since
+ *   idmapfs last looked, so a file changed through another NFS client is
+ *   read fresh after open, as close-to-open consistency promises on NFS.
  *
  * - noflush: FLUSH (on every close) is only asked for where it does work:
  *   a file open for writing on a backing that writes back at close (NFS,
@@ -588,9 +615,9 @@ bool idmapfs_flushes(unsigned long fs_type)
  *   because the kernel then leaves suid/capability clearing to the backing
  *   (which does it: we write without CAP_FSETID), the getxattr round trip
  *   it would make before every write() to check for file capabilities.
- *   Nothing is lost: a write-only descriptor cannot be mmapped, and
- *   readers holding the file open see the new data once their attributes
- *   expire (auto_inval_data), as with a write from another NFS client.
+ *   Nothing is lost: a write-only descriptor cannot be mmapped, and the
+ *   pages other opens hold of what it writes are dropped as it writes
+ *   (op_write), so readers holding the file open see the new data.
  *
  * - passthrough, where it is on (idmapfs_passthrough.c): the kernel does
  *   the file's I/O on the backing itself, so none of it comes here, and
@@ -605,6 +632,24 @@ static void set_open_flags(struct idmapfs *fs, struct idmapfs_file *fi, struct i
 	if (fi->passthrough)
 		fi->fh |= IDMAPFS_FH_PASSTHROUGH;
 	fi->direct_io = !fi->passthrough && (fi->flags & O_ACCMODE) == O_WRONLY;
+}
+
+/*
+ * keep_cache: the pages the kernel holds of a file are kept at open when
+ * the file is as idmapfs last saw it, as a plain NFS mount keeps its cache
+ * when the open's revalidation shows no change (close-to-open); otherwise
+ * the open drops them. The attributes are the ones the open just fetched
+ * (on NFS the reopen revalidates them). Not for direct I/O or passthrough
+ * opens, which use no pages of ours (keep_cache would defeat passthrough).
+ */
+static void keep_unchanged(struct idmapfs *fs, struct idmapfs_file *fi, struct idmapfs_inode *inode, int fd)
+{
+	struct stat st;
+
+	if (!inode->is_reg || stat_cached(fd, "", &st) != 0)
+		return;
+	fi->keep_cache = idmapfs_table_data_seen(fs, inode, &st) == IDMAPFS_DATA_SAME && !fi->direct_io &&
+			 !fi->passthrough;
 }
 
 /* An open the kernel did not take (interrupted) or that ended: undo what open counted. */
@@ -643,6 +688,7 @@ void idmapfs_op_open(struct idmapfs_req *req, uint64_t ino, struct idmapfs_file 
 	}
 	fi->fh = (uint64_t)fd;
 	set_open_flags(fs_of(req), fi, inode, fd);
+	keep_unchanged(fs_of(req), fi, inode, fd);
 	if (reply_open(req, fi) == -ENOENT)
 		end_open(fs_of(req), inode, fi->fh);
 }
@@ -707,6 +753,13 @@ void idmapfs_op_write(struct idmapfs_req *req, uint64_t ino, const char *data, s
 			break;
 		done += (size_t)n;
 	}
+	/*
+	 * A write-only open writes past the kernel's page cache (direct_io):
+	 * pages another open of the file holds of that range go first. Never
+	 * for a write of cached pages, which the kernel holds locked meanwhile.
+	 */
+	if (done > 0 && (fi->flags & O_ACCMODE) == O_WRONLY && !fi->from_cache)
+		notify_inval_data(req, ino, off, (off_t)done);
 	if (done == 0 && size > 0)
 		reply_err(req, n < 0 ? errno : EIO);
 	else

@@ -879,6 +879,108 @@ START_TEST(test_write_only_open_coherent_with_reader)
 END_TEST
 
 /*
+ * The kernel's cached pages, on the normal path (passthrough uses none):
+ * kept across opens of a file nobody changed (close-to-open, as NFS keeps
+ * its cache), dropped at open when someone changed it behind idmapfs's
+ * back, dropped at a stat of an open file that shows another's change,
+ * and dropped for the range a write-only open of ours overwrites.
+ */
+enum { CACHE_PAGES = 16 };
+
+static int resident_pages(int fd)
+{
+	unsigned char vec[CACHE_PAGES];
+	int resident = 0;
+	void *map = mmap(NULL, CACHE_PAGES * 4096, PROT_READ, MAP_SHARED, fd, 0);
+
+	if (map == MAP_FAILED || mincore(map, CACHE_PAGES * 4096, vec) != 0)
+		return -1;
+	for (int i = 0; i < CACHE_PAGES; i++)
+		resident += vec[i] & 1;
+	munmap(map, CACHE_PAGES * 4096);
+	return resident;
+}
+
+/* Fill fd's first CACHE_PAGES pages with c, through whatever fd is open on. */
+static bool fill(int fd, char c)
+{
+	static char data[CACHE_PAGES * 4096];
+
+	memset(data, c, sizeof(data));
+	return pwrite(fd, data, sizeof(data), 0) == (ssize_t)sizeof(data);
+}
+
+/* Whether all of fd's first CACHE_PAGES pages read as c. */
+static bool reads_as(int fd, char c)
+{
+	static char data[CACHE_PAGES * 4096];
+
+	if (pread(fd, data, sizeof(data), 0) != (ssize_t)sizeof(data))
+		return false;
+	for (size_t i = 0; i < sizeof(data); i++)
+		if (data[i] != c)
+			return false;
+	return true;
+}
+
+/* A change made on the backing directly, in a later clock tick than the last (so that the mtime moves). */
+static bool change_behind(const char *name, char c)
+{
+	int fd;
+	bool ok;
+
+	usleep(20 * 1000);
+	fd = open(in(back, name), O_WRONLY | O_CLOEXEC);
+	ok = fd >= 0 && fill(fd, c);
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+static int client_page_cache(void)
+{
+	int fd, reader, writer, kept;
+
+	fd = open(in(mnt, "cached"), O_RDWR | O_CREAT | O_TRUNC, 0666);
+	EXPECT(fd >= 0 && fill(fd, 'a') && fchmod(fd, 0666) == 0 && close(fd) == 0);
+	fd = open(in(mnt, "cached"), O_RDONLY);
+	EXPECT(fd >= 0 && reads_as(fd, 'a') && close(fd) == 0);
+	/* Unchanged: the next open keeps every page. */
+	fd = open(in(mnt, "cached"), O_RDONLY);
+	EXPECT(fd >= 0);
+	kept = resident_pages(fd);
+	if (kept != CACHE_PAGES) {
+		fprintf(stderr, "an open of an unchanged file kept %d of %d cached pages\n", kept, CACHE_PAGES);
+		_exit(1);
+	}
+	EXPECT(close(fd) == 0);
+	/* Changed behind idmapfs's back: the next open reads the new data. */
+	EXPECT(change_behind("cached", 'b'));
+	fd = open(in(mnt, "cached"), O_RDONLY);
+	EXPECT(fd >= 0 && reads_as(fd, 'b'));
+	/* Changed while open: a stat that shows the change drops the old pages. */
+	EXPECT(change_behind("cached", 'c'));
+	struct stat st;
+	EXPECT(fstat(fd, &st) == 0 && reads_as(fd, 'c') && close(fd) == 0);
+	/* A write-only open of ours overwrites pages a reader holds: the reader sees the new data. */
+	reader = open(in(mnt, "cached"), O_RDONLY);
+	EXPECT(reader >= 0 && reads_as(reader, 'c'));
+	writer = open(in(mnt, "cached"), O_WRONLY);
+	EXPECT(writer >= 0 && fill(writer, 'd') && close(writer) == 0);
+	EXPECT(reads_as(reader, 'd') && close(reader) == 0);
+	return 0;
+}
+
+START_TEST(test_page_cache_follows_changes)
+{
+	struct instance inst = start_without_passthrough();
+
+	AS(APP, client_page_cache);
+	stop(&inst);
+}
+END_TEST
+
+/*
  * On the normal path, what a write-only open writes goes straight to the
  * backing, not through the kernel's page cache: a reader's mapping of the file, opened before
  * the write, has none of the written pages resident. (Cached write-through
@@ -2170,6 +2272,7 @@ static Suite *idmapfs_suite(void)
 		{"operations", test_file_operations},
 		{"operations", test_direct_io},
 		{"operations", test_write_only_open_coherent_with_reader},
+		{"operations", test_page_cache_follows_changes},
 		{"operations", test_write_clears_suid},
 		{"operations", test_write_only_open_bypasses_page_cache},
 		{"operations", test_readahead_raised},
