@@ -26,8 +26,10 @@ if [ "${1:-}" = ops ]; then
 		>"$tmp/idmapfs-ops.sh"
 	boot "$tmp/idmapfs-ops.sh"
 	echo "NFSv3 calls of ${OPS_N:-100} of each operation, in order, each on what the one before left"
-	awk '/bench op / { split($4, k, "="); printf "%-8s %-7s", $3, k[2]; for (i = 6; i <= NF; i++) printf " %s", $i; printf "\n" }' "$tmp/out" |
-		sort -s -k1,1 | awk '{ if ($1 != last) print ""; last = $1; print }'
+	grep -o 'bench op .*' "$tmp/out" |
+		awk '{ split($4, k, "="); printf "%-8s %-7s", $3, k[2]; for (i = 6; i <= NF; i++) printf " %s", $i; printf "\n" }' |
+		awk '{ if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 } line[$1] = line[$1] $0 "\n" }
+		END { for (i = 1; i <= n; i++) printf "%s", line[order[i]] }'
 	exit 0
 fi
 # The guest sees none of our environment: the settings go in the case script.

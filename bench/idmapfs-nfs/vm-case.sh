@@ -36,7 +36,8 @@ rpcs() {
 	rpcs_seen=$now
 }
 if [ -n "${BENCH_NETEM:-}" ]; then
-	tc qdisc add dev lo root netem delay "$BENCH_NETEM" || fail "tc netem delay $BENCH_NETEM on lo"
+	# iproute2's tc (run.sh brings it), not busybox's applet of that name.
+	/usr/sbin/tc qdisc add dev lo root netem delay "$BENCH_NETEM" || fail "tc netem delay $BENCH_NETEM on lo"
 fi
 if [ -n "${OPS_N:-}" ]; then
 	for kind in native mapped; do
