@@ -15,7 +15,7 @@ set -eu
 build="gcc make pkg-config libc6-dev libuv1-dev libhttp-parser-dev libjansson-dev libssl-dev
        libmount-dev libcap-ng-dev libldap-dev"
 docker="docker.io containerd runc iptables tini busybox-static"
-vm="qemu-system-x86 seabios cpio kmod dpkg apt coreutils gzip util-linux gcc"
+vm="qemu-system-x86 seabios cpio kmod dpkg apt coreutils gzip xz-utils util-linux gcc"
 bench="fio bindfs python3"
 ldap="slapd ldap-utils openssl"
 test="$build check curl openssl golang-go ruby shellcheck debootstrap util-linux procps psmisc valgrind libclang-rt-14-dev clang python3-prometheus-client

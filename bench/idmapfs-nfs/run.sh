@@ -7,7 +7,9 @@
 # and the export is a tmpfs in it), BENCH_FILES the metadata files (500),
 # BENCH_TREE the tree's files (300). BENCH_NETEM delays every packet on
 # the guest's loopback by that much (tc netem, e.g. 0.5ms: a round trip of
-# 1 ms, as on a real network) for both kinds alike.
+# 1 ms, as on a real network) for both kinds alike. NFSV3_VM_KERNEL_SUITE=
+# bookworm-backports boots that suite's kernel (FUSE passthrough; see
+# test/vm/README.md).
 #
 #   bench/idmapfs-nfs/run.sh ops    the NFSv3 calls of one operation at a
 #                                   time instead (OPS_N of each, default 100)
@@ -18,8 +20,10 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cc -O2 -Wall -o "$tmp/iobench" "$top/bench/idmapfs-nfs/iobench.c"
 boot() {
-	NFSV3_BUILD=$build "$top/test/vm/boot.sh" -f /usr/bin/curl -f /usr/sbin/tc -f "$tmp/iobench:/vm/bin/iobench" \
+	NFSV3_BUILD=$build NFSV3_VM_KERNEL_SUITE=${NFSV3_VM_KERNEL_SUITE:-} \
+		"$top/test/vm/boot.sh" -f /usr/bin/curl -f /usr/sbin/tc -f "$tmp/iobench:/vm/bin/iobench" \
 		"$1" >"$tmp/out" 2>&1 || { tail -20 "$tmp/out"; exit 1; }
+	echo "kernel $(sed -n 's/.*init started (kernel \(.*\))$/\1/p' "$tmp/out")"
 }
 if [ "${1:-}" = ops ]; then
 	{ printf 'OPS_N=%s BENCH_NETEM=%s\n' "${OPS_N:-100}" "${BENCH_NETEM:-}"; cat "$top/bench/idmapfs-nfs/vm-case.sh"; } \

@@ -22,11 +22,14 @@
 # cannot run on this machine at all.
 #
 # env: NFSV3_BUILD           build tree (default: <repo>/build)
-#      NFSV3_VM_CACHE        see build.sh (also NFSV3_VM_KERNEL)
+#      NFSV3_VM_CACHE        see build.sh (also NFSV3_VM_KERNEL,
+#                            NFSV3_VM_KERNEL_SUITE: boot another suite's kernel,
+#                            e.g. bookworm-backports, and NFSV3_VM_NEED_PASSTHROUGH)
 #      NFSV3_VM_WATCHDOG     guest watchdog, s (default 60 + cases x case
 #                            timeout); the host kills qemu 30 s after it
 #      NFSV3_VM_CASE_TIMEOUT per-case limit in the guest, s (default 60)
-#      NFSV3_VM_LOG          console log (default $NFSV3_BUILD/vm/console.log)
+#      NFSV3_VM_LOG          console log (default $NFSV3_BUILD/vm/console.log,
+#                            console-SUITE.log with NFSV3_VM_KERNEL_SUITE)
 #      NFSV3_VM_APPEND       extra kernel command line
 set -euo pipefail
 vm_prog=vm-boot
@@ -37,7 +40,7 @@ top=$(cd "$here/../.." && pwd)
 build=${NFSV3_BUILD:-$top/build}
 case_timeout=${NFSV3_VM_CASE_TIMEOUT:-60}
 watchdog=${NFSV3_VM_WATCHDOG:-}
-log=${NFSV3_VM_LOG:-$build/vm/console.log}
+log=${NFSV3_VM_LOG:-$build/vm/console${NFSV3_VM_KERNEL_SUITE:+-$NFSV3_VM_KERNEL_SUITE}.log}
 
 extra=()
 while getopts f: opt; do

@@ -7,10 +7,18 @@
 # installed on the host.
 #
 # usage: build.sh            prints the base directory on stdout:
-#                            DIR/vmlinuz DIR/base.cpio.gz DIR/kver DIR/manifest
+#                            DIR/vmlinuz DIR/base.cpio.gz DIR/kver DIR/kpkg
+#                            DIR/config (the kernel's) DIR/manifest
 # env:   NFSV3_VM_CACHE      cache directory (default /var/cache/nfsv3driver-vm)
 #        NFSV3_VM_KERNEL     kernel package to use, e.g. linux-image-6.1.0-56-amd64
 #                            (default: what linux-image-amd64 depends on, resolved now)
+#        NFSV3_VM_KERNEL_SUITE  take the kernel (only: the userland stays the host's
+#                            suite, bookworm) from this suite of NFSV3_VM_KERNEL_MIRROR,
+#                            e.g. bookworm-backports, through a private apt
+#                            configuration in the cache (default: the host's apt sources)
+#        NFSV3_VM_KERNEL_MIRROR  that suite's archive (default http://deb.debian.org/debian)
+#        NFSV3_VM_NEED_PASSTHROUGH=1  fail unless the kernel has FUSE passthrough
+#                            (CONFIG_FUSE_PASSTHROUGH=y in its /boot/config-*)
 #        NFSV3_VM_REBUILD=1  rebuild the base image even if cached
 #
 # A warm cache (the .debs and the image for the same inputs) builds nothing and
@@ -42,58 +50,104 @@ binaries="rpcbind rpcinfo rpc.nfsd rpc.mountd exportfs rpc.statd sm-notify mount
 # sch_netem for the benchmarks' loopback delay (bench/idmapfs-nfs, BENCH_NETEM).
 modules="sunrpc grace lockd nfs_acl auth_rpcgss nfs nfsv3 nfsv4 nfsd fuse sch_netem"
 
+# One build at a time per cache: several checkouts (or engineers) may run
+# the stage at once on one machine (and share the kernel suite's package lists).
+exec 9>"$vm_cache/.lock"
+flock 9
+
+# apt for the userland: the host's sources. apt for the kernel: the same, or,
+# with NFSV3_VM_KERNEL_SUITE, a private configuration that knows only that
+# suite (its sources and package lists in the cache; the host's /etc/apt
+# sources, lists and pins are not read, nor changed).
 apt_opts=(-q -o APT::Sandbox::User=root)
+kapt_opts=("${apt_opts[@]}")
+ksuite=${NFSV3_VM_KERNEL_SUITE:-}
+if [ -n "$ksuite" ]; then
+	case $ksuite in
+	*[!a-z0-9-]*) vm_die "NFSV3_VM_KERNEL_SUITE=$ksuite is not a suite name (e.g. bookworm-backports)" ;;
+	esac
+	mirror=${NFSV3_VM_KERNEL_MIRROR:-http://deb.debian.org/debian}
+	kapt=$vm_cache/apt-$ksuite
+	mkdir -p "$kapt/lists/partial" "$kapt/parts" "$kapt/prefs"
+	signed=
+	[ -e /usr/share/keyrings/debian-archive-keyring.gpg ] && signed="[signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
+	echo "deb $signed$mirror $ksuite main" >"$kapt/sources.list.new"
+	cmp -s "$kapt/sources.list.new" "$kapt/sources.list" || rm -f "$kapt"/lists/*_Packages* "$kapt"/lists/*Release*
+	mv "$kapt/sources.list.new" "$kapt/sources.list"
+	kapt_opts+=(-o "Dir::Etc::SourceList=$kapt/sources.list" -o "Dir::Etc::SourceParts=$kapt/parts"
+		-o "Dir::State::Lists=$kapt/lists" -o "Dir::Etc::Preferences=$kapt/prefs/none"
+		-o "Dir::Etc::PreferencesParts=$kapt/prefs" -o Dir::State::status=/dev/null
+		-o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=)
+fi
+# Where the kernel comes from, for messages.
+kfrom=${ksuite:+" from $mirror $ksuite"}
 
 have_deb() { compgen -G "$debs/${1%%=*}_*.deb" >/dev/null; }
 
+# apt_update host|kernel: refresh that side's package lists, once per run.
 apt_updated=
 apt_update() {
-	[ -n "$apt_updated" ] && return 0
-	vm_log "apt-get update"
-	apt-get "${apt_opts[@]}" update -qq >&2 || vm_die "apt-get update failed: is Debian's archive reachable?"
-	apt_updated=1
+	case " $apt_updated " in *" $1 "*) return 0 ;; esac
+	if [ "$1" = kernel ] && [ -n "$ksuite" ]; then
+		vm_log "apt-get update (the kernel's suite, $mirror $ksuite)"
+		apt-get "${kapt_opts[@]}" update -qq >&2 || vm_die "apt-get update failed: is $mirror $ksuite reachable?"
+		touch "$kapt"/lists/*Release
+	else
+		vm_log "apt-get update"
+		apt-get "${apt_opts[@]}" update -qq >&2 || vm_die "apt-get update failed: is Debian's archive reachable?"
+	fi
+	apt_updated="$apt_updated $1"
 }
 
-# Download the packages not yet cached. A stale package list (a kernel that
-# left the archive) is refreshed once and retried.
+# fetch host|kernel PACKAGE...: download the packages not yet cached. A stale
+# package list (a kernel that left the archive) is refreshed once and retried.
 fetch() {
-	local want=() p
+	local side=$1 want=() p opts=("${apt_opts[@]}") from=
+	shift
+	[ "$side" = kernel ] && opts=("${kapt_opts[@]}") from=$kfrom
 	for p in "$@"; do have_deb "$p" || want+=("$p"); done
 	[ ${#want[@]} -eq 0 ] && return 0
-	vm_log "downloading ${want[*]}"
-	if ! (cd "$debs" && apt-get "${apt_opts[@]}" download "${want[@]}" >&2); then
-		apt_update
-		(cd "$debs" && apt-get "${apt_opts[@]}" download "${want[@]}" >&2) ||
-			vm_die "apt-get download ${want[*]} failed"
+	vm_log "downloading ${want[*]}$from"
+	if ! (cd "$debs" && apt-get "${opts[@]}" download "${want[@]}" >&2); then
+		apt_update "$side"
+		(cd "$debs" && apt-get "${opts[@]}" download "${want[@]}" >&2) ||
+			vm_die "apt-get download ${want[*]}$from failed"
 	fi
 }
 
-# The kernel: pinned, or what linux-image-amd64 depends on today.
+# The kernel: pinned, or what linux-image-amd64 depends on today (in the
+# kernel's suite).
 kpkg=${NFSV3_VM_KERNEL:-}
 if [ -z "$kpkg" ]; then
+	# Nothing else refreshes the suite's private lists: once a day, when the
+	# archive answers (a warm cache still builds offline with the old ones).
+	if [ -n "$ksuite" ] && [ -n "$(find "$kapt/lists" -maxdepth 1 -name '*Release' -mmin +1440)" ]; then
+		if apt-get "${kapt_opts[@]}" update -qq >&2; then
+			touch "$kapt"/lists/*Release
+			apt_updated=kernel
+		else
+			vm_log "warning: cannot refresh the package lists of $mirror $ksuite; using the old ones"
+		fi
+	fi
 	resolve_kernel() {
-		apt-cache depends linux-image-amd64 2>/dev/null |
+		apt-cache "${kapt_opts[@]}" depends linux-image-amd64 2>/dev/null |
 			sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n1
 	}
-	kpkg=$(resolve_kernel)
+	kpkg=$(resolve_kernel || true)
 	if [ -z "$kpkg" ]; then
-		apt_update
-		kpkg=$(resolve_kernel)
+		apt_update kernel
+		kpkg=$(resolve_kernel || true)
 	fi
-	[ -n "$kpkg" ] || vm_die "cannot resolve the package linux-image-amd64 depends on (set NFSV3_VM_KERNEL)"
+	[ -n "$kpkg" ] || vm_die "cannot resolve the package linux-image-amd64 depends on$kfrom (set NFSV3_VM_KERNEL)"
 fi
 case $kpkg in
 linux-image-*) ;;
 *) vm_die "NFSV3_VM_KERNEL=$kpkg is not a linux-image-* package" ;;
 esac
 
-# One build at a time per cache: several checkouts (or engineers) may run
-# the stage at once on one machine.
-exec 9>"$vm_cache/.lock"
-flock 9
-
+fetch kernel "$kpkg"
 # shellcheck disable=SC2086
-fetch "$kpkg" $packages
+fetch host $packages
 
 # The inputs of the image: this script and the exact .deb files.
 deb_files=()
@@ -104,14 +158,27 @@ for p in "$kpkg" $packages; do
 done
 key=$( { cat "$here/build.sh"; printf '%s\n' "${deb_files[@]##*/}"; } | sha256sum | cut -c1-16)
 out=$vm_cache/base-$key
+
+# need_passthrough DIR: with NFSV3_VM_NEED_PASSTHROUGH=1, the image's kernel
+# must have FUSE passthrough (Linux 6.9+, built with CONFIG_FUSE_PASSTHROUGH).
+need_passthrough() {
+	local c=$1/config fs pt
+	[ -n "${NFSV3_VM_NEED_PASSTHROUGH:-}" ] || return 0
+	grep -Eqx 'CONFIG_FUSE_FS=[ym]' "$c" && grep -qx 'CONFIG_FUSE_PASSTHROUGH=y' "$c" && return 0
+	fs=$(grep -E '^(# )?CONFIG_FUSE_FS[= ]' "$c" || echo "no CONFIG_FUSE_FS")
+	pt=$(grep -E '^(# )?CONFIG_FUSE_PASSTHROUGH[= ]' "$c" || echo "no CONFIG_FUSE_PASSTHROUGH")
+	vm_die "kernel $(cat "$1/kpkg")$kfrom has no FUSE passthrough ($fs; $pt in /boot/config-$(cat "$1/kver")): it needs Linux 6.9+ built with CONFIG_FUSE_PASSTHROUGH=y"
+}
+
 if [ -z "${NFSV3_VM_REBUILD:-}" ] && [ -s "$out/base.cpio.gz" ] && [ -s "$out/vmlinuz" ]; then
 	touch "$out"
+	need_passthrough "$out"
 	echo "$out"
 	exit 0
 fi
 
 start=$SECONDS
-vm_log "building base image $out (kernel $kpkg)"
+vm_log "building base image $out (kernel $kpkg$kfrom)"
 work=$(mktemp -d "$vm_cache/build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 stage=$work/stage root=$work/root
@@ -192,9 +259,17 @@ for m in $modules; do
 		vm_die "modprobe cannot resolve module $m for $kver"
 done | while read -r kind path _; do
 	[ "$kind" = insmod ] || continue
+	# Newer kernels ship modules compressed (6.12: .ko.xz); busybox's insmod
+	# takes them plain.
 	n=$(basename "$path")
+	case $n in
+	*.ko.xz) n=${n%.xz} unpack=(xz -dc) ;;
+	*.ko.zst) n=${n%.zst} unpack=(zstd -qdc) ;;
+	*.ko.gz) n=${n%.gz} unpack=(gzip -dc) ;;
+	*) unpack=(cat) ;;
+	esac
 	grep -qx "$n" "$root/modules/order" && continue
-	cp "$path" "$root/modules/$n"
+	"${unpack[@]}" "$path" >"$root/modules/$n" || vm_die "cannot unpack $path"
 	echo "$n" >>"$root/modules/order"
 done
 [ -s "$root/modules/order" ] || vm_die "no modules resolved"
@@ -226,6 +301,8 @@ ln -s /proc/self/mounts "$root/etc/mtab"
 
 mkdir -p "$out.tmp"
 cp "$kstage/boot/vmlinuz-$kver" "$out.tmp/vmlinuz"
+[ -e "$kstage/boot/config-$kver" ] || vm_die "$kdeb has no /boot/config-$kver"
+cp "$kstage/boot/config-$kver" "$out.tmp/config"
 echo "$kver" >"$out.tmp/kver"
 echo "$kpkg" >"$out.tmp/kpkg"
 (cd "$root" && find . | sed 's|^\./||' | sort >"$out.tmp/manifest")
@@ -239,4 +316,5 @@ touch "$kstage"
 find "$vm_cache" -maxdepth 1 \( -name 'base-*' -o -name 'kernel-*' \) ! -name "${out##*/}" \
 	! -name "${kstage##*/}" -mmin +1440 -exec rm -rf {} +
 vm_log "base image built in $((SECONDS - start)) s: $(du -h "$out/base.cpio.gz" | cut -f1) initramfs, kernel $kver"
+need_passthrough "$out"
 echo "$out"

@@ -10,7 +10,8 @@
 # 127.0.0.2: mounting it from here is refused). rpcbind, rpc.mountd and
 # rpc.statd run; no network device exists besides lo. Tools on PATH:
 # vm-lock (flock/fcntl lock without waiting), vm-runas UID GID CMD,
-# vm-oldkernel CMD (the new mount API fails with ENOSYS).
+# vm-oldkernel CMD (the new mount API fails with ENOSYS), vm-mmap (a shared
+# mapping's write or read), vm-io (a copy in paced steps).
 
 MOUNT_HELPER=$NFSV3_BUILD/libexec/nfsv3driver/nfsv3driver-mount
 DRIVER=$NFSV3_BUILD/bin/nfsv3driver

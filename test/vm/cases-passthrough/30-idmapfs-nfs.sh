@@ -1,0 +1,1 @@
+../cases/30-idmapfs-nfs.sh
