@@ -31,7 +31,7 @@ if [ "${1:-}" = ops ]; then
 	boot "$tmp/idmapfs-ops.sh"
 	echo "NFSv3 calls of ${OPS_N:-100} of each operation, in order, each on what the one before left"
 	grep -o 'bench op .*' "$tmp/out" |
-		awk '{ split($4, k, "="); printf "%-8s %-7s", $3, k[2]; for (i = 6; i <= NF; i++) printf " %s", $i; printf "\n" }' |
+		awk '{ split($4, k, "="); printf "%-10s %-7s", $3, k[2]; for (i = 6; i <= NF; i++) printf " %s", $i; printf "\n" }' |
 		awk '{ if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 } line[$1] = line[$1] $0 "\n" }
 		END { for (i = 1; i <= n; i++) printf "%s", line[order[i]] }'
 	exit 0

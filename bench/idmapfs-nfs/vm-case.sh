@@ -44,10 +44,12 @@ if [ -n "${OPS_N:-}" ]; then
 		dir=$N
 		[ $kind = mapped ] && dir=$M
 		vm-runas 2000 2000 mkdir "$dir/ops"
+		i=0
 		for op in create stat open read rewrite list rename unlink creat unlink mkdir rmdir; do
+			i=$((i + 1))
 			rpcs >/dev/null
 			out=$(vm-runas 2000 2000 $IO op "$dir/ops" $op "$OPS_N" 2>&1) || fail "$kind $op: $out"
-			echo "bench op $op kind=$kind $(rpcs)"
+			echo "bench op $(printf %02d $i)-$op kind=$kind $(rpcs)"
 		done
 	done
 	ok Unmount '{"Name":"native"}' >/dev/null
