@@ -4,7 +4,7 @@
 # (a) idmapfs negotiated passthrough (its idmapfs-pt sentry, which makes
 #     FUSE_DEV_IOC_BACKING_OPEN, runs beside it), and the data of 64 MiB
 #     written and read back never passes through it: its CPU ticks over the
-#     writes and over the reads are a tenth (reads) or a fifth (writes) of
+#     writes and over the reads are a tenth of
 #     what the same I/O costs it with --no-idmapfs-passthrough, or less; the
 #     data is right on the server and in what the app read, either way;
 # (b) the app reads and rewrites 1234's 0600 file through the binding, where
