@@ -110,6 +110,8 @@ void idmapfs_table_forget(struct idmapfs *fs, struct idmapfs_inode *inode, uint6
 /* Make the inode unfindable (its backing object is stale); references stay. */
 void idmapfs_table_unhash(struct idmapfs *fs, struct idmapfs_inode *inode);
 bool idmapfs_table_open(struct idmapfs *fs, struct idmapfs_inode *inode);
+/* Whether inode has open handles besides the caller's (another open, or a mapping of one). */
+bool idmapfs_table_shared(struct idmapfs *fs, struct idmapfs_inode *inode);
 /* Record st, a regular file's fresh backing attributes: IDMAPFS_DATA_* against what was recorded before. */
 enum idmapfs_data { IDMAPFS_DATA_UNKNOWN, IDMAPFS_DATA_SAME, IDMAPFS_DATA_CHANGED };
 enum idmapfs_data idmapfs_table_data_seen(struct idmapfs *fs, struct idmapfs_inode *inode, const struct stat *st);

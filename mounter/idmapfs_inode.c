@@ -197,6 +197,16 @@ bool idmapfs_table_open(struct idmapfs *fs, struct idmapfs_inode *inode)
 	return ok;
 }
 
+bool idmapfs_table_shared(struct idmapfs *fs, struct idmapfs_inode *inode)
+{
+	bool shared;
+
+	pthread_mutex_lock(&fs->table.lock);
+	shared = inode->opens > 1;
+	pthread_mutex_unlock(&fs->table.lock);
+	return shared;
+}
+
 static bool same_time(const struct timespec *a, const struct timespec *b)
 {
 	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;

@@ -755,10 +755,13 @@ void idmapfs_op_write(struct idmapfs_req *req, uint64_t ino, const char *data, s
 	}
 	/*
 	 * A write-only open writes past the kernel's page cache (direct_io):
-	 * pages another open of the file holds of that range go first. Never
-	 * for a write of cached pages, which the kernel holds locked meanwhile.
+	 * pages another open of the file (or its mapping) holds of that range
+	 * go (kernels before 6.6 leave them). Once all are closed the moved
+	 * mtime drops them at the next open. Never for a write of cached
+	 * pages, which the kernel holds locked meanwhile.
 	 */
-	if (done > 0 && (fi->flags & O_ACCMODE) == O_WRONLY && !fi->from_cache)
+	if (done > 0 && (fi->flags & O_ACCMODE) == O_WRONLY && !fi->from_cache &&
+	    idmapfs_table_shared(fs_of(req), inode_of(req, ino)))
 		notify_inval_data(req, ino, off, (off_t)done);
 	if (done == 0 && size > 0)
 		reply_err(req, n < 0 ? errno : EIO);
