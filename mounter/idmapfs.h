@@ -45,6 +45,7 @@ struct idmapfs_inode {
 	 * unless someone else has changed it since. Guarded by the table lock.
 	 */
 	bool data_known;
+	bool data_cached;            /* opened through the page cache: the kernel may hold pages */
 	struct timespec data_mtime, data_ctime;
 	off_t data_size;
 	bool hashed;                 /* findable by dev/ino; guarded by the table lock */
@@ -112,9 +113,14 @@ void idmapfs_table_unhash(struct idmapfs *fs, struct idmapfs_inode *inode);
 bool idmapfs_table_open(struct idmapfs *fs, struct idmapfs_inode *inode);
 /* Whether inode has open handles besides the caller's (another open, or a mapping of one). */
 bool idmapfs_table_shared(struct idmapfs *fs, struct idmapfs_inode *inode);
-/* Record st, a regular file's fresh backing attributes: IDMAPFS_DATA_* against what was recorded before. */
+/*
+ * Record st, a regular file's fresh backing attributes, and with caching
+ * that an open of it uses the page cache. SAME: as recorded before;
+ * CHANGED: not, and the kernel may hold pages of it; UNKNOWN otherwise.
+ */
 enum idmapfs_data { IDMAPFS_DATA_UNKNOWN, IDMAPFS_DATA_SAME, IDMAPFS_DATA_CHANGED };
-enum idmapfs_data idmapfs_table_data_seen(struct idmapfs *fs, struct idmapfs_inode *inode, const struct stat *st);
+enum idmapfs_data idmapfs_table_data_seen(struct idmapfs *fs, struct idmapfs_inode *inode, const struct stat *st,
+					  bool caching);
 void idmapfs_table_close(struct idmapfs *fs, struct idmapfs_inode *inode);
 struct idmapfs_inode *idmapfs_table_unpin(struct idmapfs *fs, const struct stat *st);
 

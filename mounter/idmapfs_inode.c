@@ -212,17 +212,19 @@ static bool same_time(const struct timespec *a, const struct timespec *b)
 	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
 }
 
-enum idmapfs_data idmapfs_table_data_seen(struct idmapfs *fs, struct idmapfs_inode *inode, const struct stat *st)
+enum idmapfs_data idmapfs_table_data_seen(struct idmapfs *fs, struct idmapfs_inode *inode, const struct stat *st,
+					  bool caching)
 {
 	enum idmapfs_data seen = IDMAPFS_DATA_UNKNOWN;
 
 	pthread_mutex_lock(&fs->table.lock);
-	if (inode->data_known)
-		seen = same_time(&inode->data_mtime, &st->st_mtim) && same_time(&inode->data_ctime, &st->st_ctim) &&
-				       inode->data_size == st->st_size
-			       ? IDMAPFS_DATA_SAME
-			       : IDMAPFS_DATA_CHANGED;
+	if (inode->data_known && same_time(&inode->data_mtime, &st->st_mtim) &&
+	    same_time(&inode->data_ctime, &st->st_ctim) && inode->data_size == st->st_size)
+		seen = IDMAPFS_DATA_SAME;
+	else if (inode->data_known && inode->data_cached)
+		seen = IDMAPFS_DATA_CHANGED;
 	inode->data_known = true;
+	inode->data_cached |= caching;
 	inode->data_mtime = st->st_mtim;
 	inode->data_ctime = st->st_ctim;
 	inode->data_size = st->st_size;

@@ -149,11 +149,13 @@ static int stat_cached(int dir_fd, const char *name, struct stat *st)
  * of the share, a write-only open of ours), the pages go now, before the
  * kernel hears the new attributes, as a plain NFS mount drops them when a
  * revalidation shows a change. A change of our own costs its pages too:
- * the backing's mtime moved and ours cannot be told from another's.
+ * the backing's mtime moved and ours cannot be told from another's. Only
+ * files opened through the page cache can have pages: a notify costs the
+ * kernel the attributes this answer brings, so the others are spared it.
  */
 static void check_data(struct idmapfs_req *req, struct idmapfs_inode *inode, uint64_t ino, const struct stat *st)
 {
-	if (inode->is_reg && idmapfs_table_data_seen(fs_of(req), inode, st) == IDMAPFS_DATA_CHANGED)
+	if (inode->is_reg && idmapfs_table_data_seen(fs_of(req), inode, st, false) == IDMAPFS_DATA_CHANGED)
 		notify_inval_data(req, ino, 0, 0);
 }
 
@@ -277,7 +279,7 @@ static void answer_attr(struct idmapfs_req *req, uint64_t ino, struct idmapfs_in
 		return;
 	}
 	if (own_change && inode->is_reg)
-		idmapfs_table_data_seen(fs, inode, &st);
+		idmapfs_table_data_seen(fs, inode, &st, false);
 	else
 		check_data(req, inode, ino, &st);
 	map_attr(fs, &st);
@@ -645,11 +647,12 @@ static void set_open_flags(struct idmapfs *fs, struct idmapfs_file *fi, struct i
 static void keep_unchanged(struct idmapfs *fs, struct idmapfs_file *fi, struct idmapfs_inode *inode, int fd)
 {
 	struct stat st;
+	bool caching;
 
 	if (!inode->is_reg || stat_cached(fd, "", &st) != 0)
 		return;
-	fi->keep_cache = idmapfs_table_data_seen(fs, inode, &st) == IDMAPFS_DATA_SAME && !fi->direct_io &&
-			 !fi->passthrough;
+	caching = !fi->direct_io && !fi->passthrough;
+	fi->keep_cache = idmapfs_table_data_seen(fs, inode, &st, caching) == IDMAPFS_DATA_SAME && caching;
 }
 
 /* An open the kernel did not take (interrupted) or that ended: undo what open counted. */
@@ -724,6 +727,7 @@ void idmapfs_op_create(struct idmapfs_req *req, uint64_t parent, const char *nam
 	/* A new file cannot be gone yet; release uncounts it all the same. */
 	idmapfs_table_open(fs_of(req), inode);
 	set_open_flags(fs_of(req), fi, inode, fd);
+	keep_unchanged(fs_of(req), fi, inode, fd);
 	if (reply_create(req, &e, fi) == -ENOENT) {
 		end_open(fs_of(req), inode, fi->fh);
 		idmapfs_table_forget(fs_of(req), inode, 1);
