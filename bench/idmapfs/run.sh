@@ -17,6 +17,8 @@
 #
 # Needs root (mounts, drop_caches), fio, bindfs, python3; the idmapfs binary
 # from NFSV3_BUILD (default build/), and its bench/floor (floor.c) if built.
+# IDMAPFS_BEFORE=BINARY adds a column "before": that idmapfs (an earlier
+# build, say) with passthrough=off, to compare with nopt in the same run.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -34,13 +36,14 @@ done
 
 work=$(mktemp -d "${1:-/var/tmp}/idmapfs-bench.XXXXXX")
 chmod 755 "$work"
-idmapfs_pid= nopt_pid=
+idmapfs_pid= nopt_pid= before_pid=
+before=${IDMAPFS_BEFORE:-}
+[ -z "$before" ] || [ -x "$before" ] || { echo "run.sh: IDMAPFS_BEFORE=$before is not an executable" >&2; exit 1; }
 cleanup() {
 	set +e
-	[ -n "$idmapfs_pid" ] && kill -TERM "$idmapfs_pid"
-	[ -n "$nopt_pid" ] && kill -TERM "$nopt_pid"
+	for pid in $idmapfs_pid $nopt_pid $before_pid; do kill -TERM "$pid"; done
 	mountpoint -q "$work/bindfs" && umount -l "$work/bindfs"
-	for vol in vol nopt; do
+	for vol in vol nopt before; do
 		for _ in $(seq 50); do
 			mountpoint -q "$work/root/$vol" || break
 			sleep 0.1
@@ -48,7 +51,7 @@ cleanup() {
 		mountpoint -q "$work/root/$vol" && umount -l "$work/root/$vol"
 	done
 	# The servers hold fds on the data file system until they have exited.
-	for pid in $idmapfs_pid $nopt_pid; do
+	for pid in $idmapfs_pid $nopt_pid $before_pid; do
 		for _ in $(seq 50); do
 			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.1
@@ -66,9 +69,9 @@ if [ "${OWN_FS:-1}" = 1 ]; then
 	mkfs.ext4 -q "$work/data.img"
 	mount -o loop "$work/data.img" "$work/data"
 fi
-mkdir -p "$work/data/native" "$work/data/back" "$work/data/nback" "$work/data/bback"
+mkdir -p "$work/data/native" "$work/data/back" "$work/data/nback" "$work/data/bback" "$work/data/oback"
 chown $app:$app "$work/data/native"
-chown $bound:$bound "$work/data/back" "$work/data/nback" "$work/data/bback"
+chown $bound:$bound "$work/data/back" "$work/data/nback" "$work/data/bback" "$work/data/oback"
 
 # idmapfs: the helper as the daemon starts it, ready when it says so.
 exec {ready}< <("$idmapfs" "$work/root" "$work/data/back" vol $bound $bound $app $app rw & echo "pid $!"; wait)
@@ -80,6 +83,13 @@ exec {ready2}< <("$idmapfs" "$work/root" "$work/data/nback" nopt $bound $bound $
 read -r _ nopt_pid <&$ready2
 read -r line <&$ready2
 [ "$line" = ready ] || { echo "run.sh: idmapfs passthrough=off did not start" >&2; exit 1; }
+if [ -n "$before" ]; then
+	exec {ready3}< <("$before" "$work/root" "$work/data/oback" before $bound $bound $app $app rw passthrough=off &
+		echo "pid $!"; wait)
+	read -r _ before_pid <&$ready3
+	read -r line <&$ready3
+	[ "$line" = ready ] || { echo "run.sh: $before did not start" >&2; exit 1; }
+fi
 passthrough=no
 pgrep -P "$idmapfs_pid" -x idmapfs-pt >/dev/null && passthrough=yes
 # bindfs with the same mapping: bound ids on disk show as the app's.
@@ -87,8 +97,9 @@ bindfs -o allow_other --map=$bound/$app:@$bound/@$app "$work/data/bback" "$work/
 bindfs_pid=$(pgrep -n -x bindfs)
 
 declare -A target=([native]=$work/data/native [idmapfs]=$work/root/vol [nopt]=$work/root/nopt
-	[bindfs]=$work/bindfs)
+	[bindfs]=$work/bindfs [before]=$work/root/before)
 kinds=(native idmapfs nopt bindfs)
+[ -n "$before" ] && kinds+=(before)
 declare -A result
 
 as_app() { setpriv --reuid $app --regid $app --clear-groups "$@"; }
@@ -172,6 +183,7 @@ for kind in "${kinds[@]}"; do
 	[ $kind = idmapfs ] && echo 5 > "/proc/$idmapfs_pid/clear_refs"
 	[ $kind = nopt ] && echo 5 > "/proc/$nopt_pid/clear_refs"
 	[ $kind = bindfs ] && echo 5 > "/proc/$bindfs_pid/clear_refs"
+	[ $kind = before ] && echo 5 > "/proc/$before_pid/clear_refs"
 	as_app fio --name=randrw --directory="$dir" --size=256M --rw=randrw --bs=4k \
 		--ioengine=psync --numjobs=2 --runtime=$fio_seconds --time_based --group_reporting \
 		--output-format=json > "$work/fio.$kind.json"
@@ -183,17 +195,20 @@ done
 idmapfs_rss=$(awk '/VmHWM/ { print $2 }' "/proc/$idmapfs_pid/status")
 nopt_rss=$(awk '/VmHWM/ { print $2 }' "/proc/$nopt_pid/status")
 bindfs_rss=$(awk '/VmHWM/ { print $2 }' "/proc/$bindfs_pid/status")
+before_rss=${before_pid:+$(awk '/VmHWM/ { print $2 }' "/proc/$before_pid/status")}
 
 ratio() { python3 -c "print(f'{$1 / $2:.2f}x')"; }
-echo "idmapfs: passthrough $passthrough (kernel $(uname -r)); nopt: idmapfs with passthrough=off"
-printf '%-34s %9s %9s %9s %9s %9s %9s %9s\n' workload native idmapfs nopt bindfs idmapfs/n nopt/n bindfs/n
+echo "idmapfs: passthrough $passthrough (kernel $(uname -r)); nopt: idmapfs with passthrough=off${before:+; before: $before, passthrough=off}"
+printf '%-34s' workload
+for kind in "${kinds[@]}"; do printf ' %9s' "$kind"; done
+for kind in "${kinds[@]:1}"; do printf ' %9s' "$kind/n"; done
+echo
 row() {
-	local key=$1 label=$2
-	printf '%-34s %9s %9s %9s %9s %9s %9s %9s\n' "$label" "${result[native.$key]}" "${result[idmapfs.$key]}" \
-		"${result[nopt.$key]}" "${result[bindfs.$key]}" \
-		"$(ratio "${result[idmapfs.$key]}" "${result[native.$key]}")" \
-		"$(ratio "${result[nopt.$key]}" "${result[native.$key]}")" \
-		"$(ratio "${result[bindfs.$key]}" "${result[native.$key]}")"
+	local key=$1 label=$2 kind
+	printf '%-34s' "$label"
+	for kind in "${kinds[@]}"; do printf ' %9s' "${result[$kind.$key]}"; done
+	for kind in "${kinds[@]:1}"; do printf ' %9s' "$(ratio "${result[$kind.$key]}" "${result[native.$key]}")"; done
+	echo
 }
 row write "seq write ${seq_mib} MiB + fsync (s)"
 row read "seq read ${seq_mib} MiB, cold (s)"
@@ -203,7 +218,7 @@ row untar "untar $tree_files files (s)"
 row readback "read back $tree_files files, cold (s)"
 row fio "fio 4k randrw ${fio_seconds}s (IOPS)"
 echo
-echo "peak RSS under fio: idmapfs ${idmapfs_rss} KiB, nopt ${nopt_rss} KiB, bindfs ${bindfs_rss} KiB"
+echo "peak RSS under fio: idmapfs ${idmapfs_rss} KiB, nopt ${nopt_rss} KiB, bindfs ${bindfs_rss} KiB${before:+, before $before_rss KiB}"
 echo "idmapfs CPU per GiB moved (seq write + read): ${idmapfs_cpu_seq} s"
 
 # What no FUSE layer can go below on this machine, on the same file system.
