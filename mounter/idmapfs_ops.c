@@ -153,9 +153,11 @@ static int stat_cached(int dir_fd, const char *name, struct stat *st)
  * files opened through the page cache can have pages: a notify costs the
  * kernel the attributes this answer brings, so the others are spared it.
  */
-static void check_data(struct idmapfs_req *req, struct idmapfs_inode *inode, uint64_t ino, const struct stat *st)
+static void check_data(struct idmapfs_req *req, struct idmapfs_inode *inode, uint64_t ino, const struct stat *st,
+		       bool may_notify)
 {
-	if (inode->is_reg && idmapfs_table_data_seen(fs_of(req), inode, st, false) == IDMAPFS_DATA_CHANGED)
+	if (inode->is_reg && idmapfs_table_data_seen(fs_of(req), inode, st, false) == IDMAPFS_DATA_CHANGED &&
+	    may_notify)
 		notify_inval_data(req, ino, 0, 0);
 }
 
@@ -171,7 +173,7 @@ static int enter(struct idmapfs_req *req, int fd, struct idmapfs_entry *e)
 	e->ino = (uintptr_t)inode == (uintptr_t)&fs->root ? IDMAPFS_ROOT_ID : (uintptr_t)inode;
 	e->attr_timeout = fs->attr_timeout;
 	e->entry_timeout = fs->entry_timeout;
-	check_data(req, inode, e->ino, &e->attr);
+	check_data(req, inode, e->ino, &e->attr, true);
 	return 0;
 }
 
@@ -278,10 +280,7 @@ static void answer_attr(struct idmapfs_req *req, uint64_t ino, struct idmapfs_in
 		reply_err(req, note_error(req, inode, err));
 		return;
 	}
-	if (own_change && inode->is_reg)
-		idmapfs_table_data_seen(fs, inode, &st, false);
-	else
-		check_data(req, inode, ino, &st);
+	check_data(req, inode, ino, &st, !own_change);
 	map_attr(fs, &st);
 	reply_attr(req, &st, fs->attr_timeout);
 }
@@ -599,6 +598,25 @@ bool idmapfs_flushes(unsigned long fs_type)
 }
 
 /*
+ * keep_cache: the pages the kernel holds of a file are kept at open when
+ * the file is as idmapfs last saw it, as a plain NFS mount keeps its cache
+ * when the open's revalidation shows no change (close-to-open); otherwise
+ * the open drops them. The attributes are the ones the open just fetched
+ * (on NFS the reopen revalidates them). Not for direct I/O or passthrough
+ * opens, which use no pages of ours (keep_cache would defeat passthrough).
+ */
+static void keep_unchanged(struct idmapfs *fs, struct idmapfs_file *fi, struct idmapfs_inode *inode, int fd)
+{
+	struct stat st;
+	bool caching;
+
+	if (!inode->is_reg || stat_cached(fd, "", &st) != 0)
+		return;
+	caching = !fi->direct_io && !fi->passthrough;
+	fi->keep_cache = idmapfs_table_data_seen(fs, inode, &st, caching) == IDMAPFS_DATA_SAME && caching;
+}
+
+/*
  * How the kernel is to treat a file just opened on backing fd (on device
  * dev):
  *
@@ -634,25 +652,7 @@ static void set_open_flags(struct idmapfs *fs, struct idmapfs_file *fi, struct i
 	if (fi->passthrough)
 		fi->fh |= IDMAPFS_FH_PASSTHROUGH;
 	fi->direct_io = !fi->passthrough && (fi->flags & O_ACCMODE) == O_WRONLY;
-}
-
-/*
- * keep_cache: the pages the kernel holds of a file are kept at open when
- * the file is as idmapfs last saw it, as a plain NFS mount keeps its cache
- * when the open's revalidation shows no change (close-to-open); otherwise
- * the open drops them. The attributes are the ones the open just fetched
- * (on NFS the reopen revalidates them). Not for direct I/O or passthrough
- * opens, which use no pages of ours (keep_cache would defeat passthrough).
- */
-static void keep_unchanged(struct idmapfs *fs, struct idmapfs_file *fi, struct idmapfs_inode *inode, int fd)
-{
-	struct stat st;
-	bool caching;
-
-	if (!inode->is_reg || stat_cached(fd, "", &st) != 0)
-		return;
-	caching = !fi->direct_io && !fi->passthrough;
-	fi->keep_cache = idmapfs_table_data_seen(fs, inode, &st, caching) == IDMAPFS_DATA_SAME && caching;
+	keep_unchanged(fs, fi, inode, fd);
 }
 
 /* An open the kernel did not take (interrupted) or that ended: undo what open counted. */
@@ -691,7 +691,6 @@ void idmapfs_op_open(struct idmapfs_req *req, uint64_t ino, struct idmapfs_file 
 	}
 	fi->fh = (uint64_t)fd;
 	set_open_flags(fs_of(req), fi, inode, fd);
-	keep_unchanged(fs_of(req), fi, inode, fd);
 	if (reply_open(req, fi) == -ENOENT)
 		end_open(fs_of(req), inode, fi->fh);
 }
@@ -727,7 +726,6 @@ void idmapfs_op_create(struct idmapfs_req *req, uint64_t parent, const char *nam
 	/* A new file cannot be gone yet; release uncounts it all the same. */
 	idmapfs_table_open(fs_of(req), inode);
 	set_open_flags(fs_of(req), fi, inode, fd);
-	keep_unchanged(fs_of(req), fi, inode, fd);
 	if (reply_create(req, &e, fi) == -ENOENT) {
 		end_open(fs_of(req), inode, fi->fh);
 		idmapfs_table_forget(fs_of(req), inode, 1);
@@ -760,7 +758,8 @@ void idmapfs_op_write(struct idmapfs_req *req, uint64_t ino, const char *data, s
 	/*
 	 * A write-only open writes past the kernel's page cache (direct_io):
 	 * pages another open of the file (or its mapping) holds of that range
-	 * go (kernels before 6.6 leave them). Once all are closed the moved
+	 * go (6.18 drops them itself; older kernels may not, unchecked here).
+	 * Once all are closed the moved
 	 * mtime drops them at the next open. Never for a write of cached
 	 * pages, which the kernel holds locked meanwhile.
 	 */

@@ -940,6 +940,7 @@ static bool change_behind(const char *name, char c)
 static int client_page_cache(void)
 {
 	int fd, reader, writer, kept;
+	struct stat st;
 
 	fd = open(in(mnt, "cached"), O_RDWR | O_CREAT | O_TRUNC, 0666);
 	EXPECT(fd >= 0 && fill(fd, 'a') && fchmod(fd, 0666) == 0 && close(fd) == 0);
@@ -960,7 +961,6 @@ static int client_page_cache(void)
 	EXPECT(fd >= 0 && reads_as(fd, 'b'));
 	/* Changed while open: a stat that shows the change drops the old pages. */
 	EXPECT(change_behind("cached", 'c'));
-	struct stat st;
 	EXPECT(fstat(fd, &st) == 0 && reads_as(fd, 'c') && close(fd) == 0);
 	/* A write-only open of ours overwrites pages a reader holds: the reader sees the new data. */
 	reader = open(in(mnt, "cached"), O_RDONLY);

@@ -34,12 +34,12 @@ for f in /usr/bin/curl; do
 done
 
 passed=0 failed=0 ok=1 took=() start=$SECONDS
-# boot NCASES ENV... -- CASE...: one boot; its counts added to the totals.
+# boot ENV... -- CASE...: one boot; its counts added to the totals.
 boot() {
-	local n=$1 vars=() rc t0=$SECONDS p f missing kernel
-	shift
+	local n vars=() rc t0=$SECONDS p f missing kernel
 	while [ "$1" != -- ]; do vars+=("$1"); shift; done
 	shift
+	n=$#
 	env "${vars[@]}" "$here/boot.sh" "${extra[@]}" "$@" | tee "$out"
 	rc=${PIPESTATUS[0]}
 	[ "$rc" = 77 ] && exit 77
@@ -55,12 +55,12 @@ boot() {
 	passed=$((passed + p)) failed=$((failed + f))
 	[ "$rc" = 0 ] && [ "$f" = 0 ] && [ "$p" -gt 0 ] || ok=
 }
-boot ${#cases[@]} -- "${cases[@]}"
+boot -- "${cases[@]}"
 if [ ${#pt_cases[@]} -gt 0 ]; then
 	# An NFSV3_VM_LOG given for the stage: the second console beside it.
 	pt_log=()
 	[ -n "${NFSV3_VM_LOG:-}" ] && pt_log=("NFSV3_VM_LOG=${NFSV3_VM_LOG%.log}-$pt_suite.log")
-	boot ${#pt_cases[@]} NFSV3_VM_KERNEL_SUITE="$pt_suite" NFSV3_VM_KERNEL="${NFSV3_VM_PT_KERNEL:-}" \
+	boot NFSV3_VM_KERNEL_SUITE="$pt_suite" NFSV3_VM_KERNEL="${NFSV3_VM_PT_KERNEL:-}" \
 		NFSV3_VM_NEED_PASSTHROUGH=1 "${pt_log[@]}" -- "${pt_cases[@]}"
 else
 	echo "vm: no FUSE passthrough boot (NFSV3_VM_PT_SUITE=$pt_suite)"
